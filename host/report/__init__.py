@@ -1,0 +1,117 @@
+"""Reports from the device agent's results: tables, plots, Markdown + HTML + summary.csv.
+
+    paths = build_report([Path("results/run-1")], Path("results/run-1"))
+    print(paths.headline)
+
+load.py finds and reads results.csv files, tables.py computes the comparisons and views,
+plots.py draws the PNGs, render.py writes Markdown and HTML."""
+from __future__ import annotations
+
+import datetime as _dt
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edgebench.host.errors import UserError
+from edgebench.host.report import plots as _plots
+from edgebench.host.report import render as _render
+from edgebench.host.report import tables as _tables
+from edgebench.host.report.load import ResultSet, load_results
+
+__all__ = ["ReportPaths", "build_report", "headline_table", "load_results", "ResultSet"]
+
+SUMMARY_FILE = "summary.csv"
+MARKDOWN_FILE = "report.md"
+HTML_FILE = "report.html"
+
+
+@dataclass
+class ReportPaths:
+    """Where the report went, and its headline table as text (for the terminal)."""
+    out_dir: Path
+    markdown: Path
+    html: Path
+    summary_csv: Path
+    plots: list[Path] = field(default_factory=list)
+    headline: str = ""
+    rows: int = 0
+    devices: list[str] = field(default_factory=list)
+
+
+def headline_table(result_dirs: list[Path]) -> str:
+    """The headline table (per device: model, recipe, threads, size, accuracy, Δ, p50, speedup,
+    flags) as plain text, straight from results folders."""
+    return _tables.headline(_tables.build_summary(load_results(result_dirs).rows))
+
+
+def _document(rs: ResultSet, summary, plots: dict[str, Path], out_dir: Path) -> _render.Document:
+    devs = _tables.devices(summary)
+    now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    blocks: list = [
+        ("p", f"Generated {now} from {len(rs.sources)} result file(s), {len(summary)} row(s) on "
+              f"{len(devs)} device(s)."),
+        ("h1", "Environment"),
+        ("table", _render.environment_table(rs.rows, rs.env)),
+        ("h1", "Results per device"),
+        ("p", "One row per model × recipe × thread count. Latencies time invoke() only; p50/p90 "
+              "are percentiles over the timed runs. Speedup = p50 of the same model's fp32 ÷ this "
+              "p50, and Δ accuracy = this − fp32 (percentage points), both against fp32 on the "
+              "same device, in the same run, with the same threads; empty where that fp32 row is "
+              "missing or failed. Flags: error (with the reason), throttled (the device reported "
+              "throttling during the row), emulated (run under an emulator: timings not "
+              "representative)."),
+    ]
+    for dev in devs:
+        blocks += [("h2", dev), ("table", _tables.device_table(summary, dev))]
+    paper = _tables.paper_view(summary)
+    if paper:
+        blocks += [("h1", "Accuracy by model and recipe (the paper's view)"),
+                   ("p", "Accuracy (%) on the test set; rows are models, columns recipes.")]
+        for label, table in paper.items():
+            if len(devs) > 1:
+                blocks.append(("h2", label))
+            blocks.append(("table", table))
+    cross = _tables.cross_device_view(summary)
+    if not cross.empty:
+        blocks += [("h1", "Across devices"),
+                   ("p", "The same model and recipe side by side, each device at its largest "
+                         "thread count. Compare latencies across devices with care: speedups "
+                         "are only computed within one run on one device."),
+                   ("table", cross)]
+    if plots:
+        blocks.append(("h1", "Plots"))
+        for caption, path in plots.items():
+            blocks.append(("img", caption, path))
+    # Relative paths, so a report committed or copied with its results does not name this host.
+    notes = list(rs.notes) + [f"{dev}: {os.path.relpath(path, out_dir)}"
+                              for dev, path in rs.sources.items()]
+    blocks += [("h1", "Sources and notes"), ("ul", notes)]
+    return _render.Document(title="edgebench report", blocks=blocks)
+
+
+def build_report(result_dirs: list[Path], out_dir: Path | None = None) -> ReportPaths:
+    """Read every results.csv under result_dirs and write report.md, report.html, summary.csv and
+    the PNG plots into out_dir (default: the first of result_dirs)."""
+    result_dirs = [Path(p) for p in result_dirs]
+    rs = load_results(result_dirs)
+    if out_dir is None:
+        first = result_dirs[0]
+        out_dir = first.parent if first.is_file() else first
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError(f"{out_dir}: exists and is not a folder")
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    summary = _tables.build_summary(rs.rows)
+    summary_csv = out_dir / SUMMARY_FILE
+    summary.to_csv(summary_csv, index=False)
+    plots = _plots.make_plots(summary, out_dir)
+    doc = _document(rs, summary, plots, out_dir)
+    markdown = out_dir / MARKDOWN_FILE
+    markdown.write_text(_render.to_markdown(doc, out_dir), encoding="utf-8")
+    html_path = out_dir / HTML_FILE
+    html_path.write_text(_render.to_html(doc), encoding="utf-8")
+    return ReportPaths(out_dir=out_dir, markdown=markdown, html=html_path,
+                       summary_csv=summary_csv, plots=list(plots.values()),
+                       headline=_tables.headline(summary), rows=len(summary),
+                       devices=_tables.devices(summary))

@@ -1,0 +1,34 @@
+"""`bench-host report RESULTS_DIR…`: tables, plots, Markdown + HTML + summary.csv from the
+results.csv files the device agent wrote (one run or several, one device or many)."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "report",
+        help="latency-vs-accuracy tables, Pareto plot, Markdown + HTML from results folders",
+        description="Build report.md, report.html (self-contained), summary.csv and PNG plots "
+                    "from the results.csv files found under the given folders: a target folder, "
+                    "a run folder (results/<run-id>/) or a whole results root.",
+    )
+    p.add_argument("results", nargs="+", type=Path, metavar="RESULTS_DIR",
+                   help="folder(s) holding results.csv files, searched recursively")
+    p.add_argument("--out", type=Path, default=None, metavar="DIR",
+                   help="where to write the report (default: the first RESULTS_DIR)")
+    p.add_argument("--quiet", action="store_true", help="print only the report's path")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from edgebench.host.report import build_report  # pandas/matplotlib: only when reporting
+
+    paths = build_report(args.results, args.out)
+    if not args.quiet:
+        print(paths.headline)
+        print()
+    print(f"report: {paths.markdown}  ({paths.html.name}, {paths.summary_csv.name}, "
+          f"{len(paths.plots)} plot(s); {paths.rows} row(s) from {len(paths.devices)} device(s))")
+    return 0

@@ -1,0 +1,190 @@
+"""Find the device agent's results.csv files under the folders the user names and read them into
+one table, one row per model × thread count per device and run.
+
+The CSV contract (columns, schema version) is defined once in the SCHEMA block of
+`edgebench.device.agent`; this module only checks files against it."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from edgebench.device.agent import RESULT_COLUMNS, RESULTS_SCHEMA_VERSION
+from edgebench.host.errors import UserError
+
+RESULTS_FILE = "results.csv"
+ENV_FILE = "env.json"
+
+NUMERIC_COLUMNS = (
+    "schema_version", "file_size_mb", "threads", "load_ms", "first_inference_ms", "warmup_runs",
+    "count", "mean_ms", "std_ms", "min_ms", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms",
+    "rss_before_mb", "rss_after_load_mb", "peak_rss_mb", "n_test", "accuracy", "sensitivity",
+    "specificity", "auc", "tn", "fp", "fn", "tp", "agreement", "temp_before_c", "temp_after_c",
+    "cores", "freq_mhz",
+)
+BOOL_COLUMNS = ("throttled", "emulated")  # absent sensor = not flagged
+_TRUE = {"1", "true", "yes", "y", "t", "on"}
+_FALSE = {"0", "false", "no", "n", "f", "off"}
+
+# env.json keys that name the target better than its folder does (deploy may write one of these).
+_NAME_KEYS = ("target", "target_name", "device_name")
+
+
+@dataclass
+class ResultSet:
+    """Every result row found, plus what the report needs to say about where they came from."""
+    rows: pd.DataFrame                          # RESULT_COLUMNS + device, source
+    env: dict[str, dict] = field(default_factory=dict)   # device label -> env.json (or {})
+    sources: dict[str, Path] = field(default_factory=dict)  # device label -> results.csv
+    notes: list[str] = field(default_factory=list)          # skipped/empty files, deduplication
+
+
+def find_results(paths: list[Path]) -> list[Path]:
+    """Every results.csv under the given folders (a target, run or results-root folder, or the
+    file itself), each once, in a stable order."""
+    if not paths:
+        raise UserError("give at least one results folder")
+    found: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if not path.exists():
+            raise UserError(f"{path}: no such file or folder")
+        if path.is_file():
+            if path.name != RESULTS_FILE:
+                raise UserError(f"{path}: expected a folder or a {RESULTS_FILE}")
+            hits = [path]
+        else:
+            if not any(path.iterdir()):
+                raise UserError(f"{path}: the folder is empty (no {RESULTS_FILE} to report on)")
+            hits = sorted(p for p in path.rglob(RESULTS_FILE) if p.is_file())
+            if not hits:
+                raise UserError(f"{path}: no {RESULTS_FILE} found in this folder or below it; "
+                                f"point at a run folder written by `bench-host deploy`")
+        for hit in hits:
+            if hit.resolve() not in {f.resolve() for f in found}:
+                found.append(hit)
+    return found
+
+
+def _parse_bool(series: pd.Series) -> pd.Series:
+    return series.map(lambda v: str(v).strip().lower() in _TRUE if pd.notna(v) else False)
+
+
+def _parse_tristate(series: pd.Series) -> pd.Series:
+    """on/off (the agent writes xnnpack so), true/false, or unknown when blank."""
+    def one(v):
+        text = str(v).strip().lower() if pd.notna(v) else ""
+        return True if text in _TRUE else False if text in _FALSE else pd.NA
+    return series.map(one).astype("boolean")
+
+
+def read_results_csv(path: Path) -> pd.DataFrame:
+    """One results.csv as a DataFrame with numeric and boolean columns typed; refuses files of a
+    newer schema and files missing columns of the current one."""
+    if path.stat().st_size == 0:
+        return pd.DataFrame(columns=list(RESULT_COLUMNS))
+    try:
+        # Everything as text first: error messages and hashes must not be coerced.
+        df = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"{path}: not a readable CSV ({first})") from None
+    if "schema_version" not in df.columns:
+        raise UserError(f"{path}: no schema_version column; not a results file of the edgebench "
+                        f"agent")
+    versions = pd.to_numeric(df["schema_version"], errors="coerce")
+    if versions.isna().any():
+        raise UserError(f"{path}: schema_version must be a whole number in every row")
+    newest = int(versions.max()) if len(versions) else RESULTS_SCHEMA_VERSION
+    if newest > RESULTS_SCHEMA_VERSION:
+        raise UserError(f"{path}: results schema version {newest} is newer than this edgebench "
+                        f"reads ({RESULTS_SCHEMA_VERSION}); upgrade edgebench on this host")
+    missing = [c for c in RESULT_COLUMNS if c not in df.columns]
+    if missing:
+        raise UserError(f"{path}: missing required column(s): {', '.join(missing)}")
+    for col in NUMERIC_COLUMNS:
+        df[col] = pd.to_numeric(df[col], errors="coerce")
+    for col in BOOL_COLUMNS:
+        df[col] = _parse_bool(df[col])
+    df["xnnpack"] = _parse_tristate(df["xnnpack"])
+    df["status"] = df["status"].fillna("error").str.strip().str.lower()
+    # The agent names models "<architecture>.<recipe>"; older hand-made rows may omit one of them.
+    model = df["model"].fillna("")
+    df["architecture"] = df["architecture"].fillna(model.str.split(".").str[0])
+    df["recipe"] = df["recipe"].fillna(model.str.split(".").str[-1]).str.strip().str.lower()
+    return df[list(RESULT_COLUMNS)]
+
+
+def _read_env(folder: Path) -> dict:
+    env_path = folder / ENV_FILE
+    if not env_path.is_file():
+        return {}
+    try:
+        env = json.loads(env_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}  # the CSV rows carry the environment too; a broken env.json costs nothing
+    return env if isinstance(env, dict) else {}
+
+
+def _device_name(folder: Path, env: dict) -> str:
+    for key in _NAME_KEYS:
+        value = env.get(key)
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+    return folder.name
+
+
+def _dedupe(df: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """A resumed run may hold an error row and a later retry of the same model: keep the last
+    successful row per configuration (the agent's own resume key), or the last row if none
+    succeeded."""
+    if df.empty:
+        return df, 0
+    key = ["model", "sha256", "threads", "xnnpack", "runtime"]
+    ranked = df.assign(_ok=(df["status"] == "ok").astype(int), _pos=range(len(df)))
+    keep = ranked.sort_values(["_ok", "_pos"]).groupby(key, dropna=False, sort=False).tail(1)
+    keep = keep.sort_values("_pos").drop(columns=["_ok", "_pos"])
+    return keep, len(df) - len(keep)
+
+
+def load_results(paths: list[Path]) -> ResultSet:
+    """Read every results.csv under `paths` into one ResultSet; each file's rows get a `device`
+    label (the target folder's name, or env.json's name for it, with the run id added when the
+    same device appears in several runs)."""
+    files = find_results([Path(p) for p in paths])
+    frames, envs, notes = [], [], []
+    for csv_path in files:
+        df = read_results_csv(csv_path)
+        env = _read_env(csv_path.parent)
+        if df.empty:
+            notes.append(f"{csv_path}: no result rows (the run may have stopped before the first "
+                         f"model finished)")
+            continue
+        df, dropped = _dedupe(df)
+        if dropped:
+            notes.append(f"{csv_path}: {dropped} superseded row(s) of a resumed run left out")
+        df["device"] = _device_name(csv_path.parent, env)
+        df["source"] = str(csv_path)
+        frames.append(df)
+        envs.append(env)
+    if not frames:
+        raise UserError(f"no result rows in {', '.join(str(f) for f in files)}")
+
+    # One label per (device, run): the same board measured in two runs must stay two groups,
+    # because a speedup is only meaningful within one run.
+    runs_per_device: dict[str, set] = {}
+    for df in frames:
+        runs_per_device.setdefault(df["device"].iloc[0], set()).update(df["run_id"].fillna(""))
+    env_by_label: dict[str, dict] = {}
+    source_by_label: dict[str, Path] = {}
+    for df, env in zip(frames, envs):
+        name = df["device"].iloc[0]
+        if len(runs_per_device[name]) > 1:
+            df["device"] = name + " (" + df["run_id"].fillna("?") + ")"
+        for label in df["device"].unique():
+            env_by_label.setdefault(label, env)
+            source_by_label.setdefault(label, Path(df["source"].iloc[0]))
+    rows = pd.concat(frames, ignore_index=True)
+    return ResultSet(rows=rows, env=env_by_label, sources=source_by_label, notes=notes)

@@ -1,0 +1,277 @@
+"""The report's numbers: one summary row per device × run × model × recipe × threads, with the
+comparisons against that model's fp32 row, and the three views built from it (per device, the
+paper's accuracy table, across devices). Formatting for people lives here too, so the Markdown,
+HTML and terminal renderings show the same rounded numbers."""
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+# Row order everywhere: the baseline first, then by how aggressively the recipe quantizes.
+RECIPE_ORDER = ("fp32", "dynamic", "fp16", "int8", "int16x8")
+BASELINE = "fp32"
+
+# summary.csv columns, units in the names so the file explains itself.
+SUMMARY_COLUMNS = (
+    "device", "run_id", "model", "recipe", "threads", "status", "flags", "error",
+    "size_mb", "accuracy", "delta_accuracy_pp", "sensitivity", "specificity", "auc", "agreement",
+    "n_test", "p50_ms", "p90_ms", "mean_ms", "std_ms", "count", "speedup_vs_fp32",
+    "load_ms", "first_inference_ms", "peak_rss_mb", "runtime", "runtime_version", "xnnpack",
+    "throttled", "emulated", "device_model", "model_file", "sha256",
+)
+# Enough digits for microsecond latencies and kilobyte models (the test models are that small).
+_ROUND = {"size_mb": 6, "accuracy": 4, "delta_accuracy_pp": 2, "sensitivity": 4,
+          "specificity": 4, "auc": 4, "agreement": 4, "p50_ms": 5, "p90_ms": 5, "mean_ms": 5,
+          "std_ms": 5, "load_ms": 2, "first_inference_ms": 3,
+          "peak_rss_mb": 1}
+
+
+def _round_sig(v, digits: int = 4):
+    if pd.isna(v) or v == 0:
+        return v
+    return round(float(v), digits - 1 - int(math.floor(math.log10(abs(float(v))))))
+
+
+def _recipe_rank(recipe: str) -> int:
+    return RECIPE_ORDER.index(recipe) if recipe in RECIPE_ORDER else len(RECIPE_ORDER)
+
+
+def _flags(row: pd.Series) -> str:
+    flags = []
+    if row["status"] != "ok":
+        reason = str(row["error"]).strip() if pd.notna(row["error"]) else ""
+        status = str(row["status"]) or "error"
+        flags.append(f"{status}: {reason}" if reason else status)
+    elif pd.notna(row["error"]) and str(row["error"]).strip():
+        # An ok row can carry a note, e.g. "accuracy not measured: no test set".
+        flags.append(str(row["error"]).strip())
+    if row["throttled"]:
+        extra = row.get("throttled_flags")
+        flags.append(f"throttled ({extra})" if pd.notna(extra) and str(extra).strip()
+                     else "throttled")
+    if row["emulated"]:
+        flags.append("emulated")
+    return "; ".join(flags)
+
+
+def build_summary(rows: pd.DataFrame) -> pd.DataFrame:
+    """The summary table from load_results' rows. Speedup = fp32 p50 / this p50 and Δ accuracy =
+    (this − fp32) in percentage points, where the fp32 row is the same model measured on the same
+    device, in the same run, with the same thread count; empty when that row is absent or failed."""
+    df = rows.copy()
+    ok = df["status"] == "ok"
+    base = df[ok & (df["recipe"] == BASELINE)]
+    # Same runtime and XNNPACK setting too: a run may measure both, and each is its own baseline.
+    key = ["device", "run_id", "architecture", "threads", "runtime", "xnnpack"]
+    # A duplicated baseline (two copies of one run) must not multiply rows in the merge.
+    base = base.drop_duplicates(key)[key + ["p50_ms", "accuracy"]]
+    base = base.rename(columns={"p50_ms": "_base_p50", "accuracy": "_base_acc"})
+    df = df.merge(base, on=key, how="left", sort=False)
+    df["speedup_vs_fp32"] = (df["_base_p50"] / df["p50_ms"]).where(ok)
+    df["delta_accuracy_pp"] = ((df["accuracy"] - df["_base_acc"]) * 100.0).where(ok)
+    df.loc[~ok, ["accuracy", "sensitivity", "specificity", "auc", "agreement",
+                 "p50_ms", "p90_ms", "mean_ms", "std_ms"]] = math.nan
+    df["flags"] = df.apply(_flags, axis=1)
+    # rename maps each label once, so the two model columns swap names without clashing.
+    df = df.rename(columns={"architecture": "model", "model": "model_file",
+                            "file_size_mb": "size_mb"})
+
+    # Models and devices keep the order the agent measured them in (the manifest's order).
+    model_rank = {m: i for i, m in enumerate(dict.fromkeys(df["model"]))}
+    device_rank = {d: i for i, d in enumerate(dict.fromkeys(df["device"]))}
+    df = df.assign(_d=df["device"].map(device_rank), _m=df["model"].map(model_rank),
+                   _r=df["recipe"].map(_recipe_rank))
+    df = df.sort_values(["_d", "_m", "_r", "recipe", "threads"], kind="stable")
+    out = df[list(SUMMARY_COLUMNS)].reset_index(drop=True)
+    for col, digits in _ROUND.items():
+        out[col] = out[col].round(digits)
+    # A ratio: significant digits, since int16x8 can be 0.0363× and int8 12.34×.
+    out["speedup_vs_fp32"] = out["speedup_vs_fp32"].map(_round_sig)
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# Formatting for people: fixed rules so every rendering agrees.
+
+def fmt_ms(v) -> str:
+    if pd.isna(v):
+        return ""
+    v = float(v)
+    if v < 1:  # tiny test models run in microseconds: keep three significant digits
+        return f"{v:.3g}"
+    digits = 2 if v < 10 else 1 if v < 100 else 0
+    return f"{v:,.{digits}f}"
+
+
+def fmt_pct(v) -> str:
+    return "" if pd.isna(v) else f"{float(v) * 100:.1f}"
+
+
+def fmt_pp(v) -> str:
+    return "" if pd.isna(v) else f"{float(v):+.1f}"
+
+
+def fmt_speedup(v) -> str:
+    if pd.isna(v):
+        return ""
+    v = float(v)
+    return f"{v:.2f}×" if v >= 0.1 else f"{v:.3f}×"
+
+
+def fmt_mb(v) -> str:
+    if pd.isna(v):
+        return ""
+    v = float(v)
+    return f"{v:.3g}" if v < 1 else f"{v:.2f}" if v < 100 else f"{v:,.0f}"
+
+
+def fmt_num(v, digits: int = 3) -> str:
+    return "" if pd.isna(v) else f"{float(v):.{digits}f}"
+
+
+def fmt_threads(v) -> str:
+    return "" if pd.isna(v) else str(int(v))
+
+
+def _runtime(row: pd.Series) -> str:
+    parts = [str(row[c]) for c in ("runtime", "runtime_version") if pd.notna(row[c])]
+    off = pd.notna(row["xnnpack"]) and not row["xnnpack"]
+    return " ".join(parts) + (" (XNNPACK off)" if off else "")
+
+
+def devices(summary: pd.DataFrame) -> list[str]:
+    return list(dict.fromkeys(summary["device"]))
+
+
+def device_table(summary: pd.DataFrame, device: str) -> pd.DataFrame:
+    """The per-device table as display strings, headers with units."""
+    d = summary[summary["device"] == device]
+    return pd.DataFrame({
+        "model": d["model"],
+        "recipe": d["recipe"],
+        "threads": d["threads"].map(fmt_threads),
+        "size (MB)": d["size_mb"].map(fmt_mb),
+        "accuracy (%)": d["accuracy"].map(fmt_pct),
+        "Δ acc vs fp32 (pp)": d["delta_accuracy_pp"].map(fmt_pp),
+        "sensitivity (%)": d["sensitivity"].map(fmt_pct),
+        "specificity (%)": d["specificity"].map(fmt_pct),
+        "AUC": d["auc"].map(fmt_num),
+        "p50 (ms)": d["p50_ms"].map(fmt_ms),
+        "p90 (ms)": d["p90_ms"].map(fmt_ms),
+        "speedup vs fp32": d["speedup_vs_fp32"].map(fmt_speedup),
+        "peak memory (MB)": d["peak_rss_mb"].map(lambda v: fmt_num(v, 1)),
+        "runtime": d.apply(_runtime, axis=1),
+        "flags": d["flags"],
+    }).reset_index(drop=True)
+
+
+def _accuracy_pivot(d: pd.DataFrame) -> pd.DataFrame:
+    # Accuracy does not depend on the thread count: one value per model × recipe, a successful
+    # row when there is one. NaN = failed everywhere (shown as "error"); absent = not measured.
+    d = d.assign(_failed=(d["status"] != "ok"))
+    first = d.sort_values("_failed", kind="stable").drop_duplicates(["model", "recipe"])
+    pivot = first.pivot(index="model", columns="recipe", values="accuracy")
+    failed = first.pivot(index="model", columns="recipe", values="_failed")
+    recipes = sorted(pivot.columns, key=lambda r: (_recipe_rank(r), r))
+    models = list(dict.fromkeys(d["model"]))
+    pivot = pivot.reindex(index=models, columns=recipes)
+    failed = failed.reindex(index=models, columns=recipes).astype("boolean").fillna(False)
+    return pivot.mask(failed.astype(bool), -1.0)  # -1 marks an error cell for display
+
+
+def paper_view(summary: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Accuracy (%) by model (rows) × recipe (columns), as the paper lays it out. One table when
+    every device agrees to 0.05 pp (the same .tflite files should), else one per device."""
+    pivots = {dev: _accuracy_pivot(summary[summary["device"] == dev]) for dev in devices(summary)}
+    pivots = {dev: p for dev, p in pivots.items() if not p.empty}
+    if not pivots:
+        return {}
+    first = next(iter(pivots.values()))
+    same = all(p.shape == first.shape and list(p.index) == list(first.index)
+               and list(p.columns) == list(first.columns)
+               and ((p - first).abs().fillna(0) <= 0.0005).all().all()
+               and (p.isna() == first.isna()).all().all()
+               for p in pivots.values())
+    chosen = {"all devices": first} if same and len(pivots) > 1 else pivots
+    return {label: _display_pivot(p) for label, p in chosen.items()}
+
+
+def _display_pivot(pivot: pd.DataFrame) -> pd.DataFrame:
+    shown = pivot.map(lambda v: "error" if v == -1.0 else fmt_pct(v))
+    shown.columns = [f"{c} (%)" for c in shown.columns]
+    shown.insert(0, "model", shown.index)
+    return shown.reset_index(drop=True)
+
+
+def cross_device_view(summary: pd.DataFrame) -> pd.DataFrame:
+    """Model × recipe rows with p50 and accuracy per device side by side, each at the largest
+    thread count that device measured it with (what a deployment would pick). Empty with fewer
+    than 2 devices."""
+    devs = devices(summary)
+    if len(devs) < 2:
+        return pd.DataFrame()
+    keys = summary.drop_duplicates(["model", "recipe"])[["model", "recipe"]]
+    table = keys.reset_index(drop=True).copy()
+    idx = pd.MultiIndex.from_frame(keys)
+    for dev in devs:
+        d = summary[summary["device"] == dev].sort_values("threads", kind="stable")
+        at = d.drop_duplicates(["model", "recipe"], keep="last").set_index(["model", "recipe"])
+        at = at.reindex(idx)
+        threads = set(at["threads"].dropna())
+        one = len(threads) == 1
+        p50, acc = [], []
+        for _, r in at.iterrows():
+            if pd.isna(r["status"]):
+                p50.append("")
+                acc.append("")
+            elif r["status"] != "ok":
+                p50.append("error")
+                acc.append("error")
+            else:
+                suffix = "" if one else f" ({fmt_threads(r['threads'])} thr)"
+                p50.append(fmt_ms(r["p50_ms"]) + suffix)
+                acc.append(fmt_pct(r["accuracy"]))
+        head = f"{dev} p50 (ms, {fmt_threads(min(threads))} thr)" if one else f"{dev} p50 (ms)"
+        table[head] = p50
+        table[f"{dev} accuracy (%)"] = acc
+    return table
+
+
+def looks_numeric(value) -> bool:
+    """Whether a display cell is a number ("1,234", "+0.5", "3.00×"), for right alignment."""
+    s = str(value).replace(",", "").rstrip("×").strip()
+    try:
+        float(s)
+        return True
+    except ValueError:
+        return False
+
+
+def text_table(table: pd.DataFrame) -> str:
+    """A fixed-width plain-text table (for the terminal), numbers right-aligned."""
+    cols = list(table.columns)
+    cells = [[str(v) for v in row] for row in table.itertuples(index=False)]
+    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(cols)]
+    right = [bool(cells) and all(looks_numeric(r[i]) or not r[i] for r in cells)
+             and any(r[i] for r in cells) for i in range(len(cols))]
+
+    def line(vals):
+        return "  ".join(v.rjust(w) if r else v.ljust(w)
+                         for v, w, r in zip(vals, widths, right)).rstrip()
+
+    return "\n".join([line(cols), line(["-" * w for w in widths])] + [line(r) for r in cells])
+
+
+def headline(summary: pd.DataFrame) -> str:
+    """The headline table as text, one block per device: what `bench-host run` prints at the
+    end."""
+    blocks = []
+    for dev in devices(summary):
+        t = device_table(summary, dev)
+        t = t[["model", "recipe", "threads", "size (MB)", "accuracy (%)", "Δ acc vs fp32 (pp)",
+               "p50 (ms)", "speedup vs fp32", "flags"]].copy()
+        # A long stack message would wrap every line of a terminal table.
+        t["flags"] = t["flags"].map(lambda f: f if len(f) <= 70 else f[:67] + "...")
+        blocks.append(f"{dev}\n{text_table(t)}")
+    return "\n\n".join(blocks)
