@@ -1,0 +1,30 @@
+"""`bench-host evaluate`: test-split metrics of a checkpoint in PyTorch."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def register(sub) -> None:
+    p = sub.add_parser("evaluate", help="accuracy, sensitivity, specificity, AUC of a checkpoint",
+                       description="Evaluate a checkpoint on the test split of its data set "
+                                   "(malignant is the positive class).")
+    p.add_argument("checkpoint", type=Path, help="a .pt written by `bench-host train`")
+    p.add_argument("--data", default=None,
+                   help="data spec (default: the one the checkpoint was trained on)")
+    p.add_argument("--split", default="test", choices=("train", "val", "test"))
+    p.add_argument("--model", default=None,
+                   help="expected architecture; refuse a checkpoint of another one")
+    p.add_argument("--json", type=Path, default=None, help="also write the metrics to this JSON file")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from edgebench.host.evaluate import evaluate_checkpoint, format_metrics
+
+    m = evaluate_checkpoint(args.checkpoint, args.data, args.split, expect_model=args.model)
+    print(format_metrics(m))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(m, indent=2) + "\n")
+    return 0

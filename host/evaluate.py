@@ -1,0 +1,49 @@
+"""Test-split metrics of a checkpoint in PyTorch (malignant is the positive class)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from edgebench.host.errors import UserError
+
+
+def evaluate_checkpoint(checkpoint: Path, data_spec: str | None = None, split: str = "test",
+                        expect_model: str | None = None) -> dict:
+    """Metrics of the checkpoint on `split` of `data_spec` (default: the spec it was trained on,
+    with its own split seed, so the test images are the ones training never saw)."""
+    from edgebench.host.checkpoint import build_from_checkpoint, load_checkpoint
+    from edgebench.host.data import load_splits
+    from edgebench.host.metrics import classification_metrics
+    from edgebench.host.train import predict_logits, to_tensor
+
+    meta, _ = load_checkpoint(checkpoint)
+    if expect_model and expect_model != meta.architecture:
+        raise UserError(f"checkpoint {checkpoint} holds a {meta.architecture!r} model, "
+                        f"not {expect_model!r}")
+    model, meta = build_from_checkpoint(checkpoint)
+    spec = data_spec or meta.data_spec
+    splits = load_splits(spec, meta.img_size, meta.in_channels, meta.split_seed)
+    if split not in splits:
+        raise UserError(f"unknown split {split!r}; choose one of: {', '.join(splits)}")
+    images, labels = splits[split]
+    if len(labels) == 0:
+        raise UserError(f"the {split} split of {spec} is empty")
+    logits = predict_logits(model, to_tensor(images, meta.mean, meta.std))
+    metrics = classification_metrics(labels, logits, positive=meta.positive_class)
+    return {"checkpoint": str(checkpoint), "architecture": meta.architecture, "data": spec,
+            "split": split, "img_size": meta.img_size, **metrics}
+
+
+def format_metrics(m: dict) -> str:
+    """A small table with units a person reads at a glance, plus the confusion matrix."""
+    lines = [
+        f"{m['architecture']} on {m['data']} ({m['split']} split, n={m['n']}, {m['img_size']} px)",
+        f"  accuracy     {m['accuracy'] * 100:6.2f} %",
+        f"  sensitivity  {m['sensitivity'] * 100:6.2f} %   (malignant recall)",
+        f"  specificity  {m['specificity'] * 100:6.2f} %   (benign recall)",
+        f"  AUC          {m['auc']:6.3f}",
+        "  confusion matrix (rows = true, columns = predicted):",
+        "                 benign  malignant",
+        f"    benign     {m['tn']:7d}  {m['fp']:9d}",
+        f"    malignant  {m['fn']:7d}  {m['tp']:9d}",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,182 @@
+"""Training: data spec → stratified split → Adam + cosine annealing → best-validation checkpoint.
+
+Everything a later stage needs (architecture, channels, image size, normalisation, class names,
+data spec, split seed) goes into the checkpoint, so convert/quantize/bundle never ask again."""
+from __future__ import annotations
+
+import csv
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from edgebench.host.checkpoint import CheckpointMeta, save_checkpoint
+from edgebench.host.errors import UserError
+
+
+@dataclass
+class TrainConfig:
+    model: str = "resnet18"
+    data: str = "phantom"
+    epochs: int = 3
+    lr: float = 1e-3
+    batch: int = 32
+    img_size: int = 64
+    channels: int = 1
+    seed: int = 0
+    weight_decay: float = 1e-4
+    augment: bool = True
+    out: Path = field(default_factory=lambda: Path("runs/train"))
+
+
+@dataclass
+class TrainResult:
+    checkpoint: Path
+    best_epoch: int
+    history: list[dict]
+    test_metrics: dict
+    seconds: float
+
+
+def _normalisation(train_images: np.ndarray) -> tuple[list[float], list[float]]:
+    """Per-channel mean/std of the training split in [0, 1] units (never of val/test)."""
+    x = train_images.astype(np.float64) / 255.0
+    mean = x.mean(axis=(0, 1, 2))
+    std = x.std(axis=(0, 1, 2))
+    return [float(m) for m in mean], [float(max(s, 1e-3)) for s in std]
+
+
+def to_tensor(images: np.ndarray, mean, std):
+    """uint8 N×H×W×C → normalised float NCHW tensor (channels_last memory for faster convs)."""
+    import torch
+
+    x = torch.from_numpy(images).permute(0, 3, 1, 2).float().div_(255.0)
+    m = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
+    s = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
+    return ((x - m) / s).contiguous(memory_format=torch.channels_last)
+
+
+def _augment(x, gen):
+    """Horizontal flips and small shifts: lesion shape cues survive both (no vertical flip:
+    shadowing is always below the lesion in B-mode)."""
+    import torch
+
+    flip = torch.rand(x.shape[0], generator=gen) < 0.5
+    x = torch.where(flip.view(-1, 1, 1, 1), x.flip(3), x)
+    max_shift = max(1, x.shape[-1] // 16)
+    dy, dx = (int(v) for v in torch.randint(-max_shift, max_shift + 1, (2,), generator=gen))
+    return torch.roll(x, shifts=(dy, dx), dims=(2, 3))
+
+
+def predict_logits(model, x, batch: int = 128) -> np.ndarray:
+    import torch
+
+    model.eval()
+    outs = []
+    with torch.inference_mode():
+        for i in range(0, x.shape[0], batch):
+            outs.append(model(x[i:i + batch]).float().numpy())
+    return np.concatenate(outs) if outs else np.zeros((0, 2), np.float32)
+
+
+def train(cfg: TrainConfig, progress: bool = True) -> TrainResult:
+    import torch
+    from tqdm import tqdm
+
+    from edgebench.host.data import load_dataset, split_dataset, write_split
+    from edgebench.host.metrics import classification_metrics
+    from edgebench.host.registry import lookup
+    from edgebench.models import MODELS
+
+    if cfg.epochs < 1 or cfg.batch < 1 or cfg.lr <= 0:
+        raise UserError("--epochs and --batch must be ≥ 1 and --lr > 0")
+    if cfg.img_size < 32:
+        raise UserError(f"--img-size must be at least 32 px (got {cfg.img_size})")
+    spec = lookup(MODELS, cfg.model, "model")
+    t0 = time.perf_counter()
+    torch.manual_seed(cfg.seed)
+    ds = load_dataset(cfg.data, cfg.img_size, channels=cfg.channels, seed=cfg.seed)
+    split = split_dataset(ds, seed=cfg.seed)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_split(out / "split.json", ds, split, cfg.seed)
+
+    mean, std = _normalisation(ds.images[split.train])
+    xs = {k: to_tensor(ds.images[getattr(split, k)], mean, std) for k in ("train", "val", "test")}
+    ys = {k: torch.from_numpy(ds.labels[getattr(split, k)]).long() for k in ("train", "val", "test")}
+
+    model = spec.build(in_channels=cfg.channels, num_classes=len(ds.class_names))
+    model = model.to(memory_format=torch.channels_last)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    n_train = xs["train"].shape[0]
+    steps_per_epoch = max(1, -(-n_train // cfg.batch))
+    # Cosine annealing per step: a constant Adam LR left 2-epoch models at chance (TOOLCHAIN.md).
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs * steps_per_epoch)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    gen = torch.Generator().manual_seed(cfg.seed)
+
+    meta = CheckpointMeta(
+        architecture=cfg.model, in_channels=cfg.channels, num_classes=len(ds.class_names),
+        img_size=cfg.img_size, class_names=list(ds.class_names), mean=mean, std=std,
+        data_spec=cfg.data, split_seed=cfg.seed,
+        train_args={k: (str(v) if isinstance(v, Path) else v) for k, v in vars(cfg).items()},
+    )
+    ckpt_path = out / "best.pt"
+    history: list[dict] = []
+    best_key = None
+    for epoch in range(1, cfg.epochs + 1):
+        model.train()
+        perm = torch.randperm(n_train, generator=gen)
+        total_loss, correct = 0.0, 0
+        bar = tqdm(range(steps_per_epoch), desc=f"{cfg.model} epoch {epoch}/{cfg.epochs}",
+                   unit="batch", disable=not progress, leave=False)
+        for step in bar:
+            idx = perm[step * cfg.batch:(step + 1) * cfg.batch]
+            xb, yb = xs["train"][idx], ys["train"][idx]
+            if cfg.augment:
+                xb = _augment(xb, gen)
+            logits = model(xb)
+            loss = loss_fn(logits, yb)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            total_loss += loss.item() * len(idx)
+            correct += int((logits.argmax(1) == yb).sum())
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+        val_logits = predict_logits(model, xs["val"])
+        val_loss = float(loss_fn(torch.from_numpy(val_logits), ys["val"]))
+        val = classification_metrics(ys["val"].numpy(), val_logits)
+        row = {"epoch": epoch, "train_loss": total_loss / n_train, "train_accuracy": correct / n_train,
+               "val_loss": val_loss, "val_accuracy": val["accuracy"], "val_auc": val["auc"],
+               "lr": sched.get_last_lr()[0]}
+        history.append(row)
+        key = (val["accuracy"], -val_loss)  # best accuracy; lower loss breaks ties
+        if best_key is None or key > best_key:
+            best_key = key
+            meta.epoch, meta.val_metrics = epoch, {"accuracy": val["accuracy"], "auc": val["auc"],
+                                                   "loss": val_loss}
+            save_checkpoint(ckpt_path, meta, model.state_dict())
+        if progress:
+            print(f"epoch {epoch}/{cfg.epochs}: train loss {row['train_loss']:.3f} "
+                  f"acc {row['train_accuracy']:.3f} | val loss {val_loss:.3f} "
+                  f"acc {val['accuracy']:.3f} auc {val['auc']:.3f}", flush=True)
+        _write_history(out, history)
+
+    from edgebench.host.checkpoint import build_from_checkpoint
+
+    best_model, _ = build_from_checkpoint(ckpt_path)
+    test = classification_metrics(ys["test"].numpy(), predict_logits(best_model, xs["test"]))
+    (out / "test_metrics.json").write_text(json.dumps(test, indent=2) + "\n")
+    return TrainResult(checkpoint=ckpt_path, best_epoch=meta.epoch, history=history,
+                       test_metrics=test, seconds=time.perf_counter() - t0)
+
+
+def _write_history(out: Path, history: list[dict]) -> None:
+    (out / "history.json").write_text(json.dumps(history, indent=2) + "\n")
+    with open(out / "history.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(history[0]))
+        writer.writeheader()
+        writer.writerows(history)

@@ -1,0 +1,26 @@
+"""Shared fixtures: small real artifacts made once per session (tiny models, 32 px images)."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # test helper modules import by name
+
+# Two cores: keep torch from oversubscribing when tests run next to child processes.
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    """A resnet18 trained for one epoch on a small phantom at 32 px: a real checkpoint, fast."""
+    from edgebench.host.train import TrainConfig, train
+
+    out = tmp_path_factory.mktemp("tiny-train")
+    cfg = TrainConfig(model="resnet18", data="phantom:120", epochs=1, batch=16, img_size=32,
+                      out=out)
+    return train(cfg, progress=False).checkpoint
+
