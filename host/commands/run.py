@@ -1,0 +1,83 @@
+"""`bench-host run`: the whole pipeline on a profile (default: quick, on this machine)."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "run", help="the whole pipeline: train → convert → quantize → bundle → deploy → report",
+        description="Train every model of a profile, convert and quantize it with every recipe, "
+                    "measure the models on the targets (this machine unless --target/--inventory) "
+                    "and write the report. Stages whose inputs are unchanged are skipped, so an "
+                    "interrupted run picks up where it stopped.",
+        epilog="examples:\n  bench-host run\n  bench-host run --target pi@192.168.1.20\n"
+               "  bench-host run --profile paper --data busi:~/Dataset_BUSI_with_GT",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--profile", default="quick", help="quick (default) or paper; 'help' lists them")
+    p.add_argument("--data", help="data spec instead of the profile's (e.g. busi:PATH)")
+    p.add_argument("--models", help="comma-separated models instead of the profile's")
+    p.add_argument("--recipes", help="comma-separated recipes instead of the profile's")
+    p.add_argument("--img-size", type=int, help="input size in px instead of the profile's")
+    p.add_argument("--epochs", type=int, help="epochs instead of the profile's")
+    p.add_argument("--run-id", help="results/<run-id>/ (default: the profile's name)")
+    p.add_argument("--results", type=Path, default=Path("results"), help="results root (default results/)")
+    p.add_argument("--threads", help="agent thread counts, e.g. 1,2")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    from edgebench.host.commands.deploy import add_target_args
+
+    add_target_args(p)
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from edgebench.host.profiles import PROFILES
+    from edgebench.host.registry import describe, lookup
+
+    if args.profile == "help":
+        print(describe(PROFILES, "profile"))
+        return 0
+    profile = lookup(PROFILES, args.profile, "profile")
+    profile = dataclasses.replace(profile, **_overrides(args))
+
+    from edgebench.host.commands.deploy import targets_from_args
+    from edgebench.host.pipeline import run_pipeline
+
+    targets, options = targets_from_args(args)
+    result = run_pipeline(profile, args.results, args.run_id or profile.name, targets, options,
+                          remote_python=args.remote_python, quiet=args.quiet, threads=args.threads)
+    print(result.report.headline)
+    print(f"\nreport: {result.report.markdown}  (also {result.report.html.name}, "
+          f"{result.report.summary_csv.name} and plots in {result.report.out_dir})")
+    failed = [o for o in result.outcomes if not o.ok]
+    for o in failed:
+        print(f"target {o.target} failed: {o.error}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _overrides(args) -> dict:
+    from edgebench.host.errors import UserError
+    from edgebench.host.export.recipes import parse_recipes
+    from edgebench.host.registry import lookup
+    from edgebench.models import MODELS
+
+    out = {}
+    if args.data:
+        out["data"] = args.data
+    if args.models:
+        names = tuple(m.strip() for m in args.models.split(",") if m.strip())
+        for name in names:
+            lookup(MODELS, name, "model")
+        if not names:
+            raise UserError("--models names no model")
+        out["models"] = names
+    if args.recipes:
+        out["recipes"] = tuple(parse_recipes(args.recipes))
+    if args.img_size:
+        out["img_size"] = args.img_size
+    if args.epochs:
+        out["epochs"] = args.epochs
+    return out

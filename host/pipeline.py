@@ -1,0 +1,165 @@
+"""`bench-host run`: data → train → convert → quantize → verify → bundle → deploy → report.
+
+Every stage writes files into results/<run-id>/ and records the inputs it ran on in
+`stages.json`; a stage whose inputs and outputs are unchanged is skipped, so an interrupted or
+repeated run resumes. Deploy always runs: the agent itself skips rows it already measured."""
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+from edgebench.host.profiles import Profile
+
+
+@dataclass
+class PipelineResult:
+    run_dir: Path
+    report: object  # edgebench.host.report.ReportPaths
+    outcomes: list
+    stage_seconds: dict = field(default_factory=dict)
+    skipped: list = field(default_factory=list)
+
+
+def _key(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+class StageBook:
+    """stages.json: stage name → key of the inputs it last completed with."""
+
+    def __init__(self, run_dir: Path):
+        self.path = run_dir / "stages.json"
+        self.done = json.loads(self.path.read_text()) if self.path.is_file() else {}
+
+    def fresh(self, stage: str, key: str, outputs: Sequence[Path]) -> bool:
+        return self.done.get(stage) == key and all(Path(p).exists() for p in outputs)
+
+    def record(self, stage: str, key: str) -> None:
+        self.done[stage] = key
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.done, indent=2) + "\n")
+        tmp.replace(self.path)
+
+
+class StageProgress:
+    """One display across stages: a numbered header per stage with elapsed times."""
+
+    def __init__(self, total: int, quiet: bool = False):
+        self.total, self.n, self.quiet, self.t0 = total, 0, quiet, time.perf_counter()
+        self.seconds: dict[str, float] = {}
+
+    def run(self, name: str, fn: Callable[[], object], skip: bool = False):
+        self.n += 1
+        head = f"[{self.n}/{self.total}] {name}"
+        if skip:
+            self._say(f"{head}: up to date, skipped")
+            self.seconds[name] = 0.0
+            return None
+        self._say(f"{head} …")
+        start = time.perf_counter()
+        out = fn()
+        self.seconds[name] = time.perf_counter() - start
+        self._say(f"{head}: done in {self.seconds[name]:.1f} s "
+                  f"(total {time.perf_counter() - self.t0:.0f} s)")
+        return out
+
+    def _say(self, text: str) -> None:
+        if not self.quiet:
+            print(text, file=sys.stderr, flush=True)
+
+
+def run_pipeline(profile: Profile, results_root: Path, run_id: str, targets: list,
+                 options=None, remote_python: str | None = None, quiet: bool = False,
+                 threads: str | None = None) -> PipelineResult:
+    from edgebench.host.deploy import deploy
+    from edgebench.host.report import build_report
+
+    run_dir = Path(results_root) / run_id
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "profile.json").write_text(json.dumps(profile.stage_inputs(), indent=2) + "\n")
+    book = StageBook(run_dir)
+    progress = StageProgress(total=2 * len(profile.models) + 3, quiet=quiet)
+    skipped: list[str] = []
+    export_keys = []
+    for arch in profile.models:
+        model_dir = run_dir / "models" / arch
+        train_key = _key({k: v for k, v in profile.stage_inputs().items()
+                          if k in ("data", "img_size", "channels", "epochs", "batch", "lr", "seed")}
+                         | {"model": arch})
+        ckpt = model_dir / "best.pt"
+        fresh = book.fresh(f"train:{arch}", train_key, [ckpt])
+        progress.run(f"train {arch}", lambda: _train(profile, arch, model_dir, quiet), skip=fresh)
+        if fresh:
+            skipped.append(f"train:{arch}")
+        else:
+            book.record(f"train:{arch}", train_key)
+
+        export_key = _key([train_key, profile.recipes, profile.calib])
+        outputs = [model_dir / f"{arch}.{r}.tflite" for r in profile.recipes]
+        fresh = book.fresh(f"export:{arch}", export_key, outputs + [model_dir / "verify.csv"])
+        progress.run(f"convert + quantize + verify {arch} ({', '.join(profile.recipes)})",
+                     lambda: _export(profile, ckpt, model_dir, quiet), skip=fresh)
+        if fresh:
+            skipped.append(f"export:{arch}")
+        else:
+            book.record(f"export:{arch}", export_key)
+        export_keys.append(export_key)
+
+    bundle_dir = run_dir / "bundle"
+    bundle_key = _key(export_keys)
+    fresh = book.fresh("bundle", bundle_key, [bundle_dir / "manifest.json"])
+    progress.run("bundle", lambda: _bundle(run_dir, bundle_dir, run_id), skip=fresh)
+    if fresh:
+        skipped.append("bundle")
+    else:
+        book.record("bundle", bundle_key)
+
+    agent_args = ["--warmup", str(profile.warmup), "--min-runs", str(profile.min_runs),
+                  "--min-seconds", str(profile.min_seconds),
+                  "--max-seconds", str(profile.max_seconds)]
+    if threads or profile.threads:
+        agent_args += ["--threads", threads or profile.threads]
+    names = ", ".join(t.label() for t in targets)
+    outcomes = progress.run(
+        f"deploy + measure on {names}",
+        lambda: deploy(bundle_dir, targets, results_root, agent_args, options=options,
+                       remote_python=remote_python, progress=not quiet))
+    report = progress.run("report", lambda: build_report([run_dir], run_dir))
+    return PipelineResult(run_dir, report, outcomes, progress.seconds, skipped)
+
+
+def _train(profile: Profile, arch: str, out: Path, quiet: bool) -> None:
+    from edgebench.host.train import TrainConfig, train
+
+    train(TrainConfig(model=arch, data=profile.data, epochs=profile.epochs, lr=profile.lr,
+                      batch=profile.batch, img_size=profile.img_size, channels=profile.channels,
+                      seed=profile.seed, out=out), progress=not quiet)
+
+
+def _export(profile: Profile, checkpoint: Path, out: Path, quiet: bool) -> None:
+    """The same steps as `bench-host convert` then `bench-host quantize`, verified on the test
+    split; a recipe that fails is a failed row in verify.csv, never a stopped run."""
+    from edgebench.host.commands.quantize import pick_images
+    from edgebench.host.export.pipeline import convert_checkpoint, record_verification, reference_for
+    from edgebench.host.export.quantize import quantize
+    from edgebench.host.export.verify import normalize
+
+    fp32 = convert_checkpoint(checkpoint, out)
+    source = fp32.source
+    calib, test_images, test_labels = pick_images(source, None, None, profile.calib, profile.seed)
+    verify = reference_for(source, test_images, test_labels)
+    results = quantize(Path(source.saved_model), list(profile.recipes),
+                       normalize(calib, source.normalization), out, source, verify=verify,
+                       progress=not quiet)
+    record_verification(out, results, source.architecture)
+
+
+def _bundle(run_dir: Path, bundle_dir: Path, run_id: str) -> None:
+    from edgebench.host.bundle import build_bundle
+
+    build_bundle(run_dir / "models", bundle_dir, run_id=run_id)
