@@ -70,6 +70,15 @@ def _augment(x, gen):
     return torch.roll(x, shifts=(dy, dx), dims=(2, 3))
 
 
+def absolute_spec(spec: str) -> str:
+    """`folder:rel/path` → `folder:/abs/path`: the checkpoint records the spec, and later stages
+    may run from another working folder."""
+    name, sep, arg = spec.partition(":")
+    if sep and name != "phantom" and arg:
+        return f"{name}:{Path(arg).expanduser().resolve()}"
+    return spec
+
+
 def predict_logits(model, x, batch: int = 128) -> np.ndarray:
     import torch
 
@@ -95,6 +104,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> TrainResult:
     if cfg.img_size < 32:
         raise UserError(f"--img-size must be at least 32 px (got {cfg.img_size})")
     spec = lookup(MODELS, cfg.model, "model")
+    cfg.data = absolute_spec(cfg.data)
     t0 = time.perf_counter()
     torch.manual_seed(cfg.seed)
     ds = load_dataset(cfg.data, cfg.img_size, channels=cfg.channels, seed=cfg.seed)
