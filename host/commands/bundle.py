@@ -1,0 +1,38 @@
+"""`bench-host bundle MODELS_DIR --out BUNDLE_DIR`: pack models, test set, references and the agent
+into a folder the device can run on its own."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "bundle", help="pack models + test set + agent + manifest into a bundle folder",
+        description="Search MODELS_DIR recursively for .tflite models and their .json model "
+                    "cards; write BUNDLE_DIR with models/, testset.npz, reference/, agent.py and "
+                    "manifest.json. A .tflite without a card is timed and measured; it gets "
+                    "accuracy only with --testset.")
+    p.add_argument("models_dir", metavar="MODELS_DIR", type=Path,
+                   help="folder that convert/quantize wrote (searched recursively)")
+    p.add_argument("--out", required=True, type=Path, metavar="BUNDLE_DIR",
+                   help="bundle folder to create (a previous bundle there is replaced)")
+    p.add_argument("--testset", type=Path, metavar="FILE.npz", default=None,
+                   help="test set (images uint8 N×H×W×C, labels, class_names); default: "
+                        "re-derived from the model cards' source")
+    p.add_argument("--run-id", default=None, help="run id recorded on every row "
+                                                  "(default: a UTC timestamp)")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from edgebench.host.bundle import build_bundle
+
+    out = build_bundle(args.models_dir, args.out, testset=args.testset, run_id=args.run_id)
+    manifest = json.loads((out / "manifest.json").read_text())
+    for entry in manifest["models"]:
+        print(f"  {entry['name']:<28} {entry['recipe']:<8} {entry['size_bytes'] / 1024:8.1f} KiB"
+              f"  reference: {entry['reference'] or '-'}")
+    print(f"bundle {manifest['run_id']}: {len(manifest['models'])} model(s), test set "
+          f"{manifest['testset'] or 'none'} -> {out}")
+    return 0

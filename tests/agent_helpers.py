@@ -1,0 +1,35 @@
+"""Running the real agent as a subprocess in tests, and reading what it wrote."""
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+AGENT = REPO / "device" / "agent.py"
+# Short but real: enough runs for percentiles, little wall time on a 2-core machine.
+FAST = ["--warmup", "2", "--min-runs", "20", "--min-seconds", "0.05", "--max-seconds", "5"]
+
+
+def run_agent(bundle: Path, out: Path, *extra: str, python: str = sys.executable,
+              env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    cmd = [python, str(bundle / "agent.py"), "--bundle", str(bundle), "--out", str(out),
+           *FAST, *extra]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def events(proc: subprocess.CompletedProcess) -> list[dict]:
+    """Every stdout line must be a JSON event: nothing else may leak onto stdout."""
+    return [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
+
+
+def read_rows(path: Path) -> tuple[list[str], list[dict]]:
+    with open(path, newline="") as fh:
+        reader = csv.DictReader(fh)
+        return list(reader.fieldnames or []), list(reader)
+
+
+def by_model(rows: list[dict]) -> dict[str, dict]:
+    return {r["model"]: r for r in rows}
