@@ -1,0 +1,297 @@
+"""Deploy a bundle to one or many targets: preflight, lock, content-addressed upload, run the agent
+with live progress, pull the CSVs home. One device failing never stops the others.
+
+    outcomes = deploy(bundle_dir, [parse_target("pi@192.168.1.20")], "results",
+                      agent_args=["--threads", "1,4"])
+
+Results land in `<results_dir>/<run-id>/<target-name>/`. On the device everything lives under
+the remote dir (default ~/.edgebench): `store/<sha256>` (content), `runs/<run-id>/bundle`
+(hard links), `runs/<run-id>/out` (the agent's CSVs; a re-run with the same run id resumes)."""
+from __future__ import annotations
+
+import concurrent.futures
+import csv
+import json
+import os
+import re
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+from edgebench.host.doctor import preflight
+from edgebench.host.errors import UserError
+from edgebench.host.targets import (
+    ConnectOptions, LinkDropped, TargetSpec, open_target, parse_target,
+)
+from edgebench.host.targets.base import Target
+from edgebench.host.targets.lock import DeviceLock
+from edgebench.host.targets.progress import TargetProgress
+from edgebench.host.targets.transfer import (
+    TransferStats, bundle_file, safe_name, safe_relpath, sync,
+)
+
+DEFAULT_REMOTE_DIR = "~/.edgebench"
+DEFAULT_PYTHON = "python3"
+PULLED_SUFFIXES = (".csv", ".json", ".log")
+# The agent's pid is written beside its output so an operator (or a test) can find it. An agent
+# left running by a dropped link (it dies at its next progress line, but may be mid-model) is
+# ended first, so two agents never write one results.csv; we hold the device lock, so no live run
+# of ours owns it, and the cmdline check guards against a recycled pid.
+_AGENT_WRAPPER = (
+    'if [ -f agent.pid ]; then old=$(cat agent.pid); '
+    'if grep -q agent.py "/proc/$old/cmdline" 2>/dev/null; then '
+    'kill "$old" 2>/dev/null; sleep 1; kill -9 "$old" 2>/dev/null; fi; fi; '
+    'echo $$ > agent.pid && exec "$@"')
+
+
+@dataclass
+class Bundle:
+    path: Path
+    run_id: str
+    files: list            # [BundleFile]
+    models: list           # model names
+
+    @property
+    def size(self) -> int:
+        return sum(f.size for f in self.files)
+
+
+@dataclass
+class DeployOutcome:
+    target: str
+    ok: bool
+    error: Optional[str] = None
+    results: Optional[Path] = None   # local folder holding the pulled CSVs
+    rows: int = 0                    # rows in results.csv (all models × thread counts)
+    models_done: list = field(default_factory=list)
+    transfer: TransferStats = field(default_factory=TransferStats)
+    attempts: int = 0
+    seconds: float = 0.0
+    stale_lock: Optional[dict] = None   # details of a dead run whose lock was recovered
+
+
+def load_bundle(bundle_dir) -> Bundle:
+    """Read and check a bundle: every manifest name and path must stay inside the bundle."""
+    root = Path(bundle_dir)
+    mpath = root / "manifest.json"
+    if not mpath.is_file():
+        raise UserError(f"{root} is not a bundle (no manifest.json); make one with bench-host bundle")
+    try:
+        manifest = json.loads(mpath.read_text())
+    except ValueError as exc:
+        raise UserError(f"{mpath}: not valid JSON ({exc})") from None
+    run_id = safe_name(str(manifest.get("run_id", "")), "run id in manifest")
+    models = manifest.get("models")
+    if not isinstance(models, list) or not models:
+        raise UserError(f"{mpath}: lists no models")
+    files: dict = {}
+    names = []
+    for entry in models:
+        name = safe_name(str(entry.get("name", "")), "model name in manifest")
+        names.append(name)
+        rel = safe_relpath(str(entry.get("file", "")), f"model file of {name}")
+        files[rel] = bundle_file(root, rel, entry.get("sha256"))
+        if entry.get("reference"):
+            ref = safe_relpath(str(entry["reference"]), f"reference file of {name}")
+            files.setdefault(ref, bundle_file(root, ref))
+    for rel in ("manifest.json", "agent.py", manifest.get("testset")):
+        if rel:
+            rel = safe_relpath(str(rel), "bundle file")
+            files.setdefault(rel, bundle_file(root, rel))
+    # Anything else the bundle builder put there travels too (each name checked the same way).
+    for p in sorted(root.rglob("*")):
+        rel = p.relative_to(root).as_posix()
+        if p.is_file() and rel not in files:
+            files[rel] = bundle_file(root, rel)
+    return Bundle(root, run_id, list(files.values()), names)
+
+
+def python_for(spec: TargetSpec, remote_python: Optional[str] = None) -> str:
+    """The device's interpreter: the inventory's, else --remote-python, else python3 (on the
+    local target: this very interpreter, which has the host's LiteRT)."""
+    if spec.python or remote_python:
+        return spec.python or remote_python
+    return sys.executable if spec.kind == "local" else DEFAULT_PYTHON
+
+
+def target_dirname(spec: TargetSpec) -> str:
+    """A folder name for a target's results: its name with anything odd made '_'."""
+    return re.sub(r"[^A-Za-z0-9._@-]+", "_", spec.name).strip("._") or "target"
+
+
+def deploy(bundle_dir, targets: Sequence, results_dir="results",
+           agent_args: Sequence[str] = (), *, options: Optional[ConnectOptions] = None,
+           remote_python: Optional[str] = None, remote_dir: Optional[str] = None,
+           retries: int = 1, backoff_s: float = 2.0, progress: bool = True,
+           on_event: Optional[Callable[[str, dict], None]] = None,
+           agent_timeout_s: Optional[float] = None) -> list:
+    """Deploy to every target concurrently; returns one DeployOutcome per target, in order.
+
+    targets are TargetSpecs or --target strings ("local", "pi@host:22", an ssh config alias).
+    A target's own `python` / `remote_dir` (from an inventory) beat remote_python / remote_dir.
+    on_event(target_name, event) receives every JSON event the agent prints."""
+    bundle = load_bundle(bundle_dir)
+    targets = [parse_target(t) if isinstance(t, str) else t for t in targets]
+    names = [target_dirname(s) for s in targets]
+    if len(set(names)) != len(names):
+        raise UserError("two targets share a name; give fleet devices distinct names")
+    options = options or ConnectOptions()
+    results_root = Path(results_dir) / bundle.run_id
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, len(targets))) as pool:
+        futures = [pool.submit(_deploy_one, spec, i, bundle, results_root / names[i],
+                               list(agent_args), options, remote_python, remote_dir, retries,
+                               backoff_s, progress, on_event, agent_timeout_s)
+                   for i, spec in enumerate(targets)]
+        return [f.result() for f in futures]
+
+
+def _deploy_one(spec, position, bundle, results, agent_args, options, remote_python,
+                remote_dir, retries, backoff_s, progress, on_event, agent_timeout_s):
+    outcome = DeployOutcome(target=spec.name, ok=False)
+    start = time.monotonic()
+    bar = TargetProgress(spec.name, position, enabled=progress)
+    try:
+        for attempt in range(1, retries + 2):
+            outcome.attempts = attempt
+            try:
+                with open_target(spec, options) as target:
+                    _attempt(target, spec, bundle, results, agent_args, remote_python,
+                             remote_dir, bar, on_event, agent_timeout_s, outcome)
+                break
+            except LinkDropped as exc:
+                outcome.error = str(exc)
+                if attempt > retries:
+                    outcome.error = f"{exc} (gave up after {attempt} attempts)"
+                    break
+                bar.note(f"link dropped, retrying in {backoff_s * 2 ** (attempt - 1):.0f} s")
+                time.sleep(backoff_s * 2 ** (attempt - 1))
+    except UserError as exc:
+        outcome.error = str(exc)
+    except Exception as exc:  # a bug or an unexpected device answer: this device only
+        outcome.error = f"{type(exc).__name__}: {exc}"
+    finally:
+        bar.close()
+    outcome.ok = outcome.error is None
+    outcome.seconds = time.monotonic() - start
+    _count_rows(outcome)
+    return outcome
+
+
+def _attempt(target: Target, spec, bundle, results, agent_args, remote_python, remote_dir,
+             bar, on_event, agent_timeout_s, outcome) -> None:
+    outcome.error = None
+    python = python_for(spec, remote_python)
+    root = target.expand(spec.remote_dir or remote_dir or DEFAULT_REMOTE_DIR).rstrip("/")
+    run_dir = f"{root}/runs/{bundle.run_id}"
+    bar.note("preflight")
+    preflight(target, python, root, need_bytes=bundle.size)
+    with DeviceLock(target, python, root, bundle.run_id) as lock:
+        outcome.stale_lock = lock.stale
+        if lock.stale:
+            bar.note("recovered a stale lock from a dead run")
+        bar.start_bytes(bundle.size)
+        outcome.transfer = sync(target, bundle.files, root, f"{run_dir}/bundle", python,
+                                progress=bar.add_bytes)
+        bar.start_agent(len(bundle.models))
+        code, err_tail = _run_agent(target, python, run_dir, agent_args, bar, spec.name,
+                                    on_event, agent_timeout_s, results)
+        _pull(target, f"{run_dir}/out", results)
+    outcome.results = results
+    if code != 0:
+        why = _exit_words(code)
+        last = err_tail[-1] if err_tail else ""
+        outcome.error = (f"agent {why}{': ' + last if last else ''}; measured rows are kept in "
+                         f"{results}, rerun the same deploy to resume")
+
+
+def _exit_words(code: int) -> str:
+    """A shell reports a child killed by signal N as 128+N; paramiko reports -1 for exit-signal."""
+    if code < 0 or 128 < code <= 128 + 64:
+        sig = -code if code < -1 else (code - 128 if code > 128 else None)
+        return "was killed by a signal" + (f" ({_signame(sig)})" if sig else "")
+    return f"exited with status {code}"
+
+
+def _signame(num: int) -> str:
+    import signal
+    try:
+        return signal.Signals(num).name
+    except ValueError:
+        return f"signal {num}"
+
+
+def _run_agent(target, python, run_dir, agent_args, bar, name, on_event, timeout, results):
+    err_lines: list = []
+    results.mkdir(parents=True, exist_ok=True)
+    log = open(results / "agent-stderr.log", "a", encoding="utf-8")
+
+    def on_stdout(line: str) -> None:
+        try:
+            event = json.loads(line)
+        except ValueError:
+            return
+        if isinstance(event, dict):
+            bar.agent_event(event)
+            if on_event:
+                on_event(name, event)
+
+    def on_stderr(line: str) -> None:
+        err_lines.append(line)
+        del err_lines[:-20]
+        log.write(line + "\n")
+        log.flush()
+    argv = ["sh", "-c", _AGENT_WRAPPER, "edgebench-agent", python, f"{run_dir}/bundle/agent.py",
+            "--bundle", f"{run_dir}/bundle", "--out", f"{run_dir}/out", *agent_args]
+    try:
+        target.run(["mkdir", "-p", f"{run_dir}/out"])
+        res = target.run(argv, cwd=run_dir, on_stdout=on_stdout, on_stderr=on_stderr,
+                         timeout=timeout)
+    finally:
+        log.close()
+    return res.exit_code, err_lines
+
+
+def _pull(target: Target, out_dir: str, results: Path) -> None:
+    results.mkdir(parents=True, exist_ok=True)
+    for name in sorted(target.listdir(out_dir)):
+        if not name.endswith(PULLED_SUFFIXES):
+            continue
+        safe_name(name, "result file name")
+        tmp = results / f".{name}.part"
+        target.get(f"{out_dir}/{name}", tmp)
+        os.replace(tmp, results / name)
+
+
+def _count_rows(outcome: DeployOutcome) -> None:
+    path = outcome.results / "results.csv" if outcome.results else None
+    if not path or not path.exists():
+        return
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    outcome.rows = len(rows)
+    outcome.models_done = sorted({r.get("model", "") for r in rows
+                                  if r.get("status", "ok") == "ok"})
+
+
+def summary(outcomes: Sequence[DeployOutcome]) -> str:
+    """One line per target: where its results are, or why it failed."""
+    lines = []
+    width = max((len(o.target) for o in outcomes), default=0)
+    for o in outcomes:
+        sent = f"{o.transfer.bytes_sent / 1e6:.1f} MB sent, {o.transfer.files_skipped} files cached"
+        if o.ok:
+            lines.append(f"  ok    {o.target:<{width}}  {o.rows} rows → {o.results}  "
+                         f"({sent}, {o.seconds:.1f} s)")
+        else:
+            kept = f"  [{o.rows} rows kept in {o.results}]" if o.rows else ""
+            lines.append(f"  FAIL  {o.target:<{width}}  {o.error}{kept}")
+    failed = sum(not o.ok for o in outcomes)
+    head = (f"deploy: {len(outcomes) - failed} of {len(outcomes)} targets finished"
+            + (f", {failed} failed" if failed else ""))
+    return "\n".join([head] + lines)
+
+
+__all__ = ["Bundle", "DeployOutcome", "DEFAULT_REMOTE_DIR", "deploy", "load_bundle",
+           "python_for", "summary", "target_dirname"]

@@ -1,0 +1,331 @@
+"""Real OpenSSH servers on 127.0.0.1 for the deploy tests, and a TCP proxy that misbehaves.
+
+Register from a test file with `pytest_plugins = ["tests.sshd"]` or `from tests.sshd import *`.
+Every server has its own config, host key, authorized key and pid, listens on loopback only and is
+stopped by its PID. Logins use a dedicated unprivileged user (`ebtest`, /bin/sh) because root's
+shell start-up here costs 270-430 ms per command. Keys are generated per session in a temp dir.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import pytest
+
+SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
+TEST_USER = "ebtest"
+SYSTEM_PYTHON = "/usr/bin/python3"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _need_root_and_sshd() -> None:
+    if os.geteuid() != 0:
+        pytest.skip("the loopback sshd tests create a test user and need root")
+    if not os.path.exists(SSHD):
+        pytest.skip("openssh-server is not installed (tests/run.sh installs it)")
+
+
+def ensure_test_user() -> pwd.struct_passwd:
+    """A plain user with /bin/sh; `useradd` leaves it locked ('!') and sshd with UsePAM no refuses
+    locked accounts, so the password field is set to '*' (no password, but not locked)."""
+    try:
+        return pwd.getpwnam(TEST_USER)
+    except KeyError:
+        subprocess.run(["useradd", "-m", "-s", "/bin/sh", TEST_USER], check=True)
+        subprocess.run(["usermod", "-p", "*", TEST_USER], check=True)
+        return pwd.getpwnam(TEST_USER)
+
+
+def keygen(path: Path, kind: str = "ed25519") -> Path:
+    subprocess.run(["ssh-keygen", "-q", "-t", kind, "-N", "", "-C", "edgebench-test", "-f",
+                    str(path)], check=True)
+    return path
+
+
+@dataclass
+class SSHEnv:
+    """What the whole session shares: the test user, its client key, a place for files."""
+    root: Path                 # 0755 temp dir readable by the test user
+    user: str
+    home: Path
+    client_key: Path           # authorized on every server
+    authorized_keys: Path
+    python: str                # an interpreter the test user can run, with numpy and LiteRT
+
+
+@dataclass
+class SSHServer:
+    env: SSHEnv
+    port: int
+    host_key: Path
+    workdir: Path
+    proc: Optional[subprocess.Popen] = None
+    extra_config: str = ""
+
+    @property
+    def host(self) -> str:
+        return "127.0.0.1"
+
+    @property
+    def target(self) -> str:
+        return f"{self.env.user}@127.0.0.1:{self.port}"
+
+    def known_hosts_line(self) -> str:
+        kind, b64 = self.host_key.with_suffix(".pub").read_text().split()[:2]
+        return f"[127.0.0.1]:{self.port} {kind} {b64}\n"
+
+    def start(self) -> "SSHServer":
+        cfg = self.workdir / "sshd_config"
+        cfg.write_text(f"""\
+ListenAddress 127.0.0.1
+Port {self.port}
+HostKey {self.host_key}
+PidFile {self.workdir}/sshd.pid
+AuthorizedKeysFile {self.env.authorized_keys}
+AllowUsers {self.env.user}
+PermitRootLogin no
+PubkeyAuthentication yes
+UsePAM no
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+StrictModes no
+AllowTcpForwarding no
+X11Forwarding no
+MaxStartups 50
+Subsystem sftp internal-sftp
+{self.extra_config}
+""")
+        os.makedirs("/run/sshd", exist_ok=True)
+        subprocess.run([SSHD, "-t", "-f", str(cfg)], check=True)
+        self._log = open(self.workdir / "sshd.log", "ab")
+        self.proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(cfg)], stderr=self._log)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                return self
+            except OSError:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"sshd exited: {(self.workdir / 'sshd.log').read_text()}")
+                time.sleep(0.05)
+        raise RuntimeError("sshd did not start listening in 10 s")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                os.kill(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self.proc = None
+        if getattr(self, "_log", None):
+            self._log.close()
+            self._log = None
+
+    def log(self) -> str:
+        return (self.workdir / "sshd.log").read_text(errors="replace")
+
+
+def make_server(env: SSHEnv, host_key: Optional[Path] = None, extra_config: str = "") -> SSHServer:
+    work = Path(tempfile.mkdtemp(prefix="sshd-", dir=env.root))
+    key = host_key or keygen(work / "host_ed25519")
+    return SSHServer(env=env, port=_free_port(), host_key=key, workdir=work,
+                     extra_config=extra_config)
+
+
+def _test_python(root: Path) -> str:
+    """The test user cannot read /root (where the project venv's base interpreter lives), so give
+    it a venv on the system python 3.11 that sees the project venv's site-packages; this is also
+    exactly the `--remote-python /path/to/venv/bin/python` case."""
+    import numpy  # noqa: F401  (the project venv must have it)
+    site = next(Path(p) for p in __import__("sys").path
+                if p.endswith("site-packages") and (Path(p) / "numpy").exists())
+    venv = root / "venv"
+    subprocess.run([SYSTEM_PYTHON, "-m", "venv", "--without-pip", str(venv)], check=True)
+    ver = subprocess.run([str(venv / "bin/python"), "-c",
+                          "import sys;print('python%d.%d' % sys.version_info[:2])"],
+                         check=True, capture_output=True, text=True).stdout.strip()
+    (venv / "lib" / ver / "site-packages" / "edgebench-host.pth").write_text(f"{site}\n")
+    return str(venv / "bin/python")
+
+
+@pytest.fixture(scope="session")
+def ssh_env():
+    _need_root_and_sshd()
+    user = ensure_test_user()
+    root = Path(tempfile.mkdtemp(prefix="edgebench-ssh-"))
+    os.chmod(root, 0o755)
+    key = keygen(root / "client_ed25519")
+    auth = root / "authorized_keys"
+    auth.write_text(key.with_suffix(".pub").read_text())
+    os.chmod(auth, 0o644)
+    env = SSHEnv(root=root, user=TEST_USER, home=Path(user.pw_dir), client_key=key,
+                 authorized_keys=auth, python=_test_python(root))
+    yield env
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def sshd(ssh_env):
+    """One server for the whole session (start-up is ~50 ms, but sessions share host keys)."""
+    server = make_server(ssh_env).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def sshd_factory(ssh_env):
+    """make(**kw) -> a started SSHServer; all stopped by PID at teardown."""
+    made = []
+
+    def make(**kw) -> SSHServer:
+        s = make_server(ssh_env, **kw).start()
+        made.append(s)
+        return s
+    yield make
+    for s in made:
+        s.stop()
+
+
+@pytest.fixture
+def known_hosts(tmp_path, sshd):
+    """A known_hosts file that trusts the session server (tests never touch ~/.ssh)."""
+    path = tmp_path / "known_hosts"
+    path.write_text(sshd.known_hosts_line())
+    return path
+
+
+@pytest.fixture
+def remote_dir(ssh_env):
+    """A fresh working folder (relative to the test user's home) per test."""
+    rel = f"ebtest-{uuid.uuid4().hex[:10]}"
+    yield rel
+    shutil.rmtree(ssh_env.home / rel, ignore_errors=True)
+
+
+# --- a loopback TCP proxy that adds delay and cuts the link -----------------------------------
+
+@dataclass
+class TCPProxy:
+    """Forwards 127.0.0.1:port to upstream_port. delay_s is added to every chunk in both
+    directions; cut_after_up cuts every connection once that many bytes went client->server
+    (the upload direction), for the first cut_connections connections (None: all); set
+    attributes between connections to change behaviour."""
+    upstream_port: int
+    delay_s: float = 0.0
+    cut_after_up: Optional[int] = None
+    cut_connections: Optional[int] = None
+    port: int = 0
+    connections: int = 0
+    bytes_up: int = 0
+    cuts: int = 0
+    _loop: asyncio.AbstractEventLoop = field(default=None, repr=False)
+    _thread: threading.Thread = field(default=None, repr=False)
+    _server: object = field(default=None, repr=False)
+    _writers: set = field(default_factory=set, repr=False)
+
+    def start(self) -> "TCPProxy":
+        ready = threading.Event()
+
+        def main():
+            self._loop = asyncio.new_event_loop()
+            self._server = self._loop.run_until_complete(
+                asyncio.start_server(self._handle, "127.0.0.1", 0))
+            self.port = self._server.sockets[0].getsockname()[1]
+            ready.set()
+            self._loop.run_forever()
+        self._thread = threading.Thread(target=main, daemon=True)
+        self._thread.start()
+        ready.wait(5)
+        return self
+
+    async def _handle(self, creader, cwriter):
+        try:
+            ureader, uwriter = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+        except OSError:
+            cwriter.close()
+            return
+        self._writers.update((cwriter, uwriter))
+        sent = [0]
+        self.connections += 1
+        limit = self.cut_after_up
+        if self.cut_connections is not None and self.connections > self.cut_connections:
+            limit = None
+
+        async def pipe(reader, writer, upload):
+            try:
+                while True:
+                    data = await reader.read(65536)
+                    if not data:
+                        break
+                    if self.delay_s:
+                        await asyncio.sleep(self.delay_s)
+                    if upload and limit is not None:
+                        room = limit - sent[0]
+                        if room <= len(data):
+                            writer.write(data[:max(room, 0)])
+                            self.cuts += 1
+                            raise ConnectionResetError("cut by proxy")
+                        sent[0] += len(data)
+                        self.bytes_up += len(data)
+                    writer.write(data)
+                    await writer.drain()
+            except (ConnectionError, asyncio.CancelledError):
+                pass
+            finally:
+                for w in (cwriter, uwriter):
+                    w.close()
+                    self._writers.discard(w)
+
+        await asyncio.gather(pipe(creader, uwriter, True), pipe(ureader, cwriter, False))
+
+    def cut_all(self) -> None:
+        """Drop every open connection now (a link that dies mid-command)."""
+        def cut():
+            for w in list(self._writers):
+                w.transport.abort()
+            self.cuts += 1
+        self._loop.call_soon_threadsafe(cut)
+
+    def stop(self) -> None:
+        if self._loop:
+            async def shutdown():
+                self._server.close()
+                for task in asyncio.all_tasks():
+                    if task is not asyncio.current_task():
+                        task.cancel()
+            asyncio.run_coroutine_threadsafe(shutdown(), self._loop).result(5)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(5)
+
+
+@pytest.fixture
+def tcp_proxy():
+    """make(upstream_port, delay_s=0, cut_after_up=None) -> a started TCPProxy."""
+    made = []
+
+    def make(upstream_port: int, **kw) -> TCPProxy:
+        p = TCPProxy(upstream_port, **kw).start()
+        made.append(p)
+        return p
+    yield make
+    for p in made:
+        p.stop()

@@ -1,0 +1,185 @@
+"""End-to-end deploys with the real agent and a real bundle, on LocalTarget and over a real
+OpenSSH server on loopback: same CSV columns, rows for every model, cached re-deploys, resume."""
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from sshd import *  # noqa: F401,F403
+from agent_helpers import FAST
+from edgebench.device.agent import RESULT_COLUMNS
+from edgebench.host.deploy import deploy, load_bundle, summary
+from edgebench.host.errors import UserError
+from edgebench.host.targets import ConnectOptions, TargetSpec, parse_target
+
+pytestmark = pytest.mark.ssh
+RECIPES = ("fp32", "int8")
+
+
+@pytest.fixture(scope="session")
+def bundle(tmp_path_factory) -> Path:
+    from tflite_factory import make_bundle
+    return make_bundle(tmp_path_factory.mktemp("deploy-bundle") / "bundle", recipes=RECIPES)
+
+
+def ssh_options(env, known_hosts) -> ConnectOptions:
+    return ConnectOptions(known_hosts=str(known_hosts), identity_files=[str(env.client_key)],
+                          allow_agent=False, look_for_keys=False, connect_timeout=5)
+
+
+def ssh_spec(env, server, remote_dir, name=None) -> TargetSpec:
+    spec = parse_target(server.target)
+    spec.name = name or spec.name
+    spec.python, spec.remote_dir = env.python, remote_dir
+    return spec
+
+
+def read_csv(path: Path):
+    with open(path, newline="") as f:
+        r = csv.DictReader(f)
+        return list(r.fieldnames), list(r)
+
+
+def store_is_sound(store: Path) -> None:
+    """Every file in the content store is named by its own sha256; no temp file was kept."""
+    for f in store.iterdir():
+        assert not f.name.startswith(".tmp-"), f"a partial upload was left: {f.name}"
+        assert hashlib.sha256(f.read_bytes()).hexdigest() == f.name
+
+
+def test_ssh_deploy_matches_local_columns_and_redeploy_sends_nothing(
+        bundle, ssh_env, sshd, known_hosts, remote_dir, tmp_path):
+    names = [m["name"] for m in json.loads((bundle / "manifest.json").read_text())["models"]]
+    local = TargetSpec(name="local", kind="local", remote_dir=str(tmp_path / "local-device"))
+    remote = ssh_spec(ssh_env, sshd, remote_dir, name="loop-pi")
+    events = []
+    outcomes = deploy(bundle, [local, remote], tmp_path / "results", FAST,
+                      options=ssh_options(ssh_env, known_hosts), progress=False,
+                      on_event=lambda name, ev: events.append((name, ev)))
+    assert [o.ok for o in outcomes] == [True, True], summary(outcomes)
+    cols = {}
+    for o in outcomes:
+        assert o.results == tmp_path / "results" / "test-run" / o.target
+        cols[o.target], rows = read_csv(o.results / "results.csv")
+        assert sorted(r["model"] for r in rows) == sorted(names)
+        assert all(r["status"] == "ok" and float(r["p50_ms"]) > 0 for r in rows)
+        assert (o.results / "latency_samples.csv").exists() and (o.results / "env.json").exists()
+        assert o.transfer.files_sent > 0 and o.transfer.bytes_skipped == 0
+    assert cols["local"] == cols["loop-pi"] == list(RESULT_COLUMNS)
+    assert {ev["event"] for n, ev in events if n == "loop-pi"} >= {"model_start", "row", "done"}
+    store_is_sound(ssh_env.home / remote_dir / "store")
+
+    # Re-deploy of unchanged models: nothing is re-sent and the agent skips measured rows.
+    again = deploy(bundle, [remote], tmp_path / "results", FAST,
+                   options=ssh_options(ssh_env, known_hosts), progress=False)[0]
+    assert again.ok and again.transfer.bytes_sent == 0
+    assert again.transfer.files_skipped == len(load_bundle(bundle).files)
+    assert again.rows == len(names)
+
+
+def test_cut_link_mid_upload_never_uses_a_partial_file(
+        bundle, ssh_env, sshd, known_hosts, remote_dir, tmp_path, tcp_proxy):
+    # ~15 kB of handshake, preflight and lock go first; then the bundle (~130 kB) is uploading.
+    proxy = tcp_proxy(sshd.port, cut_after_up=15_000 + load_bundle(bundle).size // 2)
+    spec = ssh_spec(ssh_env, sshd, remote_dir, name="flaky")
+    spec.port = proxy.port
+    kh = tmp_path / "kh"   # the proxy's port is another known_hosts name
+    kh.write_text(sshd.known_hosts_line().replace(f":{sshd.port} ", f":{proxy.port} "))
+    failed = deploy(bundle, [spec], tmp_path / "results", FAST,
+                    options=ssh_options(ssh_env, kh), retries=0, progress=False)[0]
+    assert not failed.ok and "link dropped during transfer" in failed.error and proxy.cuts == 1
+    store = ssh_env.home / remote_dir / "store"
+    partial = [f for f in store.iterdir() if f.name.startswith(".tmp-")]
+    assert partial, "the cut should have left a partial temp upload on the device"
+    for f in store.iterdir():   # whatever reached its final name is whole
+        assert f.name.startswith(".tmp-") or hashlib.sha256(f.read_bytes()).hexdigest() == f.name
+    assert not (ssh_env.home / remote_dir / "runs" / "test-run" / "out").exists()
+
+    proxy.cut_after_up = None
+    done = deploy(bundle, [spec], tmp_path / "results", FAST,
+                  options=ssh_options(ssh_env, kh), retries=0, progress=False)[0]
+    assert done.ok, done.error
+    assert done.rows == len(RECIPES)
+    store_is_sound(store)
+
+
+def test_dropped_link_is_retried_once_with_backoff(
+        bundle, ssh_env, sshd, known_hosts, remote_dir, tmp_path, tcp_proxy):
+    proxy = tcp_proxy(sshd.port, cut_after_up=15_000 + load_bundle(bundle).size // 2)
+    proxy.cut_connections = 1          # only the first connection is cut
+    spec = ssh_spec(ssh_env, sshd, remote_dir)
+    spec.port = proxy.port
+    kh = tmp_path / "kh"
+    kh.write_text(sshd.known_hosts_line().replace(f":{sshd.port} ", f":{proxy.port} "))
+    out = deploy(bundle, [spec], tmp_path / "results", FAST, options=ssh_options(ssh_env, kh),
+                 retries=1, backoff_s=0.2, progress=False)[0]
+    assert out.ok, out.error
+    assert out.attempts == 2 and proxy.cuts == 1 and out.rows == len(RECIPES)
+    store_is_sound(ssh_env.home / remote_dir / "store")
+
+
+def test_manifest_names_that_leave_the_folder_are_refused(bundle, tmp_path):
+    for field, value in (("name", "../../evil"), ("name", "x; rm -rf ~"),
+                         ("file", "../outside.tflite"), ("file", "models/$(id).tflite"),
+                         ("reference", "/etc/passwd")):
+        bad = tmp_path / f"bad-{field}"
+        shutil.copytree(bundle, bad, dirs_exist_ok=True)
+        manifest = json.loads((bad / "manifest.json").read_text())
+        manifest["models"][0][field] = value
+        (bad / "manifest.json").write_text(json.dumps(manifest))
+        with pytest.raises(UserError, match="refusing"):
+            deploy(bad, [parse_target("local")], tmp_path / "r", progress=False)
+    bad = tmp_path / "bad-run"
+    shutil.copytree(bundle, bad)
+    manifest = json.loads((bad / "manifest.json").read_text())
+    manifest["run_id"] = "../run"
+    (bad / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(UserError, match="refusing run id"):
+        load_bundle(bad)
+
+
+def test_corrupt_bundle_model_is_refused(bundle, tmp_path):
+    bad = tmp_path / "corrupt"
+    shutil.copytree(bundle, bad)
+    model = next((bad / "models").glob("*.tflite"))
+    model.write_bytes(model.read_bytes()[:-10])
+    with pytest.raises(UserError, match="does not match its manifest sha256"):
+        load_bundle(bad)
+
+
+def test_preflight_names_what_to_install(bundle, ssh_env, sshd, known_hosts, remote_dir, tmp_path):
+    spec = ssh_spec(ssh_env, sshd, remote_dir)
+    spec.python = SYSTEM_PYTHON          # no numpy, no interpreter there
+    out = deploy(bundle, [spec], tmp_path / "r", FAST, options=ssh_options(ssh_env, known_hosts),
+                 progress=False)[0]
+    assert not out.ok
+    assert "device not ready" in out.error and "pip install numpy" in out.error
+    assert "pip install ai-edge-litert" in out.error
+    spec.python = "/opt/none/bin/python3"
+    out = deploy(bundle, [spec], tmp_path / "r", FAST, options=ssh_options(ssh_env, known_hosts),
+                 progress=False)[0]
+    assert "not found" in out.error and "--remote-python" in out.error
+
+
+def test_deploy_command_builds_a_bundle_and_runs_locally(tmp_path):
+    """The embedded default: `deploy --models-dir` bundles first, then runs on this machine."""
+    from cli_runner import run_cli
+    from tflite_factory import factory_dir
+    models = tmp_path / "models"
+    models.mkdir()
+    for ext in ("tflite", "json"):
+        shutil.copy(factory_dir() / "models" / f"tinycnn.int8.{ext}", models)
+    code, out, err = run_cli("deploy", "--models-dir", models, "--testset",
+                             factory_dir() / "testset.npz", "--run-id", "cli-local",
+                             "--remote-dir", tmp_path / "device", "--results", tmp_path / "res",
+                             "--no-progress", *FAST)
+    assert code == 0, out + err
+    assert (tmp_path / "res" / "cli-local" / "bundle" / "manifest.json").exists()
+    _, rows = read_csv(tmp_path / "res" / "cli-local" / "local" / "results.csv")
+    assert [r["model"] for r in rows] == ["tinycnn.int8"] and rows[0]["status"] == "ok"
+    assert rows[0]["accuracy"] != ""
