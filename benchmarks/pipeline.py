@@ -1,0 +1,76 @@
+"""Wall time of each stage of `bench-host run` (the default profile, local target) and in total.
+
+    python benchmarks/pipeline.py [--profile quick] [--results DIR] [--readme benchmarks/README.md]
+
+Runs in a fresh results folder so nothing is skipped; prints one line per stage and the total,
+and with --readme replaces the "Pipeline" section of benchmarks/README.md."""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--profile", default="quick")
+    ap.add_argument("--results", type=Path, default=None, help="default: a fresh temp folder")
+    ap.add_argument("--readme", type=Path, default=None, help="update this README's Pipeline section")
+    args = ap.parse_args()
+
+    from edgebench.host.profiles import PROFILES
+    from edgebench.host.pipeline import run_pipeline
+    from edgebench.host.targets import parse_target
+
+    profile = PROFILES[args.profile]
+    results = args.results or Path(tempfile.mkdtemp(prefix="edgebench-pipeline-"))
+    load_before = os.getloadavg()[0]
+    start = time.perf_counter()
+    result = run_pipeline(profile, results, f"bench-{profile.name}", [parse_target("local")],
+                          quiet=True)
+    total = time.perf_counter() - start
+    load_after = os.getloadavg()[0]
+    ok_rows = sum(o.rows for o in result.outcomes)
+
+    lines = [f"| {stage} | {secs:.1f} |" for stage, secs in result.stage_seconds.items()]
+    table = "\n".join(["| stage | wall s |", "|---|---:|", *lines, f"| **total** | **{total:.1f}** |"])
+    print(table)
+    print(f"\n{ok_rows} result rows; report: {result.report.markdown}")
+    print(result.report.headline)
+
+    if args.readme:
+        section = (
+            "## Pipeline\n\n"
+            f"`python benchmarks/pipeline.py --profile {profile.name}` on {platform.machine()}, "
+            f"{cpu_name()}, {os.cpu_count()} cores (load average {load_before:.1f} before, "
+            f"{load_after:.1f} after), from an empty results folder: the `{profile.name}` profile "
+            f"({profile.data} at {profile.img_size} px, {', '.join(profile.models)}, "
+            f"{profile.epochs} epochs, recipes {', '.join(profile.recipes)}), measured on the "
+            f"local target.\n\n{table}\n\nTarget: the default run in at most 5 minutes (300 s) "
+            f"on 2 cores: {'met' if total <= 300 else 'missed'}.\n")
+        text = args.readme.read_text() if args.readme.is_file() else "# Benchmarks\n"
+        if re.search(r"^## Pipeline\n", text, flags=re.M):
+            text = re.sub(r"^## Pipeline\n.*?(?=^## |\Z)", section + "\n", text, flags=re.M | re.S)
+        else:
+            text = text.rstrip("\n") + "\n\n" + section
+        args.readme.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
