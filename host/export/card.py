@@ -1,0 +1,128 @@
+"""The model card: the JSON beside every .tflite that the bundle and the device agent read.
+Its schema is defined in device/agent.py (MODEL_CARD_SCHEMA and the comment above it); this module
+writes and reads it and is the only host code that knows its fields."""
+from __future__ import annotations
+
+import hashlib
+import json
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+from edgebench.device.agent import MODEL_CARD_SCHEMA
+from edgebench.host.errors import UserError
+
+CARD_KEYS = ("schema", "name", "file", "sha256", "size_bytes", "recipe", "architecture", "input",
+             "output", "class_names", "positive_class", "source", "tools", "conversion_seconds",
+             "verification")
+INPUT_KEYS = ("shape", "dtype", "layout", "scale", "zero_point", "normalization")
+OUTPUT_KEYS = ("shape", "dtype", "scale", "zero_point")
+SOURCE_KEYS = ("checkpoint", "onnx", "saved_model", "data_spec", "img_size", "split_seed")
+VERIFICATION_KEYS = ("max_abs_diff", "agreement", "accuracy", "n")
+_TOOLS = ("torch", "onnx", "onnx2tf", "onnxruntime", "tensorflow", "tf-keras", "ai-edge-litert",
+          "numpy")
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def card_path_for(tflite_path: Path) -> Path:
+    """resnet18.int8.tflite -> resnet18.int8.json"""
+    return Path(tflite_path).with_suffix(".json")
+
+
+def tool_versions() -> dict:
+    out = {}
+    for dist in _TOOLS:
+        try:
+            out[dist.replace("-", "_")] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            out[dist.replace("-", "_")] = None
+    return out
+
+
+def tensor_info(detail: dict) -> dict:
+    """shape/dtype/scale/zero_point of one TFLite tensor, as the interpreter reports them: a float
+    tensor has scale 0.0 and zero_point 0 (TFLite's own "not quantized")."""
+    scale, zero_point = detail["quantization"]
+    return {"shape": [int(d) for d in detail["shape"]], "dtype": np.dtype(detail["dtype"]).name,
+            "scale": float(scale), "zero_point": int(zero_point)}
+
+
+def build_card(tflite_path: Path, *, recipe: str, architecture: str, normalization: dict,
+               class_names: list[str], positive_class: int, source: dict,
+               conversion_seconds: float, tools: dict | None = None,
+               verification: dict | None = None) -> dict:
+    from ai_edge_litert.interpreter import Interpreter
+
+    tflite_path = Path(tflite_path)
+    interp = Interpreter(model_path=str(tflite_path))
+    (inp,), (out,) = interp.get_input_details(), interp.get_output_details()
+    card_input = tensor_info(inp)
+    card_input["layout"] = "NHWC"
+    card_input["normalization"] = {"pixel_scale": float(normalization["pixel_scale"]),
+                                   "mean": [float(m) for m in normalization["mean"]],
+                                   "std": [float(s) for s in normalization["std"]]}
+    return {
+        "schema": MODEL_CARD_SCHEMA,
+        "name": tflite_path.name[:-len(".tflite")],
+        "file": tflite_path.name,
+        "sha256": sha256_file(tflite_path),
+        "size_bytes": tflite_path.stat().st_size,
+        "recipe": recipe,
+        "architecture": architecture,
+        "input": {k: card_input[k] for k in INPUT_KEYS},
+        "output": tensor_info(out),
+        "class_names": list(class_names),
+        "positive_class": int(positive_class),
+        "source": {k: source.get(k) for k in SOURCE_KEYS},
+        "tools": tools if tools is not None else tool_versions(),
+        "conversion_seconds": round(float(conversion_seconds), 3),
+        "verification": verification,
+    }
+
+
+def write_card(path: Path, card: dict) -> Path:
+    validate_card(card, str(path))
+    path = Path(path)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(card, indent=2) + "\n")
+    tmp.replace(path)
+    return path
+
+
+def read_card(path: Path) -> dict:
+    path = Path(path)
+    try:
+        card = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise UserError(f"model card not found: {path}") from None
+    except (OSError, ValueError) as exc:
+        raise UserError(f"cannot read model card {path}: {exc}") from None
+    validate_card(card, str(path))
+    return card
+
+
+def validate_card(card: dict, where: str = "model card") -> None:
+    """Raise UserError unless `card` has this schema version and every field it defines."""
+    if not isinstance(card, dict) or card.get("schema") != MODEL_CARD_SCHEMA:
+        found = card.get("schema") if isinstance(card, dict) else type(card).__name__
+        raise UserError(f"{where}: expected schema {MODEL_CARD_SCHEMA}, found {found!r}")
+    checks = [("", card, CARD_KEYS), ("input.", card.get("input"), INPUT_KEYS),
+              ("output.", card.get("output"), OUTPUT_KEYS), ("source.", card.get("source"), SOURCE_KEYS)]
+    if card.get("verification") is not None:
+        checks.append(("verification.", card["verification"], VERIFICATION_KEYS))
+    for prefix, part, keys in checks:
+        if not isinstance(part, dict):
+            raise UserError(f"{where}: field {prefix.rstrip('.')!r} must be an object")
+        missing = [prefix + k for k in keys if k not in part]
+        if missing:
+            raise UserError(f"{where}: missing field(s) {', '.join(missing)}")
+    if card["input"]["layout"] != "NHWC":
+        raise UserError(f"{where}: input.layout must be NHWC")

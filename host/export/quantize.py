@@ -1,0 +1,238 @@
+"""SavedModel -> one .tflite per recipe, each with its model card and (optionally) verified.
+A recipe that fails becomes a failed result with the reason; the others go on."""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from edgebench.host.errors import UserError
+from edgebench.host.export.card import build_card, card_path_for, tool_versions, write_card
+from edgebench.host.export.recipes import IO_TYPES, RECIPES, parse_recipes
+from edgebench.host.export.source import SourceInfo
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+@dataclass
+class VerifyData:
+    """What every recipe is checked against: NHWC float inputs (already normalised), the float
+    model's logits on them, and the labels (None where unknown)."""
+    inputs: np.ndarray
+    reference: np.ndarray
+    labels: np.ndarray | None = None
+    reference_kind: str = "torch"  # or "onnxruntime"
+
+
+@dataclass
+class RecipeResult:
+    recipe: str
+    status: str  # "ok" or "failed"
+    error: str = ""
+    tflite: Path | None = None
+    card: Path | None = None
+    size_bytes: int | None = None
+    seconds: float = 0.0
+    verification: dict | None = field(default=None)
+
+    def row(self, fp32_size: int | None) -> dict:
+        """This result as a verify.csv row."""
+        v = self.verification or {}
+        ratio = (self.size_bytes / fp32_size) if self.size_bytes and fp32_size else None
+        return {"recipe": self.recipe, "status": self.status, "error": self.error,
+                "size_bytes": self.size_bytes, "size_ratio_vs_fp32": ratio,
+                "max_abs_diff": v.get("max_abs_diff"), "agreement": v.get("agreement"),
+                "accuracy": v.get("accuracy"), "n": v.get("n")}
+
+
+@contextlib.contextmanager
+def _stderr_to(path: Path):
+    """Send file descriptor 2 (where TensorFlow's C++ converter logs) to a file for a while."""
+    import sys
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(path, "wb") as f:
+        os.dup2(f.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def _reason(exc: BaseException, log: str) -> str:
+    """One line: the converter's own 'error:' line when it logged one, else the exception's."""
+    text = log + "\n" + str(exc)
+    hits = [m.group(1).strip() for m in re.finditer(r"error: (.+)", text)]
+    line = hits[0] if hits else (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return f"{type(exc).__name__}: {line}"[:300]
+
+
+def convert_recipe(saved_model: Path, recipe: str, calib_inputs: np.ndarray | None = None,
+                   io: str = "int8", log_path: Path | None = None) -> bytes:
+    """The .tflite bytes of one recipe, in this process; calibrated recipes need `calib_inputs`
+    (NHWC float). The converter's native log goes to `log_path` (a temporary file by default)."""
+    import tensorflow as tf
+
+    spec = RECIPES[recipe]
+    rep = None
+    if spec.calibrated:
+        if calib_inputs is None or len(calib_inputs) == 0:
+            raise UserError(f"recipe {recipe} needs calibration images")
+        data = np.asarray(calib_inputs, dtype=np.float32)
+
+        def rep():
+            for x in data:
+                yield [x[None]]
+    conv = tf.lite.TFLiteConverter.from_saved_model(str(saved_model))
+    spec.configure(conv, tf, rep, io)
+    with tempfile.TemporaryDirectory() as tmp:
+        log = Path(log_path) if log_path else Path(tmp) / "converter.log"
+        try:
+            with _stderr_to(log):
+                return conv.convert()
+        except Exception as exc:
+            raise RuntimeError(_reason(exc, log.read_text(errors="replace"))) from None
+
+
+def convert_isolated(saved_model: Path, recipes: list[str], calib_inputs: np.ndarray | None,
+                     io: str, out_dir: Path, name: str):
+    """Run the converter in a child process (recipe_worker) and yield one result event per recipe,
+    in order. A crash fails the recipe it happened in, and a fresh child takes the rest."""
+    import signal
+    import subprocess
+    import sys
+
+    with tempfile.TemporaryDirectory(prefix="edgebench-quantize-") as tmp:
+        calib_arg = "-"
+        if calib_inputs is not None:
+            calib_arg = str(Path(tmp) / "calib.npy")
+            np.save(calib_arg, np.asarray(calib_inputs, dtype=np.float32))
+        log = Path(tmp) / "converter.log"
+        pending = list(recipes)
+        while pending:
+            cmd = [sys.executable, "-m", "edgebench.host.export.recipe_worker", str(saved_model),
+                   str(out_dir), name, io, calib_arg, str(log), *pending]
+            with open(Path(tmp) / "worker.err", "wb") as err:
+                proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True)
+                current = None
+                for line in proc.stdout:
+                    if not line.startswith("{"):
+                        continue  # a library printing on stdout
+                    event = json.loads(line)
+                    if event["event"] == "start":
+                        current = event["recipe"]
+                    elif event["recipe"] in pending:
+                        pending.remove(event["recipe"])
+                        current = None
+                        yield event
+                rc = proc.wait()
+            if not pending:
+                break
+            crashed = current or pending[0]
+            pending.remove(crashed)
+            how = f"signal {signal.Signals(-rc).name}" if rc < 0 else f"exit status {rc}"
+            text = (log.read_text(errors="replace") if log.is_file() else "") + \
+                (Path(tmp) / "worker.err").read_text(errors="replace")
+            hint = [ln.strip() for ln in text.splitlines() if ln.strip()][-1:] or [""]
+            yield {"recipe": crashed, "event": "done", "status": "failed", "size_bytes": None,
+                   "seconds": 0.0, "error": f"converter crashed ({how}) {hint[0]}".strip()[:300]}
+
+
+def convert_here(saved_model: Path, recipes: list[str], calib_inputs: np.ndarray | None,
+                 io: str, out_dir: Path, name: str):
+    """convert_isolated's events, with the converter in this process."""
+    from edgebench.host.export import recipe_worker
+
+    for recipe in recipes:
+        yield recipe_worker.convert_one(Path(saved_model), Path(out_dir), name, recipe,
+                                        calib_inputs, io, None)
+
+
+def quantize(saved_model: Path, recipes: list[str], calib_inputs: np.ndarray | None,
+             out_dir: Path, source: SourceInfo, *, io: str = "int8",
+             verify: VerifyData | None = None, progress: bool = True,
+             isolate: bool = True) -> list[RecipeResult]:
+    """Build each recipe from `saved_model` into `out_dir/<arch>.<recipe>.tflite` with its card
+    `<arch>.<recipe>.json`; verify each against `verify` when given. Never raises for one
+    recipe's failure: that recipe's result has status "failed" and the reason. `isolate` runs
+    the converter in a child process (a native crash then costs one recipe, not the run);
+    without it the converter runs here, which saves the child's TensorFlow start-up."""
+    from tqdm import tqdm
+
+    from edgebench.host.export.verify import verify_tflite
+
+    if io not in IO_TYPES:
+        raise UserError(f"unknown --io {io!r}; choose one of: {', '.join(IO_TYPES)}")
+    recipes = parse_recipes(",".join(recipes))
+    if calib_inputs is not None:
+        _check_calibration(np.asarray(calib_inputs), source)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tools = tool_versions()
+    results = []
+    bar = tqdm(total=len(recipes), desc=f"quantize {source.architecture}", unit="recipe",
+               disable=not progress)
+    run = convert_isolated if isolate else convert_here
+    events = run(saved_model, recipes, calib_inputs, io, out_dir, source.architecture)
+    for event in events:
+        recipe, seconds = event["recipe"], event["seconds"]
+        bar.update(1)
+        bar.set_postfix_str(recipe)
+        if event["status"] != "ok":
+            for stale in out_dir.glob(f"{source.architecture}.{recipe}.*"):
+                if stale.suffix in (".tflite", ".json"):  # from an earlier run: not this result
+                    stale.unlink()
+            results.append(RecipeResult(recipe, "failed", event["error"], seconds=seconds))
+            continue
+        path = out_dir / f"{source.architecture}.{recipe}.tflite"
+        blob_size = path.stat().st_size
+        result = RecipeResult(recipe, "ok", tflite=path, size_bytes=blob_size, seconds=seconds)
+        if verify is not None:
+            try:
+                result.verification = verify_tflite(path, verify.inputs, verify.reference,
+                                                    verify.labels,
+                                                    desc=f"verify {recipe}" if progress else False)
+                result.verification["reference"] = verify.reference_kind
+            except Exception as exc:  # converted but does not run: not a model to ship
+                path.replace(path.with_suffix(".tflite.failed"))
+                results.append(RecipeResult(recipe, "failed", f"does not run: {type(exc).__name__}: "
+                                            f"{str(exc).splitlines()[0][:250] if str(exc) else ''}",
+                                            size_bytes=blob_size, seconds=seconds))
+                continue
+        card = build_card(path, recipe=recipe, architecture=source.architecture,
+                          normalization=source.normalization, class_names=source.class_names,
+                          positive_class=source.positive_class, source=source.card_source(),
+                          conversion_seconds=source.upstream_seconds + seconds, tools=tools,
+                          verification=result.verification)
+        result.card = write_card(card_path_for(path), card)
+        results.append(result)
+    bar.close()
+    return results
+
+
+def _check_calibration(calib: np.ndarray, source: SourceInfo) -> None:
+    """Wrong-sized calibration images convert without a word, and NaN ones crash the converter
+    (segfault): refuse both up front."""
+    want = tuple(source.input_shape[1:])
+    if calib.ndim != 4 or calib.shape[1:] != want:
+        raise UserError(f"calibration inputs have shape {list(calib.shape)}; the model takes "
+                        f"N×{want[0]}×{want[1]}×{want[2]} (NHWC)")
+    if not np.isfinite(calib).all():
+        raise UserError("calibration inputs contain NaN or infinite values")
+
+
+def fp32_size(results: list[RecipeResult], out_dir: Path, architecture: str) -> int | None:
+    """The fp32 file's size, from this run or from an earlier one in the same folder."""
+    for r in results:
+        if r.recipe == "fp32" and r.status == "ok":
+            return r.size_bytes
+    old = Path(out_dir) / f"{architecture}.fp32.tflite"
+    return old.stat().st_size if old.is_file() else None

@@ -1,0 +1,84 @@
+"""The post-training quantization recipes, one row each, looked up by name (`--recipes help`).
+
+Each recipe configures a `tf.lite.TFLiteConverter` made from the SavedModel; the order here is
+the order they are built and reported."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from edgebench.host.errors import UserError
+from edgebench.host.registry import describe, lookup
+
+IO_TYPES = ("int8", "uint8")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    summary: str
+    calibrated: bool  # needs a representative data set
+    # configure(converter, tf, representative_dataset or None, io) sets the converter's options
+    configure: Callable
+
+
+def _fp32(conv, tf, rep, io):
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+
+
+def _dynamic(conv, tf, rep, io):
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+
+
+def _fp16(conv, tf, rep, io):
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.target_spec.supported_types = [tf.float16]
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+
+
+def _int8(conv, tf, rep, io):
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = rep
+    # INT8 only: an op without an int8 kernel fails the conversion instead of silently staying float
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    conv.inference_input_type = tf.uint8 if io == "uint8" else tf.int8
+    conv.inference_output_type = tf.uint8 if io == "uint8" else tf.int8
+
+
+def _int16x8(conv, tf, rep, io):
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = rep
+    conv.target_spec.supported_ops = [
+        tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
+    conv.inference_input_type = tf.int16
+    conv.inference_output_type = tf.int16
+
+
+RECIPES: dict[str, Recipe] = {r.name: r for r in (
+    Recipe("fp32", "float32 weights and activations (the reference)", False, _fp32),
+    Recipe("dynamic", "dynamic-range: int8 weights, float activations quantized on the fly",
+           False, _dynamic),
+    Recipe("fp16", "float16 weights, float32 compute", False, _fp16),
+    Recipe("int8", "full-integer: int8 weights and activations, int8 input/output (--io uint8)",
+           True, _int8),
+    Recipe("int16x8", "int16 activations, int8 weights, int16 input/output (reference kernels: slow)",
+           True, _int16x8),
+)}
+
+
+def parse_recipes(text: str) -> list[str]:
+    """'fp32,int8' -> ['fp32', 'int8'] in the table's order; 'all' is every recipe; an unknown
+    name is a UserError listing the valid ones."""
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise UserError(f"no recipe given; choose from: {', '.join(RECIPES)}")
+    if names == ["all"]:
+        return list(RECIPES)
+    for n in names:
+        lookup(RECIPES, n, "recipe")
+    return [n for n in RECIPES if n in names]
+
+
+def recipes_help() -> str:
+    return describe(RECIPES, "recipe")

@@ -1,0 +1,105 @@
+"""`bench-host convert` and `bench-host quantize` as a user runs them, on a tiny real model."""
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+import torch
+from cli_runner import run_bench_host, run_cli
+from test_export import ARCH, IMG, TinyPool, make_checkpoint, synthetic
+
+from edgebench.host.checkpoint import load_checkpoint, save_checkpoint
+from edgebench.host.export.card import read_card
+from edgebench.models import MODELS, ModelSpec
+
+
+# Real conversions (seconds each); foreign ONNX files are made with the legacy exporter on purpose.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600),
+              pytest.mark.filterwarnings("ignore::DeprecationWarning")]
+
+@pytest.fixture(scope="module", autouse=True)
+def registered():
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setitem(MODELS, ARCH, ModelSpec(ARCH, "test model with a padded MaxPool", TinyPool))
+        yield
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    """The tiny model, relabelled to verify on a small phantom (a real data spec)."""
+    out = tmp_path_factory.mktemp("cli")
+    path = make_checkpoint(out / "tiny.pt")
+    meta, state = load_checkpoint(path)
+    meta.data_spec = "phantom:60"
+    save_checkpoint(path, meta, state)
+    return path
+
+
+def rows(path):
+    with open(path, newline="") as f:
+        return {r["recipe"]: r for r in csv.DictReader(f)}
+
+
+def test_convert_then_quantize_from_the_saved_model(checkpoint):
+    code, out, err = run_cli("convert", checkpoint, "--quiet")
+    assert code == 0, err
+    folder = checkpoint.parent
+    assert "verified:" in out and "vs torch" in out
+    assert (folder / f"{ARCH}.onnx").is_file() and (folder / f"{ARCH}.fp32.tflite").is_file()
+    assert rows(folder / "verify.csv")["fp32"]["status"] == "ok"
+
+    code, out, err = run_cli("quantize", folder / f"{ARCH}_saved_model", "--recipes", "int8,fp16",
+                             "--calib", "16", "--io", "uint8", "--quiet")
+    assert code == 0, err + out
+    got = rows(folder / "verify.csv")
+    assert list(got) == ["fp32", "fp16", "int8"]  # the earlier fp32 row is kept, in table order
+    assert float(got["int8"]["size_ratio_vs_fp32"]) < 1
+    assert 0 <= float(got["int8"]["agreement"]) <= 1 and int(got["int8"]["n"]) > 0
+    card = read_card(folder / f"{ARCH}.int8.json")
+    assert card["input"]["dtype"] == "uint8" and card["verification"]["n"] == int(got["int8"]["n"])
+    assert card["source"]["data_spec"] == "phantom:60"
+
+
+def test_recipes_help_and_unknown_recipe(checkpoint):
+    code, out, _ = run_cli("quantize", checkpoint, "--recipes", "help")
+    assert code == 0
+    for name in ("fp32", "dynamic", "fp16", "int8", "int16x8"):
+        assert f"  {name}" in out
+    code, _, err = run_cli("quantize", checkpoint, "--recipes", "fp32,int4")
+    assert code == 2
+    assert err.count("\n") == 1 and "unknown recipe 'int4'" in err and "int16x8" in err
+
+
+def test_missing_and_corrupt_checkpoints_are_one_line_errors(tmp_path):
+    proc = run_bench_host("convert", tmp_path / "nope.pt")
+    assert proc.returncode == 2 and "not found" in proc.stderr
+    assert "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"\x00not a checkpoint" * 10)
+    code, _, err = run_cli("convert", bad)
+    assert code == 2 and "cannot read checkpoint" in err and err.count("\n") == 1
+    code, _, err = run_cli("quantize", tmp_path, "--recipes", "fp32")
+    assert code == 2 and "not a SavedModel folder" in err
+
+
+def test_bring_your_own_onnx_with_calibration_npz(tmp_path):
+    path = tmp_path / "mine.onnx"
+    torch.onnx.export(TinyPool(1).eval(), (torch.zeros(1, 1, IMG, IMG),), str(path), dynamo=False,
+                      opset_version=18, input_names=["x"])
+    code, _, err = run_cli("quantize", path, "--recipes", "int8", "--quiet")
+    assert code == 2 and "need calibration images" in err
+    images, labels = synthetic(40, 5)
+    npz = tmp_path / "calib.npz"
+    np.savez(npz, train_images=images[:30, ..., 0], test_images=images[30:], test_labels=labels[30:])
+    code, out, err = run_cli("quantize", path, "--recipes", "fp32,int8", "--calib-data", npz,
+                             "--quiet")
+    assert code == 0, err + out
+    got = rows(tmp_path / "verify.csv")
+    assert got["fp32"]["status"] == "ok" and float(got["fp32"]["max_abs_diff"]) <= 1e-4
+    assert int(got["int8"]["n"]) == 10
+    card = read_card(tmp_path / "mine.int8.json")
+    assert card["verification"]["reference"] == "onnxruntime" and card["source"]["checkpoint"] is None
+    np.savez(npz, images=np.zeros((4, 8, 8), np.uint8))
+    code, _, err = run_cli("quantize", tmp_path / "mine_saved_model", "--calib-data", npz)
+    assert code == 2 and "expected uint8 images N×32×32×1" in err
