@@ -24,7 +24,10 @@ RESULTS_SCHEMA_VERSION = 1
 #   class_names, positive_class (index of the positive class, "malignant"),
 #   source {checkpoint, onnx, saved_model, data_spec, img_size, split_seed},
 #   tools {torch, onnx, onnx2tf, tensorflow, ...}, conversion_seconds,
-#   verification {max_abs_diff, agreement, accuracy, n} (null when not verified)
+#   verification {max_abs_diff, agreement, accuracy, n, reference "torch"|"onnxruntime"}
+#                (null when not verified)
+#   Float tensors carry scale 0.0 and zero_point 0 (as the interpreter reports them). A card the
+#   bundle derived from a bare .tflite (no card beside it) has "derived": true.
 # Manifest (bundle/manifest.json):
 #   schema, run_id, created (ISO 8601 UTC), testset ("testset.npz" or null),
 #   models: [card + {"file": "models/<name>.tflite", "reference": "reference/<arch>.npy" or null}]
@@ -43,6 +46,8 @@ RESULT_COLUMNS = (
     "device_model", "machine", "cpu", "cores", "governor", "freq_mhz", "os",
     "python", "numpy", "emulated", "hostname", "started_utc",
 )
+# results.csv: status "ok" | "error"; `error` holds the failure of an error row, and on an ok row a
+# note on what could not be measured (e.g. "accuracy not measured: testset.npz is missing").
 SAMPLE_COLUMNS = ("schema_version", "run_id", "model", "sha256", "threads", "xnnpack", "runtime",
                   "run", "latency_ms")
 

@@ -27,16 +27,10 @@ import numpy as np
 from edgebench.device import agent as agent_module
 from edgebench.device.agent import MANIFEST_SCHEMA, MODEL_CARD_SCHEMA
 from edgebench.host.errors import UserError
+from edgebench.host.files import sha256_file
 
 DEFAULT_NORMALIZATION = {"pixel_scale": 1.0 / 255.0, "mean": [0.0], "std": [1.0]}
 
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def derive_card(path: Path, class_names: list[str] | None = None) -> dict:

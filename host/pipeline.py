@@ -143,19 +143,27 @@ def _train(profile: Profile, arch: str, out: Path, quiet: bool) -> None:
 
 def _export(profile: Profile, checkpoint: Path, out: Path, quiet: bool) -> None:
     """The same steps as `bench-host convert` then `bench-host quantize`, verified on the test
-    split; a recipe that fails is a failed row in verify.csv, never a stopped run."""
+    split; a recipe that fails is a failed row in verify.csv, never a stopped run. The float32
+    model `convert` builds (and verifies) is the fp32 recipe: it is not built twice."""
+    from edgebench.host.checkpoint import load_checkpoint
     from edgebench.host.commands.quantize import pick_images
+    from edgebench.host.data import load_splits
     from edgebench.host.export.pipeline import convert_checkpoint, record_verification, reference_for
     from edgebench.host.export.quantize import quantize
     from edgebench.host.export.verify import normalize
 
-    fp32 = convert_checkpoint(checkpoint, out)
-    source = fp32.source
-    calib, test_images, test_labels = pick_images(source, None, None, profile.calib, profile.seed)
-    verify = reference_for(source, test_images, test_labels)
-    results = quantize(Path(source.saved_model), list(profile.recipes),
-                       normalize(calib, source.normalization), out, source, verify=verify,
-                       progress=not quiet)
+    meta, _ = load_checkpoint(checkpoint)
+    test_images, test_labels = load_splits(meta.data_spec, meta.img_size, meta.in_channels,
+                                           meta.split_seed)["test"]
+    conv = convert_checkpoint(checkpoint, out, verify_images=test_images, verify_labels=test_labels)
+    source = conv.source
+    results = [conv.fp32]
+    rest = [r for r in profile.recipes if r != "fp32"]
+    if rest:
+        calib, _, _ = pick_images(source, None, None, profile.calib, profile.seed)
+        results += quantize(Path(source.saved_model), rest, normalize(calib, source.normalization),
+                            out, source, verify=reference_for(source, test_images, test_labels),
+                            progress=not quiet)
     record_verification(out, results, source.architecture)
 
 

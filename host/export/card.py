@@ -3,7 +3,6 @@ Its schema is defined in device/agent.py (MODEL_CARD_SCHEMA and the comment abov
 writes and reads it and is the only host code that knows its fields."""
 from __future__ import annotations
 
-import hashlib
 import json
 from importlib import metadata
 from pathlib import Path
@@ -12,6 +11,7 @@ import numpy as np
 
 from edgebench.device.agent import MODEL_CARD_SCHEMA
 from edgebench.host.errors import UserError
+from edgebench.host.files import sha256_file
 
 CARD_KEYS = ("schema", "name", "file", "sha256", "size_bytes", "recipe", "architecture", "input",
              "output", "class_names", "positive_class", "source", "tools", "conversion_seconds",
@@ -23,13 +23,6 @@ VERIFICATION_KEYS = ("max_abs_diff", "agreement", "accuracy", "n")
 _TOOLS = ("torch", "onnx", "onnx2tf", "onnxruntime", "tensorflow", "tf-keras", "ai-edge-litert",
           "numpy")
 
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def card_path_for(tflite_path: Path) -> Path:

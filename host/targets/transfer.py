@@ -6,7 +6,6 @@ Uploads go to `store/.tmp-<sha256>-<nonce>`, are hashed on the device, and only 
 their final name, so a cut upload never leaves a file that a later run would trust."""
 from __future__ import annotations
 
-import hashlib
 import re
 import time
 import uuid
@@ -15,6 +14,7 @@ from pathlib import Path, PurePosixPath
 from typing import Callable, Optional, Sequence
 
 from edgebench.host.errors import UserError
+from edgebench.host.files import sha256_file
 from edgebench.host.targets.base import Target, quote_argv
 
 _SAFE_PART = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._+-]{0,127}$")
@@ -64,13 +64,6 @@ def safe_relpath(rel: str, what: str = "bundle path") -> str:
         safe_name(part, what)
     return str(PurePosixPath(rel))
 
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def bundle_file(bundle_dir: Path, rel: str, expected_sha: Optional[str] = None) -> BundleFile:
