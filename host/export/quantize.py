@@ -2,7 +2,6 @@
 A recipe that fails becomes a failed result with the reason; the others go on."""
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
@@ -14,6 +13,7 @@ import numpy as np
 
 from edgebench.host.errors import UserError
 from edgebench.host.export.card import build_card, card_path_for, tool_versions, write_card
+from edgebench.host.export.native_log import import_tensorflow, stderr_to
 from edgebench.host.export.recipes import IO_TYPES, RECIPES, parse_recipes
 from edgebench.host.export.source import SourceInfo
 
@@ -51,22 +51,6 @@ class RecipeResult:
                 "accuracy": v.get("accuracy"), "n": v.get("n")}
 
 
-@contextlib.contextmanager
-def _stderr_to(path: Path):
-    """Send file descriptor 2 (where TensorFlow's C++ converter logs) to a file for a while."""
-    import sys
-
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with open(path, "wb") as f:
-        os.dup2(f.fileno(), 2)
-        try:
-            yield
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-
-
 def _reason(exc: BaseException, log: str) -> str:
     """One line: the converter's own 'error:' line when it logged one, else the exception's."""
     text = log + "\n" + str(exc)
@@ -79,7 +63,7 @@ def convert_recipe(saved_model: Path, recipe: str, calib_inputs: np.ndarray | No
                    io: str = "int8", log_path: Path | None = None) -> bytes:
     """The .tflite bytes of one recipe, in this process; calibrated recipes need `calib_inputs`
     (NHWC float). The converter's native log goes to `log_path` (a temporary file by default)."""
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     spec = RECIPES[recipe]
     rep = None
@@ -96,7 +80,7 @@ def convert_recipe(saved_model: Path, recipe: str, calib_inputs: np.ndarray | No
     with tempfile.TemporaryDirectory() as tmp:
         log = Path(log_path) if log_path else Path(tmp) / "converter.log"
         try:
-            with _stderr_to(log):
+            with stderr_to(log):
                 return conv.convert()
         except Exception as exc:
             raise RuntimeError(_reason(exc, log.read_text(errors="replace"))) from None

@@ -103,6 +103,9 @@ def onnx_to_saved_model(onnx_path: Path, saved_model_dir: Path,
     """Convert `onnx_path` (NCHW image input) to a SavedModel with one NHWC float32 input and a
     `serving_default` signature. Returns {"seconds", "notes", "input_shape" (NHWC)}.
     Raises ConversionError naming the op when onnx2tf cannot convert one."""
+    from edgebench.host.export.native_log import import_tensorflow
+
+    import_tensorflow()
     import onnx2tf
     import tf_keras
 
