@@ -21,7 +21,6 @@ import csv
 import json
 import os
 import platform
-import re
 import shutil
 import statistics
 import subprocess
@@ -29,6 +28,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from readme_section import update_section
 
 import numpy as np
 
@@ -203,14 +204,6 @@ def verdict(ratios: dict, agent: dict, speedup_ratio: float) -> str:
             f"{'met' if speedup_ok else 'NOT met'}.")
 
 
-def update_readme(path: Path, section: str) -> None:
-    text = path.read_text() if path.exists() else "# Benchmarks\n\n"
-    pattern = re.compile(r"^## Harness overhead\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section + "\n", text)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    path.write_text(text)
 
 
 def main(argv=None) -> int:
@@ -232,7 +225,7 @@ def main(argv=None) -> int:
     if args.json:
         args.json.write_text(json.dumps(data, indent=1))
     if args.readme:
-        update_readme(args.readme, section)
+        update_section(args.readme, "Harness overhead", section)
     return 0
 
 

@@ -9,11 +9,12 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import re
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from readme_section import update_section
 
 
 def cpu_name() -> str:
@@ -63,12 +64,7 @@ def main() -> int:
             f"{profile.epochs} epochs, recipes {', '.join(profile.recipes)}), measured on the "
             f"local target.\n\n{table}\n\nTarget: the default run in at most 5 minutes (300 s) "
             f"on 2 cores: {'met' if total <= 300 else 'missed'}.\n")
-        text = args.readme.read_text() if args.readme.is_file() else "# Benchmarks\n"
-        if re.search(r"^## Pipeline\n", text, flags=re.M):
-            text = re.sub(r"^## Pipeline\n.*?(?=^## |\Z)", section + "\n", text, flags=re.M | re.S)
-        else:
-            text = text.rstrip("\n") + "\n\n" + section
-        args.readme.write_text(text)
+        update_section(args.readme, "Pipeline", section)
     return 0
 
 

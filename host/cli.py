@@ -51,6 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         print(f"bench-host {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `bench-host … | head`: the reader left; not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         print(f"bench-host {args.command}: interrupted; finished results are kept", file=sys.stderr)
         return 130

@@ -219,7 +219,7 @@ def preflight(target: Target, python: str, remote_root: str, need_bytes: int = 0
     if free is not None and need_bytes and free < need_bytes + MIN_FREE_BYTES:
         report.checks.append(Check("disk", False, f"{_mb(free)} free, bundle needs "
                                                   f"{_mb(need_bytes + MIN_FREE_BYTES)}",
-                                   f"free space or pass --remote-dir on a bigger disk"))
+                                   "free space or pass --remote-dir on a bigger disk"))
     if not report.ok:
         raise UserError(f"{target.describe()}: device not ready: " + "; ".join(
             f"{c.detail} → {c.fix}" for c in report.failures()))

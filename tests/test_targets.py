@@ -9,7 +9,7 @@ import pytest
 
 from sshd import *  # noqa: F401,F403  (fixtures: ssh_env, sshd, sshd_factory, known_hosts, ...)
 from edgebench.host.errors import UserError
-from edgebench.host.targets import ConnectOptions, TargetSpec, open_target, parse_target
+from edgebench.host.targets import ConnectOptions, open_target, parse_target
 
 pytestmark = pytest.mark.ssh
 
@@ -123,7 +123,7 @@ def test_unknown_host_refused_then_accept_new_records_and_verifies(ssh_env, sshd
 
 
 def test_changed_host_key_refused_even_with_accept_new(ssh_env, sshd, tmp_path):
-    other = keygen(tmp_path / "other_host_key")
+    keygen(tmp_path / "other_host_key")
     kind, b64 = (tmp_path / "other_host_key.pub").read_text().split()[:2]
     kh = tmp_path / "known_hosts"
     kh.write_text(f"[127.0.0.1]:{sshd.port} {kind} {b64}\n")
@@ -135,7 +135,7 @@ def test_changed_host_key_refused_even_with_accept_new(ssh_env, sshd, tmp_path):
 
 
 def test_host_known_only_by_another_key_type_is_refused(ssh_env, sshd, tmp_path):
-    rsa = keygen(tmp_path / "rsa_host_key", kind="rsa")
+    keygen(tmp_path / "rsa_host_key", kind="rsa")
     kind, b64 = (tmp_path / "rsa_host_key.pub").read_text().split()[:2]
     kh = tmp_path / "known_hosts"
     kh.write_text(f"[127.0.0.1]:{sshd.port} {kind} {b64}\n")

@@ -10,7 +10,6 @@ import torch
 from cli_runner import run_bench_host, run_cli
 from edgebench.host.checkpoint import build_from_checkpoint, load_checkpoint, save_checkpoint
 from edgebench.host.train import TrainConfig, train
-from edgebench.models import MODELS
 
 ZOO = ("vgg16", "googlenet", "resnet18", "resnet34", "resnet50", "mobilenet_v2")
 

@@ -1,7 +1,6 @@
 """`bench-host train`: train a model from the zoo on a data set, keep the best-validation checkpoint."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 HELP_DATA = ("data spec: phantom[:N] (default; synthetic, offline), busi:PATH, "

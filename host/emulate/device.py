@@ -131,7 +131,7 @@ def is_running(state: DeviceState) -> bool:
 
 def _keygen(path: Path) -> None:
     hostcheck.run_quiet(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C",
-                         f"edgebench-emulated", "-f", str(path)])
+                         "edgebench-emulated", "-f", str(path)])
 
 
 def _user_ids(rootfs: Path, user: str) -> tuple:
