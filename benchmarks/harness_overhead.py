@@ -160,7 +160,7 @@ def summarize(data: dict, args) -> str:
     med = statistics.median
     lines = [SECTION, "",
              f"Measured {time.strftime('%Y-%m-%d', time.gmtime())} on {platform.machine()}, "
-             f"{cpu_model()} ({os.cpu_count()} cores shared with other jobs: load average "
+             f"{cpu_model()} ({os.cpu_count()} cores, load average "
              f"{data['load'][0]:.1f} at the start, {data['load'][1]:.1f} at the end), "
              f"LiteRT, {args.threads} thread(s), MobileNetV2 "
              f"@ {args.img} px (random weights), {args.rounds} interleaved rounds, each side "
