@@ -53,3 +53,9 @@ def test_run_end_to_end_then_resume(tmp_path):
     assert proc.stderr.count("up to date, skipped") == 3
     assert (run_dir / "models/resnet18/best.pt").stat().st_mtime_ns == checkpoint_mtime
     assert len(pd.read_csv(run_dir / "local/results.csv")) == 3  # no duplicate rows
+
+    # A device that cannot be reached: a one-line reason, and the models stay for the next try.
+    proc = run_bench_host(*args, "--target", "pi@127.0.0.1:1", "--connect-timeout", "5")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "no target measured anything" in proc.stderr and "127.0.0.1" in proc.stderr
+    assert (run_dir / "models/resnet18/resnet18.int8.tflite").is_file()

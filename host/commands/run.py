@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import sys
 from pathlib import Path
 
 
@@ -53,13 +52,13 @@ def run(args) -> int:
         return 0
     result = run_pipeline(profile, args.results, args.run_id or profile.name, targets, options,
                           remote_python=args.remote_python, quiet=args.quiet, threads=args.threads)
+    from edgebench.host.deploy import summary
+
+    print(summary(result.outcomes))
     print(result.report.headline)
     print(f"\nreport: {result.report.markdown}  (also {result.report.html.name}, "
           f"{result.report.summary_csv.name} and plots in {result.report.out_dir})")
-    failed = [o for o in result.outcomes if not o.ok]
-    for o in failed:
-        print(f"target {o.target} failed: {o.error}", file=sys.stderr)
-    return 1 if failed else 0
+    return 0 if all(o.ok for o in result.outcomes) else 1
 
 
 def _overrides(args) -> dict:
