@@ -132,7 +132,8 @@ def run_pipeline(profile: Profile, results_root: Path, run_id: str, targets: lis
     if not any(o.rows for o in outcomes):  # nothing measured anywhere: say why, not "no CSV"
         from edgebench.host.errors import UserError
 
-        reasons = "; ".join(f"{o.target}: {o.error}" for o in outcomes if o.error)
+        reasons = "; ".join(o.error if o.error.startswith(o.target) else f"{o.target}: {o.error}"
+                            for o in outcomes if o.error)
         raise UserError(f"no target measured anything ({reasons}); the trained and converted "
                         f"models are kept in {run_dir}, rerun to resume")
     report = progress.run("report", lambda: build_report([run_dir], run_dir))
