@@ -5,12 +5,15 @@ with live progress, pull the CSVs home. One device failing never stops the other
                       agent_args=["--threads", "1,4"])
 
 Results land in `<results_dir>/<run-id>/<target-name>/`. On the device everything lives under
-the remote dir (default ~/.edgebench): `store/<sha256>` (content), `runs/<run-id>/bundle`
-(hard links), `runs/<run-id>/out` (the agent's CSVs; a re-run with the same run id resumes)."""
+the remote dir (default ~/.edgebench): `store/<sha256>` (content), `runs/<run-id>-<content>/bundle`
+(hard links), `runs/<run-id>-<content>/out` (the agent's CSVs). <content> is a digest of the
+bundle's files, so a re-run of the same bundle resumes, while a rebuilt bundle under the same run
+id (other models) starts a fresh results.csv instead of mixing its rows with the old ones."""
 from __future__ import annotations
 
 import concurrent.futures
 import csv
+import hashlib
 import json
 import os
 import re
@@ -56,6 +59,21 @@ class Bundle:
     @property
     def size(self) -> int:
         return sum(f.size for f in self.files)
+
+    @property
+    def content_id(self) -> str:
+        """12 hex digits over every file but the manifest (whose `created` stamp changes on each
+        rebuild even when nothing measured would)."""
+        digest = hashlib.sha256()
+        for f in sorted(self.files, key=lambda f: f.rel):
+            if f.rel != "manifest.json":
+                digest.update(f"{f.rel}\0{f.sha256}\n".encode())
+        return digest.hexdigest()[:12]
+
+    @property
+    def remote_name(self) -> str:
+        """The bundle's folder under the device's runs/."""
+        return f"{self.run_id}-{self.content_id}"
 
 
 @dataclass
@@ -184,7 +202,7 @@ def _attempt(target: Target, spec, bundle, results, agent_args, remote_python, r
     outcome.error = None
     python = python_for(spec, remote_python)
     root = target.expand(spec.remote_dir or remote_dir or DEFAULT_REMOTE_DIR).rstrip("/")
-    run_dir = f"{root}/runs/{bundle.run_id}"
+    run_dir = f"{root}/runs/{bundle.remote_name}"
     bar.note("preflight")
     preflight(target, python, root, need_bytes=bundle.size)
     with DeviceLock(target, python, root, bundle.run_id) as lock:

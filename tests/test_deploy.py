@@ -98,7 +98,8 @@ def test_cut_link_mid_upload_never_uses_a_partial_file(
     assert partial, "the cut should have left a partial temp upload on the device"
     for f in store.iterdir():   # whatever reached its final name is whole
         assert f.name.startswith(".tmp-") or hashlib.sha256(f.read_bytes()).hexdigest() == f.name
-    assert not (ssh_env.home / remote_dir / "runs" / "test-run" / "out").exists()
+    run_dir = ssh_env.home / remote_dir / "runs" / load_bundle(bundle).remote_name
+    assert not (run_dir / "out").exists()
 
     proxy.cut_after_up = None
     done = deploy(bundle, [spec], tmp_path / "results", FAST,
@@ -183,3 +184,23 @@ def test_deploy_command_builds_a_bundle_and_runs_locally(tmp_path):
     _, rows = read_csv(tmp_path / "res" / "cli-local" / "local" / "results.csv")
     assert [r["model"] for r in rows] == ["tinycnn.int8"] and rows[0]["status"] == "ok"
     assert rows[0]["accuracy"] != ""
+
+
+def test_rebuilt_bundle_under_the_same_run_id_does_not_mix_rows(tmp_path):
+    """Other models under an old run id (e.g. `bench-host run` after a change) get their own
+    results on the device: no stale rows of the previous bundle come back."""
+    from cli_runner import run_cli
+    from tflite_factory import factory_dir
+    for recipe in ("int8", "fp32"):
+        models = tmp_path / f"models-{recipe}"
+        models.mkdir()
+        for ext in ("tflite", "json"):
+            shutil.copy(factory_dir() / "models" / f"tinycnn.{recipe}.{ext}", models)
+        code, out, err = run_cli("deploy", "--models-dir", models, "--testset",
+                                 factory_dir() / "testset.npz", "--run-id", "same-id",
+                                 "--remote-dir", tmp_path / "device", "--results", tmp_path / "res",
+                                 "--no-progress", *FAST)
+        assert code == 0, out + err
+        _, rows = read_csv(tmp_path / "res" / "same-id" / "local" / "results.csv")
+        assert [r["model"] for r in rows] == [f"tinycnn.{recipe}"]
+    assert len(list((tmp_path / "device" / "runs").iterdir())) == 2

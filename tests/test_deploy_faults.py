@@ -15,7 +15,7 @@ from sshd import *  # noqa: F401,F403
 from agent_helpers import FAST
 from cli_runner import run_cli
 from test_deploy import RECIPES, bundle, read_csv, ssh_options, ssh_spec  # noqa: F401
-from edgebench.host.deploy import deploy
+from edgebench.host.deploy import deploy, load_bundle
 from edgebench.host.targets import open_target
 from edgebench.host.targets.lock import DeviceLock
 
@@ -30,7 +30,7 @@ def fast_cli_args() -> list:
 def test_agent_killed_mid_run_keeps_rows_and_resumes(bundle, ssh_env, sshd, known_hosts,
                                                       remote_dir, tmp_path):
     spec = ssh_spec(ssh_env, sshd, remote_dir)
-    run_dir = ssh_env.home / remote_dir / "runs" / "test-run"
+    run_dir = ssh_env.home / remote_dir / "runs" / load_bundle(bundle).remote_name
     killed = []
 
     def killer():
@@ -160,7 +160,8 @@ def test_link_dropped_mid_run_is_retried_and_resumes(bundle, ssh_env, sshd, remo
     spec.port = proxy.port
     kh = tmp_path / "kh"
     kh.write_text(sshd.known_hosts_line().replace(f":{sshd.port} ", f":{proxy.port} "))
-    csv_path = ssh_env.home / remote_dir / "runs" / "test-run" / "out" / "results.csv"
+    csv_path = (ssh_env.home / remote_dir / "runs" / load_bundle(bundle).remote_name / "out"
+                / "results.csv")
 
     def cutter():
         deadline = time.monotonic() + 120

@@ -22,7 +22,7 @@ import pytest
 from agent_helpers import by_model, run_agent
 from cli_runner import run_cli
 from emulated_pi import *  # noqa: F401,F403
-from edgebench.host.deploy import deploy
+from edgebench.host.deploy import deploy, load_bundle
 from edgebench.host.emulate import hostcheck
 from edgebench.host.errors import UserError
 
@@ -138,7 +138,7 @@ def test_device_powered_off_mid_run_keeps_rows_and_resumes(pi_bookworm, full_bun
     spec = dev.spec()
     spec.remote_dir = "fault-run"
     on_disk = (emulate.device_dir(dev.name) / "rootfs" / "home" / dev.user / "fault-run"
-               / "runs" / "test-run" / "out" / "results.csv")
+               / "runs" / load_bundle(full_bundle).remote_name / "out" / "results.csv")
     slow = ["--warmup", "1", "--min-runs", "5", "--min-seconds", "1.0", "--max-seconds", "5"]
     cut = []
 
