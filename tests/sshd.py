@@ -295,7 +295,10 @@ class TCPProxy:
                     w.close()
                     self._writers.discard(w)
 
-        await asyncio.gather(pipe(creader, uwriter, True), pipe(ureader, cwriter, False))
+        # return_exceptions: at stop() every task is cancelled, pipes included; the gather must
+        # not be left holding an unretrieved CancelledError.
+        await asyncio.gather(pipe(creader, uwriter, True), pipe(ureader, cwriter, False),
+                             return_exceptions=True)
 
     def cut_all(self) -> None:
         """Drop every open connection now (a link that dies mid-command)."""
