@@ -81,7 +81,7 @@ def test_cwd_is_quoted(target):
 
 @pytest.mark.parametrize("text,expect", [
     ("local", ("local", None, None, None)),
-    ("pi@192.168.1.20", ("ssh", "192.168.1.20", "pi", None)),
+    ("pi@192.0.2.20", ("ssh", "192.0.2.20", "pi", None)),
     ("pi@jetson:2222", ("ssh", "jetson", "pi", 2222)),
     ("bench-pi", ("ssh", "bench-pi", None, None)),
     ("root@[::1]:22", ("ssh", "::1", "root", 22)),

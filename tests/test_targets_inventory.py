@@ -11,12 +11,12 @@ from edgebench.host.targets.transfer import safe_name, safe_relpath
 def test_toml_inventory_with_defaults(tmp_path):
     f = tmp_path / "fleet.toml"
     f.write_text('[defaults]\nuser = "pi"\npython = "/home/pi/venv/bin/python"\n'
-                 '[devices.pi4-a]\nhost = "192.168.1.20"\n'
-                 '[devices.jetson]\nhost = "10.0.0.5"\nport = 2222\nuser = "nvidia"\n'
+                 '[devices.pi4-a]\nhost = "192.0.2.20"\n'
+                 '[devices.jetson]\nhost = "198.51.100.5"\nport = 2222\nuser = "nvidia"\n'
                  'identity_file = "~/.ssh/jetson"\n'
                  '[devices.here]\nhost = "local"\n')
     a, j, h = load_inventory(str(f))
-    assert (a.name, a.host, a.user, a.port, a.python) == ("pi4-a", "192.168.1.20", "pi", None,
+    assert (a.name, a.host, a.user, a.port, a.python) == ("pi4-a", "192.0.2.20", "pi", None,
                                                           "/home/pi/venv/bin/python")
     assert (j.user, j.port, j.identity_files) == ("nvidia", 2222, ["~/.ssh/jetson"])
     assert h.kind == "local"
@@ -25,8 +25,8 @@ def test_toml_inventory_with_defaults(tmp_path):
 def test_ansible_ini_inventory(tmp_path):
     f = tmp_path / "hosts.ini"
     f.write_text("# fleet\n[all:vars]\nansible_user=pi\n\n"
-                 "[pis]\npi4-a ansible_host=192.168.1.20\n"
-                 "pi4-b ansible_host=192.168.1.21 ansible_port=2200 ansible_user=bench\n"
+                 "[pis]\npi4-a ansible_host=192.0.2.20\n"
+                 "pi4-b ansible_host=192.0.2.21 ansible_port=2200 ansible_user=bench\n"
                  "[pis:vars]\nansible_ssh_private_key_file=~/.ssh/pi\n"
                  "[jetsons]\njetson.lan ansible_python_interpreter=/usr/bin/python3.8\n"
                  "[boxes]\nbuilder ansible_connection=local\n"
@@ -34,7 +34,7 @@ def test_ansible_ini_inventory(tmp_path):
     specs = {s.name: s for s in load_inventory(str(f))}
     assert set(specs) == {"pi4-a", "pi4-b", "jetson.lan", "builder"}
     assert (specs["pi4-a"].host, specs["pi4-a"].user, specs["pi4-a"].identity_files) == (
-        "192.168.1.20", "pi", ["~/.ssh/pi"])
+        "192.0.2.20", "pi", ["~/.ssh/pi"])
     assert (specs["pi4-b"].port, specs["pi4-b"].user) == (2200, "bench")
     assert specs["jetson.lan"].host == "jetson.lan"
     assert specs["jetson.lan"].python == "/usr/bin/python3.8"
