@@ -167,21 +167,26 @@ def test_preflight_names_what_to_install(bundle, ssh_env, sshd, known_hosts, rem
     assert "not found" in out.error and "--remote-python" in out.error
 
 
-def test_deploy_command_builds_a_bundle_and_runs_locally(tmp_path):
-    """The embedded default: `deploy --models-dir` bundles first, then runs on this machine."""
+def deploy_models_locally(tmp_path: Path, recipe: str, run_id: str) -> list:
+    """`bench-host deploy --models-dir` with one factory model on the local target; its rows."""
     from cli_runner import run_cli
     from tflite_factory import factory_dir
-    models = tmp_path / "models"
+    models = tmp_path / f"models-{recipe}"
     models.mkdir()
     for ext in ("tflite", "json"):
-        shutil.copy(factory_dir() / "models" / f"tinycnn.int8.{ext}", models)
+        shutil.copy(factory_dir() / "models" / f"tinycnn.{recipe}.{ext}", models)
     code, out, err = run_cli("deploy", "--models-dir", models, "--testset",
-                             factory_dir() / "testset.npz", "--run-id", "cli-local",
+                             factory_dir() / "testset.npz", "--run-id", run_id,
                              "--remote-dir", tmp_path / "device", "--results", tmp_path / "res",
                              "--no-progress", *FAST)
     assert code == 0, out + err
-    assert (tmp_path / "res" / "cli-local" / "bundle" / "manifest.json").exists()
-    _, rows = read_csv(tmp_path / "res" / "cli-local" / "local" / "results.csv")
+    assert (tmp_path / "res" / run_id / "bundle" / "manifest.json").exists()
+    return read_csv(tmp_path / "res" / run_id / "local" / "results.csv")[1]
+
+
+def test_deploy_command_builds_a_bundle_and_runs_locally(tmp_path):
+    """The embedded default: `deploy --models-dir` bundles first, then runs on this machine."""
+    rows = deploy_models_locally(tmp_path, "int8", "cli-local")
     assert [r["model"] for r in rows] == ["tinycnn.int8"] and rows[0]["status"] == "ok"
     assert rows[0]["accuracy"] != ""
 
@@ -189,18 +194,7 @@ def test_deploy_command_builds_a_bundle_and_runs_locally(tmp_path):
 def test_rebuilt_bundle_under_the_same_run_id_does_not_mix_rows(tmp_path):
     """Other models under an old run id (e.g. `bench-host run` after a change) get their own
     results on the device: no stale rows of the previous bundle come back."""
-    from cli_runner import run_cli
-    from tflite_factory import factory_dir
     for recipe in ("int8", "fp32"):
-        models = tmp_path / f"models-{recipe}"
-        models.mkdir()
-        for ext in ("tflite", "json"):
-            shutil.copy(factory_dir() / "models" / f"tinycnn.{recipe}.{ext}", models)
-        code, out, err = run_cli("deploy", "--models-dir", models, "--testset",
-                                 factory_dir() / "testset.npz", "--run-id", "same-id",
-                                 "--remote-dir", tmp_path / "device", "--results", tmp_path / "res",
-                                 "--no-progress", *FAST)
-        assert code == 0, out + err
-        _, rows = read_csv(tmp_path / "res" / "same-id" / "local" / "results.csv")
+        rows = deploy_models_locally(tmp_path, recipe, "same-id")
         assert [r["model"] for r in rows] == [f"tinycnn.{recipe}"]
     assert len(list((tmp_path / "device" / "runs").iterdir())) == 2
