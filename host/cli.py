@@ -42,7 +42,10 @@ def main(argv: list[str] | None = None) -> int:
     # output; errors still show.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --target help, or a usage error: argparse's own code
+        return int(exc.code or 0)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

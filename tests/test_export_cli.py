@@ -8,22 +8,15 @@ import pytest
 import torch
 from cli_runner import run_bench_host, run_cli
 from test_export import ARCH, IMG, TinyPool, make_checkpoint, synthetic
+from test_export import registered  # noqa: F401  (autouse: puts the tiny model into MODELS)
 
 from edgebench.host.checkpoint import load_checkpoint, save_checkpoint
 from edgebench.host.export.card import read_card
-from edgebench.models import MODELS, ModelSpec
 
 
 # Real conversions (seconds each); foreign ONNX files are made with the legacy exporter on purpose.
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600),
               pytest.mark.filterwarnings("ignore::DeprecationWarning")]
-
-@pytest.fixture(scope="module", autouse=True)
-def registered():
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setitem(MODELS, ARCH, ModelSpec(ARCH, "test model with a padded MaxPool", TinyPool))
-        yield
-
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):

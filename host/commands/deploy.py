@@ -8,14 +8,24 @@ import time
 from pathlib import Path
 
 
-class TargetHelp(Exception):
-    """`--target help`: the listing to print instead of running."""
+class TargetAction(argparse.Action):
+    """`--target` collects targets; `--target help` prints the kinds and exits, for every
+    command that takes targets (deploy, doctor, run)."""
+
+    def __call__(self, parser, namespace, value, option_string=None):
+        if value == "help":
+            from edgebench.host.targets import describe_targets
+
+            print(describe_targets() + "\n  --target local | user@host[:port] | ALIAS (from "
+                  "~/.ssh/config); --inventory FILE for a fleet")
+            parser.exit(0)
+        getattr(namespace, self.dest).append(value)
 
 
 def add_target_args(p: argparse.ArgumentParser) -> None:
     """Where the devices are and how far to trust them; shared with `doctor`."""
     g = p.add_argument_group("targets and SSH")
-    g.add_argument("--target", action="append", default=[], metavar="TARGET",
+    g.add_argument("--target", action=TargetAction, default=[], metavar="TARGET",
                    help="local, user@host[:port] or a ~/.ssh/config alias; repeat for a fleet "
                         "(default: local)")
     g.add_argument("--inventory", metavar="FILE",
@@ -43,10 +53,6 @@ def targets_from_args(args) -> tuple:
     from edgebench.host.targets import ConnectOptions, parse_target
     from edgebench.host.targets.inventory import load_inventory
 
-    if "help" in args.target:
-        from edgebench.host.targets import describe_targets
-        raise TargetHelp(describe_targets() + "\n  --target local | user@host[:port] | "
-                         "ALIAS (from ~/.ssh/config); --inventory FILE for a fleet")
     for key in args.identity:
         if not Path(key).expanduser().is_file():
             raise UserError(f"-i {key}: no such key file")
@@ -112,11 +118,7 @@ def run(args) -> int:
     from edgebench.host.deploy import deploy, summary
     from edgebench.host.errors import UserError
 
-    try:
-        specs, options = targets_from_args(args)
-    except TargetHelp as listing:
-        print(listing)
-        return 0
+    specs, options = targets_from_args(args)
     if bool(args.bundle) == bool(args.models_dir):
         raise UserError("pass exactly one of --bundle DIR (made by bench-host bundle) or "
                         "--models-dir DIR (to bundle first)")

@@ -38,13 +38,9 @@ def check(spec, options, remote_python, remote_dir) -> tuple:
 
 
 def run(args) -> int:
-    from edgebench.host.commands.deploy import TargetHelp, targets_from_args
+    from edgebench.host.commands.deploy import targets_from_args
 
-    try:
-        specs, options = targets_from_args(args)
-    except TargetHelp as listing:
-        print(listing)
-        return 0
+    specs, options = targets_from_args(args)
     with concurrent.futures.ThreadPoolExecutor(max_workers=len(specs)) as pool:
         results = list(pool.map(lambda s: check(s, options, args.remote_python, args.remote_dir),
                                 specs))

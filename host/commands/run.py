@@ -42,14 +42,10 @@ def run(args) -> int:
     profile = lookup(PROFILES, args.profile, "profile")
     profile = dataclasses.replace(profile, **_overrides(args))
 
-    from edgebench.host.commands.deploy import TargetHelp, targets_from_args
+    from edgebench.host.commands.deploy import targets_from_args
     from edgebench.host.pipeline import run_pipeline
 
-    try:
-        targets, options = targets_from_args(args)
-    except TargetHelp as listing:
-        print(listing)
-        return 0
+    targets, options = targets_from_args(args)
     result = run_pipeline(profile, args.results, args.run_id or profile.name, targets, options,
                           remote_python=args.remote_python, quiet=args.quiet, threads=args.threads)
     from edgebench.host.deploy import summary
