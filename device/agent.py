@@ -28,6 +28,16 @@ RESULTS_SCHEMA_VERSION = 1
 #                (null when not verified)
 #   Float tensors carry scale 0.0 and zero_point 0 (as the interpreter reports them). A card the
 #   bundle derived from a bare .tflite (no card beside it) has "derived": true.
+#   Optional keys, host-side only (the agent ignores them; host/export/card.py EXTRA_KEYS):
+#   census {ops, kind "float"|"fp16-weights"|"dynamic-range"|"integer"|"mixed",
+#           op_types {OP: {count, types {"in,types->out,types": n}}}, io {input, output},
+#           integer_ops, float_op_count, float_ops [{index, op, output}], q_dq_pairs,
+#           dequantize_in_graph, quantize_in_graph, requantize, custom_ops [name],
+#           extreme_scales [{index, op, tensor, scale}]}   (every model; the bundle adds it)
+#   layers_csv "<name>.layers.csv", worst_layers [{rank, tensor, op, scale, rmse_over_scale,
+#           mean_error, float_min, float_max}]   (quantize --debug for int8; int8-mixed)
+#   mixed {keep_float [tensor], k, layers, agreement, target_agreement, reached, tried [[k, a]],
+#           note}   (int8-mixed only)
 # Manifest (bundle/manifest.json):
 #   schema, run_id, created (ISO 8601 UTC), testset ("testset.npz" or null),
 #   models: [card + {"file": "models/<name>.tflite", "reference": "reference/<arch>.npy" or null}]

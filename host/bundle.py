@@ -27,6 +27,7 @@ import numpy as np
 from edgebench.device import agent as agent_module
 from edgebench.device.agent import MANIFEST_SCHEMA, MODEL_CARD_SCHEMA
 from edgebench.host.errors import UserError
+from edgebench.host.export.census import op_census
 from edgebench.host.files import sha256_file
 
 DEFAULT_NORMALIZATION = {"pixel_scale": 1.0 / 255.0, "mean": [0.0], "std": [1.0]}
@@ -218,6 +219,8 @@ def build_bundle(models_dir, out_dir, testset=None, run_id=None) -> Path:
     for model_path, card_path in found:
         card = (read_card(card_path, model_path) if card_path
                 else derive_card(model_path, given["class_names"] if given else None))
+        if not card.get("census"):  # a bare model, or a card older than the census
+            card["census"] = op_census(model_path)
         card["_path"] = model_path
         cards.append(card)
     names = [c["name"] for c in cards]

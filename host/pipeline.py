@@ -75,7 +75,10 @@ class StageProgress:
 
 def run_pipeline(profile: Profile, results_root: Path, run_id: str, targets: list,
                  options=None, remote_python: str | None = None, quiet: bool = False,
-                 threads: str | None = None) -> PipelineResult:
+                 threads: str | None = None, debug: bool = False,
+                 mixed=None) -> PipelineResult:
+    """`debug` runs the layer debugger for the integer recipes; `mixed` (MixedOptions) chooses
+    int8-mixed's float layers."""
     from edgebench.host.deploy import deploy
     from edgebench.host.report import build_report
 
@@ -99,11 +102,12 @@ def run_pipeline(profile: Profile, results_root: Path, run_id: str, targets: lis
         else:
             book.record(f"train:{arch}", train_key)
 
-        export_key = _key([train_key, profile.recipes, profile.calib])
+        export_key = _key([train_key, profile.recipes, profile.calib]
+                          + ([debug, mixed] if debug or mixed else []))
         outputs = [model_dir / f"{arch}.{r}.tflite" for r in profile.recipes]
         fresh = book.fresh(f"export:{arch}", export_key, outputs + [model_dir / "verify.csv"])
         progress.run(f"convert + quantize + verify {arch} ({', '.join(profile.recipes)})",
-                     lambda: _export(profile, ckpt, model_dir, quiet), skip=fresh)
+                     lambda: _export(profile, ckpt, model_dir, quiet, debug, mixed), skip=fresh)
         if fresh:
             skipped.append(f"export:{arch}")
         else:
@@ -148,29 +152,33 @@ def _train(profile: Profile, arch: str, out: Path, quiet: bool) -> None:
                       seed=profile.seed, out=out), progress=not quiet)
 
 
-def _export(profile: Profile, checkpoint: Path, out: Path, quiet: bool) -> None:
+def _export(profile: Profile, checkpoint: Path, out: Path, quiet: bool, debug: bool = False,
+            mixed=None) -> None:
     """The same steps as `bench-host convert` then `bench-host quantize`, verified on the test
     split; a recipe that fails is a failed row in verify.csv, never a stopped run. The float32
-    model `convert` builds (and verifies) is the fp32 recipe: it is not built twice."""
-    from edgebench.host.checkpoint import load_checkpoint
-    from edgebench.host.commands.quantize import pick_images
+    model `convert` builds (and verifies) is the fp32 recipe: it is not built twice. The
+    checkpoint and the splits are loaded once, here, and handed to each step."""
+    from edgebench.host.checkpoint import build_from_checkpoint
     from edgebench.host.data import load_splits
+    from edgebench.host.export.calibration import draw
     from edgebench.host.export.pipeline import convert_checkpoint, record_verification, reference_for
     from edgebench.host.export.quantize import quantize
     from edgebench.host.export.verify import normalize
 
-    meta, _ = load_checkpoint(checkpoint)
-    test_images, test_labels = load_splits(meta.data_spec, meta.img_size, meta.in_channels,
-                                           meta.split_seed)["test"]
-    conv = convert_checkpoint(checkpoint, out, verify_images=test_images, verify_labels=test_labels)
+    model, meta = build_from_checkpoint(checkpoint)
+    splits = load_splits(meta.data_spec, meta.img_size, meta.in_channels, meta.split_seed)
+    test_images, test_labels = splits["test"]
+    conv = convert_checkpoint(checkpoint, out, verify_images=test_images, verify_labels=test_labels,
+                              loaded=(model, meta))
     source = conv.source
     results = [conv.fp32]
     rest = [r for r in profile.recipes if r != "fp32"]
     if rest:
-        calib, _, _ = pick_images(source, None, None, profile.calib, profile.seed)
+        calib = draw(splits["train"][0], profile.calib, profile.seed)
         results += quantize(Path(source.saved_model), rest, normalize(calib, source.normalization),
-                            out, source, verify=reference_for(source, test_images, test_labels),
-                            progress=not quiet)
+                            out, source, verify=reference_for(source, test_images, test_labels,
+                                                              model=model),
+                            progress=not quiet, debug=debug, mixed=mixed)
     record_verification(out, results, source.architecture)
 
 

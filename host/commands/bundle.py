@@ -27,12 +27,15 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     from edgebench.host.bundle import build_bundle
+    from edgebench.host.export.census import summary_line
 
     out = build_bundle(args.models_dir, args.out, testset=args.testset, run_id=args.run_id)
     manifest = json.loads((out / "manifest.json").read_text())
     for entry in manifest["models"]:
-        print(f"  {entry['name']:<28} {entry['recipe']:<8} {entry['size_bytes'] / 1024:8.1f} KiB"
+        print(f"  {entry['name']:<28} {entry['recipe']:<10} {entry['size_bytes'] / 1024:8.1f} KiB"
               f"  reference: {entry['reference'] or '-'}")
+        if entry.get("census"):
+            print(f"  {'':<28} ops: {summary_line(entry['census'])}")
     print(f"bundle {manifest['run_id']}: {len(manifest['models'])} model(s), test set "
           f"{manifest['testset'] or 'none'} -> {out}")
     return 0

@@ -26,6 +26,9 @@ def register(sub) -> None:
     p.add_argument("--results", type=Path, default=Path("results"), help="results root (default results/)")
     p.add_argument("--threads", help="agent thread counts, e.g. 1,2")
     p.add_argument("--quiet", action="store_true", help="no progress output")
+    from edgebench.host.commands.export_args import add_quantization_debug
+
+    add_quantization_debug(p)  # --debug, and int8-mixed's --keep-float/--target-agreement
     from edgebench.host.commands.deploy import add_target_args
 
     add_target_args(p)
@@ -45,9 +48,13 @@ def run(args) -> int:
     from edgebench.host.commands.deploy import targets_from_args
     from edgebench.host.pipeline import run_pipeline
 
+    from edgebench.host.commands.export_args import mixed_options
+
+    mixed = mixed_options(args)
     targets, options = targets_from_args(args)
     result = run_pipeline(profile, args.results, args.run_id or profile.name, targets, options,
-                          remote_python=args.remote_python, quiet=args.quiet, threads=args.threads)
+                          remote_python=args.remote_python, quiet=args.quiet, threads=args.threads,
+                          debug=args.debug, mixed=mixed if mixed != type(mixed)() else None)
     from edgebench.host.deploy import summary
 
     print(summary(result.outcomes))

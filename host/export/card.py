@@ -20,6 +20,10 @@ INPUT_KEYS = ("shape", "dtype", "layout", "scale", "zero_point", "normalization"
 OUTPUT_KEYS = ("shape", "dtype", "scale", "zero_point")
 SOURCE_KEYS = ("checkpoint", "onnx", "saved_model", "data_spec", "img_size", "split_seed")
 VERIFICATION_KEYS = ("max_abs_diff", "agreement", "accuracy", "n")
+# Optional, written where they apply (the agent ignores them): census (export/census.py, every
+# model), layers_csv + worst_layers (the layer debugger, export/debug.py), mixed (int8-mixed's
+# float layers and search, export/mixed.py).
+EXTRA_KEYS = ("census", "layers_csv", "worst_layers", "mixed")
 _TOOLS = ("torch", "onnx", "onnx2tf", "onnxruntime", "tensorflow", "tf-keras", "ai-edge-litert",
           "numpy")
 
@@ -51,7 +55,7 @@ def tensor_info(detail: dict) -> dict:
 def build_card(tflite_path: Path, *, recipe: str, architecture: str, normalization: dict,
                class_names: list[str], positive_class: int, source: dict,
                conversion_seconds: float, tools: dict | None = None,
-               verification: dict | None = None) -> dict:
+               verification: dict | None = None, extra: dict | None = None) -> dict:
     from ai_edge_litert.interpreter import Interpreter
 
     tflite_path = Path(tflite_path)
@@ -78,6 +82,7 @@ def build_card(tflite_path: Path, *, recipe: str, architecture: str, normalizati
         "tools": tools if tools is not None else tool_versions(),
         "conversion_seconds": round(float(conversion_seconds), 3),
         "verification": verification,
+        **{k: v for k, v in (extra or {}).items() if k in EXTRA_KEYS},
     }
 
 

@@ -27,27 +27,30 @@ class ConvertResult:
     verification: dict | None
     timings: dict = field(default_factory=dict)  # onnx_export_s, onnx2tf_s, tflite_s, total_s
     notes: list[str] = field(default_factory=list)
+    census: dict | None = None  # of the float32 .tflite
 
     @property
     def fp32(self) -> RecipeResult:
         return RecipeResult("fp32", "ok", tflite=self.tflite, card=self.card,
                             size_bytes=self.tflite.stat().st_size,
                             seconds=self.timings.get("tflite_s", 0.0),
-                            verification=self.verification)
+                            verification=self.verification,
+                            extra={"census": self.census} if self.census else {})
 
 
 def convert_checkpoint(checkpoint: Path, out_dir: Path | None = None,
                        verify_images: np.ndarray | None = None,
                        verify_labels: np.ndarray | None = None,
-                       progress: bool = False) -> ConvertResult:
+                       progress: bool = False, loaded=None) -> ConvertResult:
     """PyTorch checkpoint -> `<arch>.onnx`, `<arch>_saved_model/`, `<arch>.fp32.tflite` + card in
     `out_dir` (default: the checkpoint's folder). With `verify_images` (uint8 N×H×W×C) the fp32
-    model is checked against PyTorch on them."""
+    model is checked against PyTorch on them. `loaded` = build_from_checkpoint(checkpoint)'s
+    (model, meta) when the caller already has them."""
     from edgebench.host.checkpoint import build_from_checkpoint
     from edgebench.host.export.onnx_export import export_onnx
 
     checkpoint = Path(checkpoint)
-    model, meta = build_from_checkpoint(checkpoint)
+    model, meta = loaded if loaded is not None else build_from_checkpoint(checkpoint)
     out_dir = Path(out_dir) if out_dir else checkpoint.parent
     out_dir.mkdir(parents=True, exist_ok=True)
     arch = meta.architecture
@@ -134,13 +137,17 @@ def _finish(onnx_path: Path, out_dir: Path, arch: str, onnx_s: float, verify: Ve
     timings = dict(source.timings, tflite_s=round(fp32.seconds, 3),
                    total_s=round(source.upstream_seconds + fp32.seconds, 3))
     return ConvertResult(source, Path(onnx_path), saved_model, fp32.tflite, fp32.card,
-                         fp32.verification, timings, list(source.notes))
+                         fp32.verification, timings, list(source.notes),
+                         fp32.extra.get("census"))
 
 
-def reference_for(source: SourceInfo, images: np.ndarray, labels: np.ndarray | None) -> VerifyData:
-    """The float reference for `images` (uint8 NHWC): PyTorch where the SavedModel came from a
-    checkpoint that still exists, onnxruntime on the ONNX file otherwise."""
+def reference_for(source: SourceInfo, images: np.ndarray, labels: np.ndarray | None,
+                  model=None) -> VerifyData:
+    """The float reference for `images` (uint8 NHWC): PyTorch (`model`, or the checkpoint the
+    SavedModel came from when it still exists), onnxruntime on the ONNX file otherwise."""
     inputs = normalize(images, source.normalization)
+    if model is not None:
+        return VerifyData(inputs, torch_logits(model, inputs), labels, "torch")
     if source.checkpoint and Path(source.checkpoint).is_file():
         from edgebench.host.checkpoint import build_from_checkpoint
 
@@ -153,16 +160,65 @@ def reference_for(source: SourceInfo, images: np.ndarray, labels: np.ndarray | N
 
 
 def record_verification(out_dir: Path, results: list[RecipeResult], architecture: str) -> Path:
-    """Write `out_dir/verify.csv`: this run's rows, plus earlier rows of recipes not re-run."""
+    """Merge this run's rows into `out_dir/verify.csv`, one row per model × recipe: rows of other
+    models (several models converted into one folder) and of recipes not re-run are kept. A file
+    written before the model column existed is taken as `architecture`'s."""
     from edgebench.host.export.recipes import RECIPES
 
     path = Path(out_dir) / "verify.csv"
-    rows = {}
+    rows: dict[tuple[str, str], dict] = {}
     if path.is_file():
         with open(path, newline="") as f:
-            rows = {r["recipe"]: r for r in csv.DictReader(f) if set(VERIFY_COLUMNS) <= set(r)}
+            for r in csv.DictReader(f):
+                if set(VERIFY_COLUMNS) - {"model", "float_layers"} <= set(r):
+                    r["model"] = r.get("model") or architecture
+                    rows[(r["model"], r["recipe"])] = r
     size = fp32_size(results, out_dir, architecture)
     for r in results:
-        rows[r.recipe] = r.row(size)
-    ordered = [rows[n] for n in RECIPES if n in rows] + [v for k, v in rows.items() if k not in RECIPES]
-    return write_verify_csv(path, ordered)
+        rows[(architecture, r.recipe)] = dict(r.row(size), model=architecture)
+    order = {n: i for i, n in enumerate(RECIPES)}
+    models = list(dict.fromkeys(m for m, _ in rows))
+    ordered = sorted(rows, key=lambda k: (models.index(k[0]), order.get(k[1], len(order)), k[1]))
+    return write_verify_csv(path, [rows[k] for k in ordered])
+
+
+def convert_any(path: Path, out: Path | None, input_shape: str | None, verify: bool,
+                data: str | None, quiet: bool = False) -> ConvertResult:
+    """Convert a checkpoint or an .onnx file; verify on the test split of `data` (or the
+    checkpoint's own data spec) when asked."""
+    from edgebench.host.export.onnx_export import parse_shape
+
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"not found: {path}")
+    images = labels = None
+    if path.suffix.lower() == ".onnx":
+        shape = parse_shape(input_shape) if input_shape else None
+        if verify and data:
+            from edgebench.host.export.onnx_export import read_onnx_input
+
+            spec = read_onnx_input(path, shape)
+            images, labels = _test_split(data, spec.hw[0], spec.channels, 0)
+        if not verify:  # no verification images: convert_onnx skips the check
+            images = np.zeros((0, 1, 1, 1), np.uint8)
+        return convert_onnx(path, out, input_shape=shape, verify_images=images,
+                            verify_labels=labels, progress=not quiet)
+    if path.is_dir():
+        raise UserError(f"{path} is a folder; convert takes a checkpoint (.pt) or an .onnx file "
+                        "(quantize takes a SavedModel folder)")
+    loaded = None
+    if verify:
+        from edgebench.host.checkpoint import build_from_checkpoint
+
+        loaded = build_from_checkpoint(path)
+        meta = loaded[1]
+        images, labels = _test_split(data or meta.data_spec, meta.img_size, meta.in_channels,
+                                     meta.split_seed)
+    return convert_checkpoint(path, out, verify_images=images, verify_labels=labels,
+                              progress=not quiet, loaded=loaded)
+
+
+def _test_split(spec: str, img_size: int, channels: int, seed: int):
+    from edgebench.host.data import load_splits
+
+    return load_splits(spec, img_size, channels, seed)["test"]

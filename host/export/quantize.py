@@ -2,6 +2,7 @@
 A recipe that fails becomes a failed result with the reason; the others go on."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -14,6 +15,7 @@ import numpy as np
 from edgebench.host.errors import UserError
 from edgebench.host.export.card import build_card, card_path_for, tool_versions, write_card
 from edgebench.host.export.native_log import import_tensorflow, stderr_to
+from edgebench.host.export.mixed import MixedOptions
 from edgebench.host.export.recipes import IO_TYPES, RECIPES, parse_recipes
 from edgebench.host.export.source import SourceInfo
 
@@ -40,12 +42,14 @@ class RecipeResult:
     size_bytes: int | None = None
     seconds: float = 0.0
     verification: dict | None = field(default=None)
+    extra: dict = field(default_factory=dict)  # card additions: census, worst_layers, mixed
 
     def row(self, fp32_size: int | None) -> dict:
         """This result as a verify.csv row."""
         v = self.verification or {}
         ratio = (self.size_bytes / fp32_size) if self.size_bytes and fp32_size else None
         return {"recipe": self.recipe, "status": self.status, "error": self.error,
+                "float_layers": (self.extra.get("mixed") or {}).get("k"),
                 "size_bytes": self.size_bytes, "size_ratio_vs_fp32": ratio,
                 "max_abs_diff": v.get("max_abs_diff"), "agreement": v.get("agreement"),
                 "accuracy": v.get("accuracy"), "n": v.get("n")}
@@ -57,6 +61,19 @@ def _reason(exc: BaseException, log: str) -> str:
     hits = [m.group(1).strip() for m in re.finditer(r"error: (.+)", text)]
     line = hits[0] if hits else (str(exc).strip().splitlines() or [type(exc).__name__])[0]
     return f"{type(exc).__name__}: {line}"[:300]
+
+
+@contextlib.contextmanager
+def native_step(log_path: Path | None = None):
+    """TensorFlow native code inside: its log goes to `log_path` (a temporary file by default),
+    and an exception becomes a RuntimeError with the converter's own reason in one line."""
+    with tempfile.TemporaryDirectory() as tmp:
+        log = Path(log_path) if log_path else Path(tmp) / "converter.log"
+        try:
+            with stderr_to(log):
+                yield
+        except Exception as exc:
+            raise RuntimeError(_reason(exc, log.read_text(errors="replace"))) from None
 
 
 def convert_recipe(saved_model: Path, recipe: str, calib_inputs: np.ndarray | None = None,
@@ -77,33 +94,39 @@ def convert_recipe(saved_model: Path, recipe: str, calib_inputs: np.ndarray | No
                 yield [x[None]]
     conv = tf.lite.TFLiteConverter.from_saved_model(str(saved_model))
     spec.configure(conv, tf, rep, io)
-    with tempfile.TemporaryDirectory() as tmp:
-        log = Path(log_path) if log_path else Path(tmp) / "converter.log"
-        try:
-            with stderr_to(log):
-                return conv.convert()
-        except Exception as exc:
-            raise RuntimeError(_reason(exc, log.read_text(errors="replace"))) from None
+    with native_step(log_path):
+        return conv.convert()
 
 
 def convert_isolated(saved_model: Path, recipes: list[str], calib_inputs: np.ndarray | None,
-                     io: str, out_dir: Path, name: str):
+                     io: str, out_dir: Path, name: str, debug: bool = False,
+                     mixed: MixedOptions | None = None, verify: VerifyData | None = None):
     """Run the converter in a child process (recipe_worker) and yield one result event per recipe,
     in order. A crash fails the recipe it happened in, and a fresh child takes the rest."""
+    import dataclasses
     import signal
     import subprocess
     import sys
 
     with tempfile.TemporaryDirectory(prefix="edgebench-quantize-") as tmp:
-        calib_arg = "-"
-        if calib_inputs is not None:
-            calib_arg = str(Path(tmp) / "calib.npy")
-            np.save(calib_arg, np.asarray(calib_inputs, dtype=np.float32))
         log = Path(tmp) / "converter.log"
+        opts = {"io": io, "calib": None, "log": str(log), "debug": debug,
+                "mixed": dataclasses.asdict(mixed) if mixed else None,
+                "verify_inputs": None, "verify_reference": None}
+        if calib_inputs is not None:
+            opts["calib"] = str(Path(tmp) / "calib.npy")
+            np.save(opts["calib"], np.asarray(calib_inputs, dtype=np.float32))
+        if verify is not None and any(RECIPES[r].mixed for r in recipes):
+            opts["verify_inputs"] = str(Path(tmp) / "verify_inputs.npy")
+            opts["verify_reference"] = str(Path(tmp) / "verify_reference.npy")
+            np.save(opts["verify_inputs"], verify.inputs)
+            np.save(opts["verify_reference"], verify.reference)
+        options_path = Path(tmp) / "options.json"
+        options_path.write_text(json.dumps(opts))
         pending = list(recipes)
         while pending:
             cmd = [sys.executable, "-m", "edgebench.host.export.recipe_worker", str(saved_model),
-                   str(out_dir), name, io, calib_arg, str(log), *pending]
+                   str(out_dir), name, str(options_path), *pending]
             with open(Path(tmp) / "worker.err", "wb") as err:
                 proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True)
                 current = None
@@ -127,30 +150,37 @@ def convert_isolated(saved_model: Path, recipes: list[str], calib_inputs: np.nda
                 (Path(tmp) / "worker.err").read_text(errors="replace")
             hint = [ln.strip() for ln in text.splitlines() if ln.strip()][-1:] or [""]
             yield {"recipe": crashed, "event": "done", "status": "failed", "size_bytes": None,
-                   "seconds": 0.0, "error": f"converter crashed ({how}) {hint[0]}".strip()[:300]}
+                   "seconds": 0.0, "extra": {},
+                   "error": f"converter crashed ({how}) {hint[0]}".strip()[:300]}
 
 
 def convert_here(saved_model: Path, recipes: list[str], calib_inputs: np.ndarray | None,
-                 io: str, out_dir: Path, name: str):
+                 io: str, out_dir: Path, name: str, debug: bool = False,
+                 mixed: MixedOptions | None = None, verify: VerifyData | None = None):
     """convert_isolated's events, with the converter in this process."""
     from edgebench.host.export import recipe_worker
 
+    pair = (verify.inputs, verify.reference) if verify is not None else None
     for recipe in recipes:
         yield recipe_worker.convert_one(Path(saved_model), Path(out_dir), name, recipe,
-                                        calib_inputs, io, None)
+                                        calib_inputs, io, None, debug, mixed, pair)
 
 
 def quantize(saved_model: Path, recipes: list[str], calib_inputs: np.ndarray | None,
              out_dir: Path, source: SourceInfo, *, io: str = "int8",
              verify: VerifyData | None = None, progress: bool = True,
-             isolate: bool = True) -> list[RecipeResult]:
+             isolate: bool = True, debug: bool = False,
+             mixed: MixedOptions | None = None) -> list[RecipeResult]:
     """Build each recipe from `saved_model` into `out_dir/<arch>.<recipe>.tflite` with its card
     `<arch>.<recipe>.json`; verify each against `verify` when given. Never raises for one
     recipe's failure: that recipe's result has status "failed" and the reason. `isolate` runs
     the converter in a child process (a native crash then costs one recipe, not the run);
-    without it the converter runs here, which saves the child's TensorFlow start-up."""
+    without it the converter runs here, which saves the child's TensorFlow start-up. `debug`
+    writes `<arch>.<recipe>.layers.csv` for the integer recipes (export/debug.py); `mixed`
+    chooses int8-mixed's float layers (export/mixed.py)."""
     from tqdm import tqdm
 
+    from edgebench.host.export.census import op_census
     from edgebench.host.export.verify import verify_tflite
 
     if io not in IO_TYPES:
@@ -165,20 +195,27 @@ def quantize(saved_model: Path, recipes: list[str], calib_inputs: np.ndarray | N
     bar = tqdm(total=len(recipes), desc=f"quantize {source.architecture}", unit="recipe",
                disable=not progress)
     run = convert_isolated if isolate else convert_here
-    events = run(saved_model, recipes, calib_inputs, io, out_dir, source.architecture)
+    mixed = (mixed or MixedOptions()).check()
+    events = run(saved_model, recipes, calib_inputs, io, out_dir, source.architecture, debug,
+                 mixed, verify)
     for event in events:
         recipe, seconds = event["recipe"], event["seconds"]
         bar.update(1)
         bar.set_postfix_str(recipe)
         if event["status"] != "ok":
             for stale in out_dir.glob(f"{source.architecture}.{recipe}.*"):
-                if stale.suffix in (".tflite", ".json"):  # from an earlier run: not this result
-                    stale.unlink()
+                if stale.suffix in (".tflite", ".json") or stale.name.endswith(".layers.csv"):
+                    stale.unlink()  # from an earlier run: not this result
             results.append(RecipeResult(recipe, "failed", event["error"], seconds=seconds))
             continue
         path = out_dir / f"{source.architecture}.{recipe}.tflite"
         blob_size = path.stat().st_size
-        result = RecipeResult(recipe, "ok", tflite=path, size_bytes=blob_size, seconds=seconds)
+        result = RecipeResult(recipe, "ok", event.get("error", ""), tflite=path,
+                              size_bytes=blob_size, seconds=seconds,
+                              extra=dict(event.get("extra") or {}, census=op_census(path)))
+        if not debug and not RECIPES[recipe].mixed:  # a layers table of an earlier --debug run
+            stale_layers = out_dir / f"{source.architecture}.{recipe}.layers.csv"
+            stale_layers.unlink(missing_ok=True)
         if verify is not None:
             try:
                 result.verification = verify_tflite(path, verify.inputs, verify.reference,
@@ -195,7 +232,7 @@ def quantize(saved_model: Path, recipes: list[str], calib_inputs: np.ndarray | N
                           normalization=source.normalization, class_names=source.class_names,
                           positive_class=source.positive_class, source=source.card_source(),
                           conversion_seconds=source.upstream_seconds + seconds, tools=tools,
-                          verification=result.verification)
+                          verification=result.verification, extra=result.extra)
         result.card = write_card(card_path_for(path), card)
         results.append(result)
     bar.close()

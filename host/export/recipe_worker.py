@@ -3,11 +3,16 @@
 The converter is native code and can take the whole process down (NaN calibration data gives a
 segfault, a broken quantization an abort); in a child, that costs one recipe, not the run.
 Protocol: one JSON line on stdout per event, {"recipe", "event": "start"} before a recipe and
-{"recipe", "event": "done", "status", "error", "seconds", "size_bytes"} after it; the .tflite
-goes to OUT_DIR/NAME.RECIPE.tflite. The converter's native log goes to LOG, which the parent
-reads for the reason when the child dies.
+{"recipe", "event": "done", "status", "error", "seconds", "size_bytes", "extra"} after it; the
+.tflite goes to OUT_DIR/NAME.RECIPE.tflite (and with --debug, or for int8-mixed, the layer table
+to OUT_DIR/NAME.RECIPE.layers.csv); "extra" holds the model card's additions (worst_layers,
+mixed). The converter's native log goes to the options' "log", which the parent reads for the
+reason when the child dies.
 
-    python -m edgebench.host.export.recipe_worker SAVED_MODEL OUT_DIR NAME IO CALIB.npy|- LOG RECIPE...
+    python -m edgebench.host.export.recipe_worker SAVED_MODEL OUT_DIR NAME OPTIONS.json RECIPE...
+
+OPTIONS.json: {"io", "calib": CALIB.npy or null, "log", "debug", "mixed": MixedOptions fields,
+"verify_inputs": .npy or null, "verify_reference": .npy or null}.
 """
 from __future__ import annotations
 
@@ -26,34 +31,125 @@ def _emit(**event) -> None:
 
 
 def convert_one(saved_model: Path, out_dir: Path, name: str, recipe: str, calib, io: str,
-                log_path: Path | None) -> dict:
-    """Convert one recipe to `out_dir/<name>.<recipe>.tflite`; the "done" event for it."""
-    from edgebench.host.export.quantize import convert_recipe
+                log_path: Path | None, debug: bool = False, mixed=None, verify=None) -> dict:
+    """Convert one recipe to `out_dir/<name>.<recipe>.tflite`; the "done" event for it.
+    `verify` = (inputs, reference logits) for the int8-mixed search; `mixed` its MixedOptions."""
+    from edgebench.host.export.recipes import RECIPES
 
     start = time.perf_counter()
+    extra: dict = {}
     try:
-        blob = convert_recipe(saved_model, recipe, calib, io, log_path)
+        spec = RECIPES[recipe]
+        if spec.mixed:
+            blob, extra = _mixed(saved_model, out_dir, name, recipe, calib, io, log_path, mixed,
+                                 verify)
+        else:
+            from edgebench.host.export.quantize import convert_recipe
+
+            blob = convert_recipe(saved_model, recipe, calib, io, log_path)
+            if debug and spec.activations != "float":
+                extra = _debug_note(saved_model, out_dir, name, recipe, calib, io, log_path)
     except Exception as exc:
         return {"recipe": recipe, "event": "done", "status": "failed", "size_bytes": None,
-                "seconds": time.perf_counter() - start,
+                "seconds": time.perf_counter() - start, "extra": {},
                 "error": (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]}
     path = out_dir / f"{name}.{recipe}.tflite"
-    tmp = path.with_suffix(".tflite.tmp")
+    _write(path, blob)
+    return {"recipe": recipe, "event": "done", "status": "ok", "error": extra.pop("_note", ""),
+            "size_bytes": len(blob), "seconds": time.perf_counter() - start, "extra": extra}
+
+
+def _write(path: Path, blob: bytes) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_bytes(blob)
     tmp.replace(path)
-    return {"recipe": recipe, "event": "done", "status": "ok", "error": "",
-            "size_bytes": len(blob), "seconds": time.perf_counter() - start}
+
+
+def _debug_note(saved_model, out_dir, name, recipe, calib, io, log_path) -> dict:
+    """--debug beside a recipe that converted: a debugger that cannot run costs the table, never
+    the model; the reason becomes the recipe's note."""
+    from edgebench.host.export.debug import unavailable
+
+    why = unavailable(recipe)
+    if why:
+        return {"_note": f"--debug: {why}"}
+    try:
+        return _debug(saved_model, out_dir, name, recipe, calib, io, log_path)[2]
+    except Exception as exc:
+        return {"_note": f"--debug: layer debugger failed: {str(exc).splitlines()[0][:200]}"}
+
+
+def _debug(saved_model, out_dir, name, recipe, calib, io, log_path):
+    """Calibrate, run the layer debugger, write the layers CSV: (calibrated model, card keys)."""
+    from edgebench.host.export import debug
+    from edgebench.host.export.quantize import native_step
+
+    if calib is None or len(calib) == 0:
+        raise ValueError(f"recipe {recipe} needs calibration images")
+    with native_step(log_path):
+        calibrated = debug.calibrate(saved_model, recipe, calib, io)
+        rows = debug.layer_statistics(calibrated, recipe, calib)
+    csv_path = debug.write_layers_csv(debug.layers_csv_path(out_dir, name, recipe), rows)
+    return calibrated, rows, {"layers_csv": csv_path.name, "worst_layers": debug.worst_layers(rows)}
+
+
+def _mixed(saved_model, out_dir, name, recipe, calib, io, log_path, options, verify):
+    """int8-mixed: rank the layers, choose K (export/mixed.py), quantize with them in float."""
+    import tempfile
+
+    from edgebench.host.export import debug, mixed
+    from edgebench.host.export.quantize import native_step
+    from edgebench.host.export.verify import compare, tflite_logits
+
+    options = options or mixed.MixedOptions()
+    calibrated, rows, extra = _debug(saved_model, out_dir, name, recipe, calib, io, log_path)
+    ranked = [r["tensor"] for r in rows]
+    built: dict[int, bytes] = {}
+    scratch = tempfile.TemporaryDirectory(prefix="edgebench-mixed-")
+    probe = Path(scratch.name) / "probe.tflite"
+
+    def build(keep: list[str]) -> bytes:
+        if len(keep) not in built:
+            with native_step(log_path):
+                built[len(keep)] = debug.quantize_calibrated(calibrated, recipe, io, keep)
+        return built[len(keep)]
+
+    def evaluate(keep: list[str]):
+        blob = build(keep)
+        if verify is None:
+            return None
+        _write(probe, blob)
+        return compare(tflite_logits(probe, verify[0], desc=False), verify[1])["agreement"]
+
+    if options.keep_float is None and verify is None:
+        raise ValueError("int8-mixed needs verification data to search for a target agreement; "
+                         "give --keep-float K (or drop --no-verify)")
+    try:
+        choice = mixed.choose(ranked, evaluate, options, name)
+    finally:
+        scratch.cleanup()
+    extra["mixed"] = choice.card()
+    if choice.note:
+        extra["_note"] = choice.note
+    return build(choice.keep_float), extra
 
 
 def main(argv: list[str]) -> int:
     import numpy as np
 
-    saved_model, out_dir, name, io, calib_path, log_path, *recipes = argv
-    calib = None if calib_path == "-" else np.load(calib_path)
+    from edgebench.host.export.mixed import MixedOptions
+
+    saved_model, out_dir, name, options_path, *recipes = argv
+    opts = json.loads(Path(options_path).read_text())
+    calib = np.load(opts["calib"]) if opts.get("calib") else None
+    verify = None
+    if opts.get("verify_inputs"):
+        verify = (np.load(opts["verify_inputs"]), np.load(opts["verify_reference"]))
+    mixed = MixedOptions(**opts["mixed"]) if opts.get("mixed") else None
     for recipe in recipes:
         _emit(recipe=recipe, event="start")
-        _emit(**convert_one(Path(saved_model), Path(out_dir), name, recipe, calib, io,
-                            Path(log_path)))
+        _emit(**convert_one(Path(saved_model), Path(out_dir), name, recipe, calib, opts["io"],
+                            Path(opts["log"]), opts.get("debug", False), mixed, verify))
     return 0
 
 

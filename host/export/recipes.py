@@ -20,6 +20,10 @@ class Recipe:
     calibrated: bool  # needs a representative data set
     # configure(converter, tf, representative_dataset or None, io) sets the converter's options
     configure: Callable
+    activations: str = "float"  # "int8" / "int16": what the layer debugger (--debug) inspects
+    # Built from the calibrated model with the layers of largest error kept in float
+    # (export/mixed.py) instead of by one converter call.
+    mixed: bool = False
 
 
 def _fp32(conv, tf, rep, io):
@@ -61,10 +65,18 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
            False, _dynamic),
     Recipe("fp16", "float16 weights, float32 compute", False, _fp16),
     Recipe("int8", "full-integer: int8 weights and activations, int8 input/output (--io uint8)",
-           True, _int8),
+           True, _int8, "int8"),
     Recipe("int16x8", "int16 activations, int8 weights, int16 input/output (reference kernels: slow)",
-           True, _int16x8),
+           True, _int16x8, "int16"),
+    Recipe("int8-mixed", "int8 with the layers of largest quantization error kept in float "
+           "(--keep-float K, or --target-agreement A: default 0.99)", True, _int8, "int8",
+           mixed=True),
 )}
+
+
+# What `quantize` and the profiles build when not told: int8-mixed costs a debugger run and a
+# search on top of int8, so it is chosen by name (or 'all').
+DEFAULT_RECIPES = ("fp32", "dynamic", "fp16", "int8", "int16x8")
 
 
 def parse_recipes(text: str) -> list[str]:

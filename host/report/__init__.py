@@ -107,6 +107,8 @@ def build_report(result_dirs: list[Path], out_dir: Path | None = None) -> Report
     summary.to_csv(summary_csv, index=False)
     plots = _plots.make_plots(summary, out_dir)
     doc = _document(rs, summary, plots, out_dir)
+    from edgebench.host.report import quantization  # op census, layer error, int8-mixed
+    doc.blocks[-2:-2] = quantization.blocks(result_dirs + [out_dir], summary)
     markdown = out_dir / MARKDOWN_FILE
     markdown.write_text(_render.to_markdown(doc, out_dir), encoding="utf-8")
     html_path = out_dir / HTML_FILE

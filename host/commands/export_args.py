@@ -1,0 +1,38 @@
+"""Arguments shared by `bench-host convert`, `quantize` and `run` (not a command itself: command
+modules import this, never each other)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def add_common(p) -> None:
+    p.add_argument("--out", type=Path, default=None,
+                   help="output folder (default: beside the SavedModel / checkpoint / .onnx)")
+    p.add_argument("--input-shape", metavar="1,C,H,W",
+                   help="input shape of an .onnx file whose input is dynamic")
+    p.add_argument("--seed", type=int, default=0, help="seed for drawing calibration images")
+    p.add_argument("--no-verify", dest="verify", action="store_false",
+                   help="skip the numeric check against the float model")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def add_quantization_debug(p) -> None:
+    """--debug and int8-mixed's choice of float layers."""
+    p.add_argument("--debug", action="store_true",
+                   help="run TensorFlow's QuantizationDebugger for int8/int16x8: per-layer error "
+                        "in <model>.<recipe>.layers.csv, the worst layers in the model card")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--keep-float", type=int, metavar="K", default=None,
+                   help="int8-mixed: keep the K layers of largest error in float")
+    g.add_argument("--target-agreement", type=float, metavar="A", default=None,
+                   help="int8-mixed: keep as few layers in float as reach top-1 agreement A with "
+                        "the float model on the verification images (default 0.99)")
+    p.add_argument("--max-float", type=int, metavar="N", default=None,
+                   help="int8-mixed: search at most N float layers (default: all)")
+
+
+def mixed_options(args):
+    """MixedOptions from the parsed arguments, checked (a UserError for bad values)."""
+    from edgebench.host.export.mixed import MixedOptions
+
+    return MixedOptions(args.keep_float, args.target_agreement, args.max_float).check()

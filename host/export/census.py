@@ -1,0 +1,182 @@
+"""Op census of a .tflite, read from its flatbuffer (LiteRT's own schema, ai_edge_litert's
+schema_py_generated: already a dependency, and it reads any model, ours or a user's).
+
+What it answers before a model is ever timed: which ops it runs and on which tensor types, whether
+an "integer" model still computes some ops in float, where it leaves the integer domain
+(DEQUANTIZE ... QUANTIZE inside the graph), custom ops a runtime may lack, and quantization scales
+no sane activation has (the padded-MaxPool trap: PADV2 with a ~1e36 scale). Activations are the
+non-constant tensors; weights (tensors with data in a buffer) do not make an op float or integer.
+
+    census = op_census(Path("resnet18.int8.tflite"))
+    census["kind"], census["float_ops"], census["extreme_scales"]
+"""
+from __future__ import annotations
+
+import math
+from collections import Counter
+from pathlib import Path
+
+from edgebench.host.errors import UserError
+
+# Anything above this is no activation range (int8 · scale would exceed ±1e8); the trap gives 1e36.
+EXTREME_SCALE = 1e6
+_INT_TYPES = {"int8", "uint8", "int16"}
+_FLOAT_TYPES = {"float32", "float16"}
+_BOUNDARY_OPS = {"QUANTIZE", "DEQUANTIZE"}
+LISTED = 20  # float ops / extreme scales named in full; the counts are always complete
+
+
+def _enum_names(cls) -> dict[int, str]:
+    return {v: k for k, v in vars(cls).items() if not k.startswith("_") and isinstance(v, int)}
+
+
+def _schema():
+    from ai_edge_litert import schema_py_generated as schema
+
+    return schema
+
+
+def op_census(path: Path) -> dict:
+    """The census of one .tflite (first subgraph: what the interpreter runs); a file that is no
+    TFLite flatbuffer is a UserError."""
+    schema = _schema()
+    path = Path(path)
+    try:
+        buf = path.read_bytes()
+    except OSError as exc:
+        raise UserError(f"cannot read {path}: {exc}") from None
+    if len(buf) < 8 or buf[4:8] != b"TFL3":
+        raise UserError(f"{path} is not a TFLite model (no TFL3 identifier)")
+    try:
+        model = schema.Model.GetRootAs(buf, 0)
+        return _census(model, schema)
+    except UserError:
+        raise
+    except Exception as exc:  # a truncated or corrupt flatbuffer
+        raise UserError(f"{path}: cannot read the model's flatbuffer "
+                        f"({type(exc).__name__}: {exc})") from None
+
+
+def _census(model, schema) -> dict:
+    op_names = _enum_names(schema.BuiltinOperator)
+    type_names = {k: v.lower() for k, v in _enum_names(schema.TensorType).items()}
+    codes = []
+    for i in range(model.OperatorCodesLength()):
+        code = model.OperatorCodes(i)
+        builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())  # schema v3a split
+        if op_names.get(builtin) == "CUSTOM":
+            codes.append("CUSTOM:" + (code.CustomCode() or b"?").decode(errors="replace"))
+        else:
+            codes.append(op_names.get(builtin, f"BUILTIN_{builtin}"))
+    if model.SubgraphsLength() < 1:
+        raise UserError("the model has no subgraph")
+    graph = model.Subgraphs(0)
+
+    def constant(t: int) -> bool:
+        b = graph.Tensors(t).Buffer()
+        if b <= 0 or b >= model.BuffersLength():
+            return False
+        buffer = model.Buffers(b)
+        return buffer.DataLength() > 0 or buffer.Offset() > 1  # offset: weights outside the table
+
+    def tensor(t: int) -> dict:
+        ten = graph.Tensors(t)
+        q = ten.Quantization()
+        scales = q.ScaleAsNumpy() if q is not None and q.ScaleLength() else None
+        return {"name": (ten.Name() or b"").decode(errors="replace"),
+                "type": type_names.get(ten.Type(), str(ten.Type())),
+                "scale": float(scales.max()) if scales is not None else None,
+                "const": constant(t)}
+
+    inputs = {int(graph.Inputs(i)) for i in range(graph.InputsLength())}
+    outputs = {int(graph.Outputs(i)) for i in range(graph.OutputsLength())}
+    counts: Counter = Counter()
+    signatures: dict[str, Counter] = {}
+    float_ops, int_ops, extreme, custom = [], 0, [], []
+    dequantize_in_graph = quantize_in_graph = requantize = 0
+    weight_types: Counter = Counter()
+    for i in range(graph.OperatorsLength()):
+        op = graph.Operators(i)
+        name = codes[op.OpcodeIndex()]
+        ins = [int(t) for t in (op.InputsAsNumpy() if op.InputsLength() else []) if t >= 0]
+        outs = [int(t) for t in (op.OutputsAsNumpy() if op.OutputsLength() else []) if t >= 0]
+        tin, tout = [tensor(t) for t in ins], [tensor(t) for t in outs]
+        counts[name] += 1
+        sig = ",".join(t["type"] for t in tin) + "->" + ",".join(t["type"] for t in tout)
+        signatures.setdefault(name, Counter())[sig] += 1
+        if name.startswith("CUSTOM:"):
+            custom.append(name[len("CUSTOM:"):])
+        for t in tin:
+            if t["const"]:
+                weight_types[t["type"]] += 1
+        acts = [t["type"] for t in tin + tout if not t["const"]]
+        if name == "DEQUANTIZE":
+            if tin and not tin[0]["const"] and not set(outs) <= outputs:
+                dequantize_in_graph += 1  # an activation leaves the integer domain mid-graph
+        elif name == "QUANTIZE":
+            if tin and tin[0]["type"] in _INT_TYPES:
+                requantize += 1  # int -> int rescale (e.g. before a CONCATENATION): not a boundary
+            elif not set(ins) <= inputs:
+                quantize_in_graph += 1
+        elif any(a in _FLOAT_TYPES for a in acts):
+            float_ops.append({"index": i, "op": name,
+                              "output": tout[0]["name"] if tout else ""})
+        elif any(a in _INT_TYPES for a in acts):
+            int_ops += 1
+        for t in tout:
+            s = t["scale"]
+            if s is not None and (not math.isfinite(s) or s > EXTREME_SCALE):
+                extreme.append({"index": i, "op": name, "tensor": t["name"], "scale": s})
+    kind = _kind(int_ops, len(float_ops), weight_types, counts)
+    io_type = lambda ids: [tensor(t)["type"] for t in sorted(ids)]  # noqa: E731
+    return {
+        "ops": int(sum(counts.values())),
+        "kind": kind,
+        "op_types": {k: {"count": n, "types": dict(signatures[k].most_common())}
+                     for k, n in counts.most_common()},
+        "io": {"input": io_type(inputs), "output": io_type(outputs)},
+        "integer_ops": int_ops,
+        "float_op_count": len(float_ops),
+        # Float ops in a model that is integer elsewhere; in a float model every op is float.
+        "float_ops": float_ops[:LISTED] if int_ops else [],
+        "q_dq_pairs": min(dequantize_in_graph, quantize_in_graph),
+        "dequantize_in_graph": dequantize_in_graph,
+        "quantize_in_graph": quantize_in_graph,
+        "requantize": requantize,
+        "custom_ops": sorted(set(custom)),
+        "extreme_scales": extreme[:LISTED],
+    }
+
+
+def _kind(int_ops: int, n_float: int, weight_types: Counter, counts: Counter) -> str:
+    if int_ops and n_float:
+        return "mixed"
+    if int_ops:
+        return "integer"
+    if weight_types.get("int8"):
+        return "dynamic-range"  # int8 weights, float activations
+    if weight_types.get("float16") or counts.get("DEQUANTIZE"):
+        return "fp16-weights"
+    return "float"
+
+
+def summary_line(census: dict) -> str:
+    """One line for listings: 'integer, 31 ops, 0 float, 0 Q/DQ pairs'."""
+    parts = [census["kind"], f"{census['ops']} ops"]
+    if census["kind"] in ("integer", "mixed"):
+        parts.append(f"{census['float_op_count']} float")
+        parts.append(f"{census['q_dq_pairs']} Q/DQ pair{'s' if census['q_dq_pairs'] != 1 else ''}")
+    if census["custom_ops"]:
+        parts.append("custom: " + ",".join(census["custom_ops"]))
+    if census["extreme_scales"]:
+        worst = max(census["extreme_scales"], key=lambda e: e["scale"])
+        parts.append(f"extreme scale {worst['scale']:.2g} at {worst['op']} {worst['tensor']}")
+    return ", ".join(parts)
+
+
+def census_rows(census: dict) -> list[dict]:
+    """Per op type: count and its input -> output type signatures (the report's small table)."""
+    return [{"op": op, "count": info["count"],
+             "types": "; ".join(f"{sig} ×{n}" if len(info["types"]) > 1 else sig
+                                for sig, n in info["types"].items())}
+            for op, info in census["op_types"].items()]

@@ -1,0 +1,156 @@
+"""Layer-wise quantization error through TensorFlow 2.19's QuantizationDebugger, and the
+calibrated model that both the debugger and the int8-mixed recipe quantize from.
+
+The debugger's own route (`QuantizationDebugger(converter=...)`) calibrates with
+`_experimental_calibrate_only` and then quantizes the calibrated model with `mlir_quantize`; we
+take the same two steps by hand so that one calibration serves the statistics and every mixed
+model of a search (~0.1 s each instead of a full conversion), and so that we can ask
+`mlir_quantize` for what the debugger does not: int16 activations, and int8 input/output on the
+non-debug model (the debugger's `get_nondebug_quantized_model` has float I/O). Both steps use
+TensorFlow internals (`tensorflow.lite.python.convert.mlir_quantize`, pinned at 2.19.0, tested).
+
+Per layer (one row per quantized op output the debugger instruments): the tensor name (what
+`denylisted_nodes` takes), op type, scale, zero point, RMSE/scale (the debugger guide's measure:
+≈ 0.29 is plain rounding noise of a uniform quantizer, more means clipping or a poor range),
+mean error (bias), max |error|, and the range of the float activations."""
+from __future__ import annotations
+
+import csv
+import io
+import math
+from pathlib import Path
+
+import numpy as np
+
+from edgebench.host.export.native_log import import_tensorflow
+from edgebench.host.export.recipes import RECIPES
+
+LAYER_COLUMNS = ("rank", "tensor", "op", "scale", "zero_point", "rmse_over_scale", "mean_error",
+                 "max_abs_error", "rmse", "float_min", "float_max", "elements")
+WORST_LAYERS = 5  # how many the model card names
+
+
+def unavailable(recipe: str) -> str:
+    """Why the layer debugger cannot inspect `recipe`, or "" when it can."""
+    activations = RECIPES[recipe].activations
+    if activations == "float":
+        return f"{recipe} has no integer activations to debug"
+    if activations == "int16":
+        # Measured on TF 2.19: mlir_quantize(inference_type=QUANTIZED_INT16,
+        # enable_numeric_verify=True) writes int16 tensors with zero point -1, and the model
+        # fails to load ("DEQUANTIZE ... zero_point != 0"): no per-layer statistics for 16x8.
+        return ("TensorFlow 2.19's QuantizationDebugger cannot instrument int16x8 models (its "
+                "debug model does not load); no per-layer table")
+    return ""
+
+
+def _dataset(calib_inputs: np.ndarray):
+    data = np.asarray(calib_inputs, dtype=np.float32)
+
+    def gen():
+        for x in data:
+            yield [x[None]]
+    return gen
+
+
+def calibrate(saved_model: Path, recipe: str, calib_inputs: np.ndarray, io_type: str) -> bytes:
+    """The float model with calibration statistics recorded, configured as `recipe` would be."""
+    tf = import_tensorflow()
+    conv = tf.lite.TFLiteConverter.from_saved_model(str(saved_model))
+    RECIPES[recipe].configure(conv, tf, _dataset(calib_inputs), io_type)
+    conv._experimental_calibrate_only = True  # as QuantizationDebugger sets it
+    # The calibrated model is still float: the I/O type is quantize_calibrated's to set (an int16
+    # input type here makes the converter look for a QUANTIZE that is not there yet).
+    conv.inference_input_type = conv.inference_output_type = tf.float32
+    return conv.convert()
+
+
+def quantize_calibrated(calibrated: bytes, recipe: str, io_type: str = "int8",
+                        keep_float: list[str] | None = None, numeric_verify: bool = False) -> bytes:
+    """Quantize a calibrated model; the tensors in `keep_float` stay float (QUANTIZE/DEQUANTIZE
+    around them). With `numeric_verify` the result is the debugger's instrumented model (float
+    I/O); otherwise its I/O is the recipe's (int8/uint8, int16 for int16x8)."""
+    tf = import_tensorflow()
+    from tensorflow.lite.python import convert
+    from tensorflow.lite.python.convert import _types_pb2
+
+    int16 = RECIPES[recipe].activations == "int16"
+    if numeric_verify:
+        io_dtype = tf.float32
+    elif int16:
+        io_dtype = tf.int16
+    else:
+        io_dtype = tf.uint8 if io_type == "uint8" else tf.int8
+    return convert.mlir_quantize(
+        calibrated, disable_per_channel=False,
+        inference_type=_types_pb2.QUANTIZED_INT16 if int16 else _types_pb2.QUANTIZED_INT8,
+        input_data_type=io_dtype, output_data_type=io_dtype,
+        enable_numeric_verify=numeric_verify, denylisted_nodes=list(keep_float or []) or None)
+
+
+def layer_statistics(calibrated: bytes, recipe: str, calib_inputs: np.ndarray) -> list[dict]:
+    """One row per instrumented layer (LAYER_COLUMNS), worst RMSE/scale first."""
+    tf = import_tensorflow()
+    debug_model = quantize_calibrated(calibrated, recipe, numeric_verify=True)
+    options = tf.lite.experimental.QuantizationDebugOptions(layer_direct_compare_metrics={
+        "float_min": lambda f, q, s, z: float(np.min(f)),
+        "float_max": lambda f, q, s, z: float(np.max(f))})
+    import warnings
+
+    with warnings.catch_warnings():  # tf.lite.Interpreter's deprecation notice
+        warnings.simplefilter("ignore")
+        debugger = tf.lite.experimental.QuantizationDebugger(
+            quant_debug_model_content=debug_model, debug_dataset=_dataset(calib_inputs),
+            debug_options=options)
+        debugger.run()
+    dump = io.StringIO()
+    debugger.layer_statistics_dump(dump)
+    rows = []
+    for raw in csv.DictReader(io.StringIO(dump.getvalue())):
+        scale = float(raw["scale"])
+        mse = float(raw["mean_squared_error"])
+        rmse = math.sqrt(mse) if mse >= 0 else float("nan")
+        rows.append({"tensor": raw["tensor_name"], "op": raw["op_name"], "scale": scale,
+                     "zero_point": int(float(raw["zero_point"])),
+                     "rmse_over_scale": rmse / scale if scale > 0 else float("inf"),
+                     "mean_error": float(raw["mean_error"]),
+                     "max_abs_error": float(raw["max_abs_error"]), "rmse": rmse,
+                     "float_min": float(raw["float_min"]), "float_max": float(raw["float_max"]),
+                     "elements": int(float(raw["num_elements"]))})
+    rows.sort(key=lambda r: -_finite(r["rmse_over_scale"]))
+    for rank, row in enumerate(rows, 1):
+        row["rank"] = rank
+    return rows
+
+
+def _finite(v: float) -> float:
+    return v if math.isfinite(v) else 1e300
+
+
+def layers_csv_path(out_dir: Path, name: str, recipe: str) -> Path:
+    return Path(out_dir) / f"{name}.{recipe}.layers.csv"
+
+
+def write_layers_csv(path: Path, rows: list[dict]) -> Path:
+    path = Path(path)
+    tmp = path.with_suffix(".csv.tmp")
+    with open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=LAYER_COLUMNS, extrasaction="ignore")
+        w.writeheader()
+        for row in rows:
+            w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+    tmp.replace(path)
+    return path
+
+
+def read_layers_csv(path: Path) -> list[dict]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def worst_layers(rows: list[dict], n: int = WORST_LAYERS) -> list[dict]:
+    """The card's short list: the n worst layers by RMSE/scale, rounded for reading."""
+    keys = ("rank", "tensor", "op", "scale", "rmse_over_scale", "mean_error", "float_min",
+            "float_max")
+    return [{k: (round(float(r[k]), 6) if isinstance(r[k], float) else r[k]) for k in keys}
+            for r in rows[:n]]
