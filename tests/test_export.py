@@ -19,7 +19,7 @@ from edgebench.host.export.card import read_card
 from edgebench.host.export.pipeline import (convert_checkpoint, convert_onnx, record_verification,
                                             reference_for)
 from edgebench.host.export.quantize import convert_isolated, quantize
-from edgebench.host.export.recipes import RECIPES, parse_recipes
+from edgebench.host.export.recipes import DEFAULT_RECIPES, parse_recipes
 from edgebench.host.export.tf_convert import ConversionError
 from edgebench.host.export.verify import (VERIFY_COLUMNS, compare, normalize, quantize_input,
                                           tflite_logits)
@@ -98,7 +98,7 @@ def quantized(converted, testset):
     calib = normalize(synthetic(64, 3)[0], src.normalization)
     verify = reference_for(src, *testset)
     out = converted.tflite.parent
-    results = quantize(converted.saved_model, list(RECIPES), calib, out, src, verify=verify,
+    results = quantize(converted.saved_model, list(DEFAULT_RECIPES), calib, out, src, verify=verify,
                        progress=False)
     record_verification(out, results, ARCH)
     return {r.recipe: r for r in results}
@@ -179,7 +179,8 @@ def test_verify_csv_has_one_row_per_recipe(quantized, converted):
     with open(converted.tflite.parent / "verify.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert tuple(rows[0]) == VERIFY_COLUMNS
-    assert [r["recipe"] for r in rows] == list(RECIPES)
+    assert [r["recipe"] for r in rows] == list(DEFAULT_RECIPES)
+    assert {r["model"] for r in rows} == {ARCH}
     by = {r["recipe"]: r for r in rows}
     assert float(by["fp32"]["size_ratio_vs_fp32"]) == 1.0
     assert 0 < float(by["int8"]["size_ratio_vs_fp32"]) < 1

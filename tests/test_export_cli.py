@@ -96,3 +96,66 @@ def test_bring_your_own_onnx_with_calibration_npz(tmp_path):
     np.savez(npz, images=np.zeros((4, 8, 8), np.uint8))
     code, _, err = run_cli("quantize", tmp_path / "mine_saved_model", "--calib-data", npz)
     assert code == 2 and "expected uint8 images N×32×32×1" in err
+
+
+def test_two_models_converted_into_one_folder_keep_both_tables(tmp_path):
+    """Issue 13's "Also": verify.csv has a model column and is merged, never overwritten."""
+    for name in ("alpha", "beta"):
+        torch.onnx.export(TinyPool(1).eval(), (torch.zeros(1, 1, IMG, IMG),),
+                          str(tmp_path / f"{name}.onnx"), dynamo=False, opset_version=18,
+                          input_names=["x"])
+    for name in ("alpha", "beta"):
+        code, out, err = run_cli("convert", tmp_path / f"{name}.onnx", "--quiet")
+        assert code == 0, err
+        assert "ops:         float" in out
+    code, _, err = run_cli("quantize", tmp_path / "alpha_saved_model", "--recipes", "fp16",
+                           "--quiet")
+    assert code == 0, err
+    with open(tmp_path / "verify.csv", newline="") as f:
+        got = [(r["model"], r["recipe"], r["status"]) for r in csv.DictReader(f)]
+    assert got == [("alpha", "fp32", "ok"), ("alpha", "fp16", "ok"), ("beta", "fp32", "ok")]
+
+
+def test_quantize_debug_and_mixed_from_the_command_line(checkpoint, tmp_path):
+    out = tmp_path / "q"
+    code, stdout, err = run_cli("quantize", checkpoint, "--out", out, "--recipes",
+                                "int8,int8-mixed", "--debug", "--keep-float", "1", "--calib",
+                                "16", "--quiet")
+    assert code == 0, err + stdout
+    assert (out / f"{ARCH}.int8.layers.csv").is_file()
+    assert (out / f"{ARCH}.int8-mixed.layers.csv").is_file()
+    assert "worst layer:" in stdout and "float layers: 1 of" in stdout
+    assert "ops: integer" in stdout and "ops: mixed" in stdout
+    assert rows(out / "verify.csv")["int8-mixed"]["float_layers"] == "1"
+    # K beyond the model's layers: that recipe fails with the reason, int8 is kept, exit 1
+    code, stdout, err = run_cli("quantize", out / f"{ARCH}_saved_model", "--recipes",
+                                "int8,int8-mixed", "--keep-float", "99", "--calib", "16",
+                                "--quiet")
+    assert code == 1
+    assert "--keep-float 99 is more than the" in stdout
+    got = rows(out / "verify.csv")
+    assert got["int8"]["status"] == "ok" and got["int8-mixed"]["status"] == "failed"
+    assert not (out / f"{ARCH}.int8-mixed.tflite").exists()
+    assert not (out / f"{ARCH}.int8.layers.csv").exists()  # stale: this int8 had no --debug
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--keep-float", "-2"), "--keep-float must be 0 or more"),
+    (("--target-agreement", "1.2"), "--target-agreement must be in (0, 1]"),
+    (("--max-float", "0"), "--max-float must be at least 1"),
+    (("--no-verify",), "give --keep-float K with --no-verify"),
+])
+def test_bad_mixed_arguments_are_one_line_errors(checkpoint, args, message):
+    code, _, err = run_cli("quantize", checkpoint.parent / f"{ARCH}_saved_model", "--recipes",
+                           "int8-mixed", *args)
+    assert code == 2 and message in err and err.count("\n") == 1
+
+
+def test_bundle_listing_shows_each_models_census(checkpoint, tmp_path):
+    folder = checkpoint.parent
+    if not (folder / f"{ARCH}.int8.tflite").is_file():  # run alone, without the first test
+        assert run_cli("quantize", checkpoint, "--recipes", "fp32,int8", "--calib", "16",
+                       "--quiet")[0] == 0
+    code, out, err = run_cli("bundle", folder, "--out", tmp_path / "bundle")
+    assert code == 0, err
+    assert "ops: float" in out and "ops: integer" in out and "0 float, 0 Q/DQ pairs" in out

@@ -169,8 +169,11 @@ def summary_line(census: dict) -> str:
     if census["custom_ops"]:
         parts.append("custom: " + ",".join(census["custom_ops"]))
     if census["extreme_scales"]:
-        worst = max(census["extreme_scales"], key=lambda e: e["scale"])
-        parts.append(f"extreme scale {worst['scale']:.2g} at {worst['op']} {worst['tensor']}")
+        # A PAD shares its input's scale, so the op before it carries the broken range too:
+        # name every op type involved, not just the first tensor.
+        worst = max(e["scale"] for e in census["extreme_scales"])
+        ops = ", ".join(dict.fromkeys(e["op"] for e in census["extreme_scales"]))
+        parts.append(f"extreme scale {worst:.2g} at {ops}")
     return ", ".join(parts)
 
 

@@ -60,14 +60,13 @@ class MixedChoice:
 
 
 def schedule(n: int, bound: int) -> list[int]:
-    """K values to try first: 1..8, then steps of 2, 4, 8, … (about 2·log2(n) + 8 of them)."""
-    out, k, step = [], 1, 1
+    """K values to try first: 1..8, then 10, 12, 14, 16, 20, …, 32, 40, …: four per doubling
+    (about 4·log2(n) of them), ending at the bound."""
+    out, k = [], 1
     limit = min(n, bound)
     while k <= limit:
         out.append(k)
-        if k >= 8 and k >= 4 * step:
-            step *= 2
-        k += step
+        k += max(1, (1 << (k.bit_length() - 1)) // 4) if k >= 8 else 1
     if limit and out[-1] != limit:
         out.append(limit)
     return out
