@@ -21,8 +21,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def bench_model(name: str, args) -> dict:
-    import numpy as np
-
     from edgebench.host.checkpoint import build_from_checkpoint
     from edgebench.host.data import load_splits
     from edgebench.host.export.calibration import draw

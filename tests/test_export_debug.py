@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import csv
 
-import numpy as np
 import pytest
-from test_export import ARCH, IMG, make_checkpoint, synthetic
+from test_export import ARCH, make_checkpoint, synthetic
 from test_export import converted, registered, testset  # noqa: F401  (fixtures)
 
 from edgebench.host.errors import UserError

@@ -65,10 +65,12 @@ def census_table(cards: list[dict]) -> pd.DataFrame:
 def worst_layers_tables(cards: list[dict], n: int = TOP_LAYERS) -> dict[str, pd.DataFrame]:
     """Model name -> its n worst layers by RMSE/scale (from `--debug` or int8-mixed)."""
     out = {}
+    debugged = {c.get("architecture") for c in cards
+                if c.get("recipe") == "int8" and c.get("worst_layers")}
     for card in cards:
         layers = card.get("worst_layers")
-        if not layers:
-            continue
+        if not layers or (card.get("recipe") == "int8-mixed" and card.get("architecture") in debugged):
+            continue  # int8-mixed ranks the same layers as int8's own table
         out[card.get("name")] = pd.DataFrame([{
             "rank": w["rank"], "op": w["op"], "tensor": _short(w["tensor"]),
             "RMSE/scale": round(float(w["rmse_over_scale"]), 3),
@@ -104,8 +106,10 @@ def mixed_rows(cards: list[dict], summary: pd.DataFrame | None) -> pd.DataFrame:
             if card is None:
                 continue
             v = card.get("verification") or {}
-            row = dict(base, recipe=recipe, **{"size KiB": round(card["size_bytes"] / 1024),
-                                               "agreement (verify)": v.get("agreement")})
+            agreement = v.get("agreement")
+            row = dict(base, recipe=recipe, **{
+                "size KiB": round(card["size_bytes"] / 1024),
+                "agreement (verify)": None if agreement is None else round(agreement, 3)})
             measured = _measured(summary, arch, recipe)
             if measured.empty:
                 rows.append(row)
