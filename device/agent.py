@@ -37,7 +37,7 @@ RESULTS_SCHEMA_VERSION = 1
 #   layers_csv "<name>.layers.csv", worst_layers [{rank, tensor, op, scale, rmse_over_scale,
 #           mean_error, float_min, float_max}]   (quantize --debug for int8; int8-mixed)
 #   mixed {keep_float [tensor], k, layers, agreement, target_agreement, reached, tried [[k, a]],
-#           note}   (int8-mixed only)
+#           note, ranking}   (int8-mixed only)
 # Manifest (bundle/manifest.json):
 #   schema, run_id, created (ISO 8601 UTC), testset ("testset.npz" or null),
 #   models: [card + {"file": "models/<name>.tflite", "reference": "reference/<arch>.npy" or null}]

@@ -26,7 +26,9 @@ from edgebench.host.export.native_log import import_tensorflow
 from edgebench.host.export.recipes import RECIPES
 
 LAYER_COLUMNS = ("rank", "tensor", "op", "scale", "zero_point", "rmse_over_scale", "mean_error",
-                 "max_abs_error", "rmse", "float_min", "float_max", "elements")
+                 "max_abs_error", "rmse", "float_min", "float_max", "elements",
+                 "output_mse_alone")  # int8-mixed only: see sensitivity()
+SENSITIVITY_IMAGES = 32
 WORST_LAYERS = 5  # how many the model card names
 
 
@@ -121,6 +123,38 @@ def layer_statistics(calibrated: bytes, recipe: str, calib_inputs: np.ndarray) -
     for rank, row in enumerate(rows, 1):
         row["rank"] = rank
     return rows
+
+
+def sensitivity(calibrated: bytes, recipe: str, io_type: str, rows: list[dict],
+                inputs: np.ndarray, n: int = SENSITIVITY_IMAGES) -> None:
+    """Add `output_mse_alone` to each row: the mean squared difference of the model's logits
+    when only that layer is quantized (every other layer float) from the logits with every layer
+    float, on the first n calibration images. RMSE/scale is local (≈ 0.3 for nearly every layer
+    of a healthy model) and misses how far an error travels; this measures what reaches the
+    output, at the cost of one quantization and n inferences per layer."""
+    names = [r["tensor"] for r in rows]
+    x = np.asarray(inputs[:n], dtype=np.float32)
+    reference = _logits(quantize_calibrated(calibrated, recipe, io_type, names), x)
+    for row in rows:
+        alone = [m for m in names if m != row["tensor"]]
+        got = _logits(quantize_calibrated(calibrated, recipe, io_type, alone), x)
+        row["output_mse_alone"] = float(np.mean((got - reference) ** 2))
+
+
+def _logits(blob: bytes, inputs: np.ndarray) -> np.ndarray:
+    from ai_edge_litert.interpreter import Interpreter
+
+    from edgebench.host.export.verify import dequantize_output, quantize_input
+
+    interp = Interpreter(model_content=blob)
+    interp.allocate_tensors()
+    (inp,), (out,) = interp.get_input_details(), interp.get_output_details()
+    rows = []
+    for x in inputs:
+        interp.set_tensor(inp["index"], quantize_input(x[None], inp))
+        interp.invoke()
+        rows.append(dequantize_output(interp.get_tensor(out["index"]), out)[0])
+    return np.stack(rows)
 
 
 def _finite(v: float) -> float:

@@ -103,7 +103,10 @@ def _mixed(saved_model, out_dir, name, recipe, calib, io, log_path, options, ver
 
     options = options or mixed.MixedOptions()
     calibrated, rows, extra = _debug(saved_model, out_dir, name, recipe, calib, io, log_path)
-    ranked = [r["tensor"] for r in rows]
+    with native_step(log_path):
+        debug.sensitivity(calibrated, recipe, io, rows, calib)
+    debug.write_layers_csv(debug.layers_csv_path(out_dir, name, recipe), rows)
+    ranked = mixed.rank(rows)
     built: dict[int, bytes] = {}
     scratch = tempfile.TemporaryDirectory(prefix="edgebench-mixed-")
     probe = Path(scratch.name) / "probe.tflite"
@@ -128,7 +131,7 @@ def _mixed(saved_model, out_dir, name, recipe, calib, io, log_path, options, ver
         choice = mixed.choose(ranked, evaluate, options, name)
     finally:
         scratch.cleanup()
-    extra["mixed"] = choice.card()
+    extra["mixed"] = dict(choice.card(), ranking="output_mse_alone, then rmse_over_scale")
     if choice.note:
         extra["_note"] = choice.note
     return build(choice.keep_float), extra
