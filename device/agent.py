@@ -14,7 +14,7 @@ from __future__ import annotations
 # ---------------------------------------------------------------------------------------------
 MODEL_CARD_SCHEMA = "edgebench.model-card/1"
 MANIFEST_SCHEMA = "edgebench.manifest/1"
-RESULTS_SCHEMA_VERSION = 1
+RESULTS_SCHEMA_VERSION = 2  # 2: the compute-unit columns (compute_unit ... delegated_nodes)
 
 # Model card (JSON beside every .tflite, and one entry per model in manifest.json):
 #   schema, name ("resnet18.int8"), file, sha256, size_bytes, recipe, architecture,
@@ -36,7 +36,10 @@ RESULTS_SCHEMA_VERSION = 1
 
 RESULT_COLUMNS = (
     "schema_version", "run_id", "model", "architecture", "recipe", "sha256", "file_size_mb",
-    "threads", "xnnpack", "runtime", "runtime_version", "status", "error",
+    "threads", "xnnpack", "runtime", "runtime_version",
+    "compute_unit", "accelerator", "api", "accelerator_device", "software_accelerator",
+    "fully_accelerated", "delegated_nodes",
+    "status", "error",
     "load_ms", "first_inference_ms", "warmup_runs",
     "count", "mean_ms", "std_ms", "min_ms", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms",
     "rss_before_mb", "rss_after_load_mb", "peak_rss_mb",
@@ -48,17 +51,25 @@ RESULT_COLUMNS = (
 )
 # results.csv: status "ok" | "error"; `error` holds the failure of an error row, and on an ok row a
 # note on what could not be measured (e.g. "accuracy not measured: testset.npz is missing").
+# The compute unit (schema 2): compute_unit is the unit as asked for and part of the row's key
+# ("cpu", "gpu", "gpu!", "npu", "delegate:LIB[:k=v;...]"); accelerator is cpu|gpu|npu|delegate;
+# api is interpreter|compiled_model; accelerator_device names what ran it (the GPU adapter as
+# LiteRT selected it, the delegate library, or the CPU kernels); software_accelerator is true for
+# a software GPU (llvmpipe, SwiftShader, any "CPU / Software" adapter), whose timings say nothing
+# about real hardware; fully_accelerated is CompiledModel.is_fully_accelerated() (empty where the
+# API does not tell); delegated_nodes is how many nodes of the model a delegate took, where known.
 SAMPLE_COLUMNS = ("schema_version", "run_id", "model", "sha256", "threads", "xnnpack", "runtime",
-                  "run", "latency_ms")
+                  "compute_unit", "run", "latency_ms")
 
 GUIDE = """
 Usage:
-  python3 agent.py --bundle DIR --out DIR [--threads 1,2,4] [--warmup N] [--min-runs N]
-      [--min-seconds S] [--max-seconds S] [--models NAME,...] [--runtime auto|litert|tflite-runtime|
-      tensorflow] [--xnnpack on|off] [--cooldown-temp C] [--cooldown-timeout S] [--sysfs-root DIR]
+  python3 agent.py --bundle DIR --out DIR [--threads 1,2,4] [--accelerators cpu,gpu,npu]
+      [--delegate LIB[:key=value;...]] [--warmup N] [--min-runs N] [--min-seconds S]
+      [--max-seconds S] [--models NAME,...] [--runtime auto|litert|tflite-runtime|tensorflow]
+      [--xnnpack on|off] [--cooldown-temp C] [--cooldown-timeout S] [--sysfs-root DIR]
 
-What one row means (results.csv, RESULT_COLUMNS): one model x thread count, measured in a fresh
-child process (a re-exec of this file with --child) so that its memory figures are that model's
+What one row means (results.csv, RESULT_COLUMNS): one model x compute unit x thread count,
+measured in a fresh child process (a re-exec of this file with --child) so that its memory figures are that model's
 alone. Inside the child: import the interpreter, RSS before load; load + allocate (load_ms); RSS
 after load; one first inference (first_inference_ms); --warmup invokes; then invokes until both
 --min-runs and --min-seconds are met, capped by --max-seconds. Only invoke() is between the two
@@ -70,13 +81,21 @@ measured once per model and configuration and copied to the rows of its other th
 (outputs do not depend on the thread count). MB means 2**20 bytes. Raw samples: latency_samples.csv.
 
 Choices worth knowing:
+- Compute units (--accelerators; `--accelerators help` lists them): cpu is the Interpreter of
+  the chosen runtime; gpu and npu run through LiteRT's CompiledModel (ai-edge-litert >= 2.3) with
+  the CPU as fallback, and their timed region is run + read of the output, because the run alone
+  only enqueues work on the accelerator. `gpu!`/`npu!` make a model that does not run wholly on
+  the accelerator an error row. --delegate adds an Interpreter row with an external delegate.
+  Accuracy is measured per compute unit, so fp16 arithmetic inside a GPU shows in the agreement.
+  Without XDG_RUNTIME_DIR the agent makes a private one for the GPU driver.
 - A missing testset.npz (or a manifest with "testset": null) is not fatal: timing and memory
   still run, the accuracy columns stay empty, and `error` says "accuracy not measured: ..." on an
   otherwise ok row. The same note appears when the card has no input normalization (a bare
   .tflite bundled without --testset) or the test images do not fit the model's input.
-- Resume: rows with status=ok already in OUT/results.csv for the same sha256, threads, xnnpack
-  and runtime are skipped. Error rows are retried: the old error row is dropped (the file is
-  rewritten atomically) and the new outcome appended. Samples without an ok row are dropped too.
+- Resume: rows with status=ok already in OUT/results.csv for the same sha256, threads, xnnpack,
+  runtime and compute_unit are skipped. Error rows are retried: the old error row is dropped (the
+  file is rewritten atomically) and the new outcome appended. Samples without an ok row are
+  dropped too.
 - The model file's sha256 is checked against the manifest; a mismatch is an error row.
 - Sensors: every environment file (thermal zones, cpufreq, /proc/device-tree/model, /proc/cpuinfo,
   /etc/os-release, binfmt_misc) is read through host_path(), rooted at --sysfs-root. Absent
@@ -89,10 +108,10 @@ Choices worth knowing:
 
 Progress: one JSON object per line on stdout; human messages go to stderr.
   {"event": "start", "run_id", "runtime", "runtime_version", "models", "rows"}
-  {"event": "model_start", "model", "index", "total", "threads": [..]}
-  {"event": "skip", "model", "threads"}                      (already measured)
-  {"event": "row", "model", "threads", "status", "p50_ms", "accuracy", "peak_rss_mb"}
-  {"event": "error", "model", "threads", "message"}          (also "fatal": true before exit 2)
+  {"event": "model_start", "model", "index", "total", "threads": [..], "units": [..]}
+  {"event": "skip", "model", "threads", "unit"}              (already measured)
+  {"event": "row", "model", "threads", "unit", "status", "p50_ms", "accuracy", "peak_rss_mb"}
+  {"event": "error", "model", "threads", "unit", "message"}  (also "fatal": true before exit 2)
   {"event": "model_done", "model", "index", "total"}
   {"event": "done", "rows", "skipped", "errors", "out"}
 Exit status: 0 when the run finished (error rows included), 2 for bad input (unknown runtime,
@@ -312,13 +331,177 @@ def resolve_runtime(requested: str):
     raise AgentError("no usable TFLite interpreter (" + "; ".join(problems) + ")")
 
 
-def make_interpreter(name: str, module, path: str, threads: int, xnnpack: bool):
+def make_interpreter(name: str, module, path: str, threads: int, xnnpack: bool, delegates=()):
     if name == "tensorflow":
         cls, resolver = module.lite.Interpreter, module.lite.experimental.OpResolverType
     else:
         cls, resolver = module.Interpreter, module.OpResolverType
     kind = resolver.AUTO if xnnpack else resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-    return cls(model_path=path, num_threads=threads, experimental_op_resolver_type=kind)
+    extra = {"experimental_delegates": list(delegates)} if delegates else {}
+    return cls(model_path=path, num_threads=threads, experimental_op_resolver_type=kind, **extra)
+
+
+def load_delegate(name: str, module, library: str, options: dict):
+    """An external delegate through the runtime's load_delegate (Edge TPU, Arm NN, VX, ...)."""
+    loader = module.lite.experimental.load_delegate if name == "tensorflow" else module.load_delegate
+    if os.sep in library and not os.path.isfile(library):
+        raise AgentError("delegate library missing: %s" % library)
+    try:
+        return loader(library, options or None)
+    except (ValueError, RuntimeError, OSError) as exc:
+        raise AgentError("delegate %s did not load: %s" % (library, one_line(exc, 200)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Compute units: the axis beside the thread count. One registry; a row's compute_unit is the name
+# as asked for ("gpu!" = gpu, and the whole model must run on it).
+#   cpu       the Interpreter of the chosen runtime (any runtime, old boards included)
+#   gpu, npu  LiteRT's CompiledModel (ai-edge-litert >= 2.3) with the CPU as fallback for ops the
+#             accelerator lacks; the GPU accelerator is WebGPU (Vulkan on Linux), the NPU one a
+#             vendor dispatch library
+#   delegate  --delegate LIB[:key=value;...]: the Interpreter with an external delegate
+# ---------------------------------------------------------------------------------------------
+COMPUTE_UNITS = {
+    "cpu": {"api": "interpreter", "flags": (),
+            "help": "CPU kernels through the Interpreter (XNNPACK unless --xnnpack off)"},
+    "gpu": {"api": "compiled_model", "flags": ("GPU", "CPU"),
+            "help": "GPU through LiteRT CompiledModel (WebGPU/Vulkan), CPU fallback"},
+    "npu": {"api": "compiled_model", "flags": ("NPU", "CPU"),
+            "help": "NPU through LiteRT CompiledModel and a vendor dispatch library, CPU fallback"},
+}
+GPU_ACCELERATOR_LIBS = ("libLiteRtWebGpuAccelerator.so", "libLiteRtOpenClAccelerator.so",
+                        "libLiteRtGpuAccelerator.so")
+SOFTWARE_ADAPTER_HINTS = ("cpu / software", "arch=software", "llvmpipe", "lavapipe", "swiftshader")
+
+
+def unit_help() -> str:
+    lines = ["%-9s %s" % (k, v["help"]) for k, v in COMPUTE_UNITS.items()]
+    lines.append("%-9s %s" % ("gpu!/npu!", "the same, and an error row unless the whole model "
+                                           "runs on the accelerator"))
+    return "\n".join(lines)
+
+
+def parse_units(accelerators: str, delegates) -> list:
+    """--accelerators and --delegate -> the list of compute units, each a dict that travels to the
+    child in its job: spec (the row's compute_unit), accelerator, api, require_full, delegate."""
+    units = []
+    for name in [a.strip() for a in accelerators.split(",") if a.strip()]:
+        base, require_full = (name[:-1], True) if name.endswith("!") else (name, False)
+        if base not in COMPUTE_UNITS or (require_full and base == "cpu"):
+            raise AgentError("unknown accelerator %r; choose from: %s (gpu!/npu! require full "
+                             "acceleration); external delegates: --delegate LIB[:key=value;...]"
+                             % (name, ", ".join(COMPUTE_UNITS)))
+        units.append({"spec": name, "accelerator": base, "api": COMPUTE_UNITS[base]["api"],
+                      "require_full": require_full, "delegate": None})
+    for spec in delegates or ():
+        library, _, opts = spec.partition(":")
+        options = {}
+        for item in [o for o in opts.split(";") if o.strip()]:
+            key, eq, value = item.partition("=")
+            if not eq or not key.strip():
+                raise AgentError("--delegate %r: options are key=value pairs separated by ';'"
+                                 % spec)
+            options[key.strip()] = value.strip()
+        if not library.strip():
+            raise AgentError("--delegate needs a library, e.g. libedgetpu.so.1 or "
+                             "/usr/lib/libarmnnDelegate.so:backends=CpuAcc")
+        units.append({"spec": "delegate:" + spec, "accelerator": "delegate",
+                      "api": "interpreter", "require_full": False,
+                      "delegate": {"library": library.strip(), "options": options}})
+    if not units:
+        raise AgentError("--accelerators is empty and no --delegate was given: nothing to run on")
+    if len(set(u["spec"] for u in units)) != len(units):
+        raise AgentError("a compute unit is listed twice in --accelerators/--delegate")
+    return units
+
+
+def litert_compiled_model():
+    """(module ai_edge_litert, version) when this device has LiteRT's CompiledModel, else an
+    AgentError that says what to install."""
+    try:
+        import ai_edge_litert
+        from ai_edge_litert import compiled_model  # noqa: F401  (2.1+)
+    except Exception as exc:
+        raise AgentError("needs ai-edge-litert >= 2.3 (its CompiledModel API); this device has "
+                         "none importable (%s): pip install ai-edge-litert==2.3.0"
+                         % one_line(exc, 120))
+    return ai_edge_litert, import_runtime("litert")[1]
+
+
+def check_unit_available(unit: dict) -> None:
+    """What a CompiledModel unit needs beyond the wheel, checked before the runtime is asked, so
+    the error row says what is missing instead of LiteRT's bare status code."""
+    import ctypes
+    litert, version = litert_compiled_model()
+    folder = os.path.dirname(litert.__file__)
+    if unit["accelerator"] == "gpu":
+        if not any(os.path.isfile(os.path.join(folder, lib)) for lib in GPU_ACCELERATOR_LIBS):
+            raise AgentError("gpu needs ai-edge-litert >= 2.3: ai-edge-litert %s ships no GPU "
+                             "accelerator (%s)" % (version, GPU_ACCELERATOR_LIBS[0]))
+        if sys.platform.startswith("linux"):
+            try:
+                ctypes.CDLL("libvulkan.so.1")
+            except OSError:
+                raise AgentError("libvulkan.so.1 not found: the GPU accelerator needs the Vulkan "
+                                 "loader and a driver (Debian: apt install libvulkan1 "
+                                 "mesa-vulkan-drivers; Jetson: the NVIDIA L4T driver)")
+    elif unit["accelerator"] == "npu":
+        libs = sorted(glob.glob(os.path.join(folder, "vendors", "*", "dispatch", "*.so")))
+        problems = []
+        for lib in libs:
+            try:
+                ctypes.CDLL(lib)
+                return
+            except OSError as exc:
+                problems.append("%s (%s)" % (lib.split(os.sep)[-3], one_line(exc, 160)))
+        raise AgentError("NPU dispatch library missing: %s; install the vendor's NPU runtime"
+                         % ("; ".join(problems) if problems else
+                            "ai-edge-litert %s has no vendors/*/dispatch library" % version))
+
+
+def adapter_from_log(text: str):
+    """(adapter, software?) from the GPU accelerator's log: LiteRT prints the adapter it selected
+    ("Selected adapter: llvmpipe (...), backend=Vulkan, adapterType=CPU / Software") and has no
+    API that returns it."""
+    found = None
+    for line in text.splitlines():
+        if "Selected adapter:" in line:
+            found = line.split("Selected adapter:", 1)[1].strip()
+    if not found:
+        return None, None
+    return found, any(h in found.lower() for h in SOFTWARE_ADAPTER_HINTS)
+
+
+def partition_from_log(text: str):
+    """Ops the accelerator took when it took only some ("1 operations will run on the GPU, and
+    the remaining 5 operations will run on the CPU"); None when the log does not say."""
+    import re
+    found = re.search(r"(\d+) operations will run on the (?:GPU|NPU)", text)
+    return int(found.group(1)) if found else None
+
+
+class native_stderr:
+    """Sends file descriptor 2 to a temporary file for the duration (the native runtime logs
+    there), then copies what was written back to the real stderr; .text holds it."""
+
+    def __enter__(self):
+        import tempfile
+        sys.stderr.flush()
+        self._file = tempfile.TemporaryFile()
+        self._saved = os.dup(2)
+        os.dup2(self._file.fileno(), 2)
+        self.text = ""
+        return self
+
+    def __exit__(self, *exc):
+        sys.stderr.flush()
+        os.dup2(self._saved, 2)
+        os.close(self._saved)
+        self._file.seek(0)
+        self.text = self._file.read().decode("utf-8", "replace")
+        self._file.close()
+        sys.stderr.write(self.text)
+        return False
 
 
 # ---------------------------------------------------------------------------------------------
@@ -428,27 +611,162 @@ def time_invokes(invoke, min_runs: int, min_ns: int, max_ns: int) -> list:
             return samples
 
 
+class InterpreterSession:
+    """cpu and delegate units: the Interpreter of the chosen runtime; invoke() is synchronous."""
+
+    def __init__(self, job: dict, module):
+        unit = job["unit"]
+        delegates, lib = [], None
+        if unit["delegate"]:
+            lib = unit["delegate"]["library"]
+            delegates = [load_delegate(job["runtime"], module, lib, unit["delegate"]["options"])]
+        try:
+            interp = make_interpreter(job["runtime"], module, job["path"], job["threads"],
+                                      job["xnnpack"], delegates)
+        except (ValueError, RuntimeError) as exc:
+            if not lib:
+                raise
+            raise AgentError("delegate %s failed on this model: %s" % (lib, one_line(exc, 240)))
+        interp.allocate_tensors()
+        inputs, outputs = interp.get_input_details(), interp.get_output_details()
+        if len(inputs) != 1:
+            raise AgentError("model has %d inputs; the agent measures single-input classifiers"
+                             % len(inputs))
+        inp, out = inputs[0], outputs[0]
+        self.shape = [int(s) for s in inp["shape"]]
+        self.input_dtype = np.dtype(inp["dtype"])
+        self.in_q = (float(inp["quantization"][0]), int(inp["quantization"][1]))
+        self.out_q = (float(out["quantization"][0]), int(out["quantization"][1]))
+        self._interp, self._in, self._out = interp, inp["index"], out["index"]
+        self.invoke = interp.invoke
+        self.info = {"accelerator_device": os.path.basename(lib) if lib else
+                     ("XNNPACK" if job["xnnpack"] else "builtin kernels"),
+                     "software_accelerator": None if lib else False}
+        if lib:
+            self.info["delegated_nodes"] = delegated_nodes(interp)
+
+    def set_input(self, x) -> None:
+        self._interp.set_tensor(self._in, x)
+
+    def output(self):
+        return self._interp.get_tensor(self._out)
+
+
+def delegated_nodes(interp):
+    """Nodes of the execution plan that a delegate kernel runs, or None where the interpreter
+    does not say (tflite-runtime and LiteRT name a delegate's kernel node "DELEGATE")."""
+    try:
+        ops = interp._get_ops_details()
+    except Exception:
+        return None
+    return sum(1 for op in ops if str(op.get("op_name", "")).upper() == "DELEGATE")
+
+
+class CompiledModelSession:
+    """gpu and npu units: LiteRT's CompiledModel. On an asynchronous accelerator run_by_index()
+    returns once the work is enqueued (0.06 ms against 1.4 ms for the finished inference on the
+    test model), so invoke() is the run *and* the read of the output into host memory: the
+    completed inference that an app pays for."""
+
+    def __init__(self, job: dict, module=None):
+        unit = job["unit"]
+        check_unit_available(unit)
+        from ai_edge_litert import compiled_model as cm
+        flags = 0
+        for name in COMPUTE_UNITS[unit["accelerator"]]["flags"]:
+            flags |= getattr(cm.HardwareAccelerator, name)
+        failure = None
+        with native_stderr() as log:
+            try:
+                if hasattr(cm, "Options"):
+                    options = cm.Options(hardware_accelerators=flags,
+                                         cpu_options=cm.CpuOptions(num_threads=job["threads"]))
+                    model = cm.CompiledModel.from_file(job["path"], options=options)
+                else:
+                    model = cm.CompiledModel.from_file(job["path"], hardware_accel=flags)
+            except Exception as exc:
+                failure = exc
+        if failure is not None:
+            raise AgentError(explain_compile_failure(unit, log.text, failure))
+        if unit["accelerator"] == "npu" and "NPU accelerator could not be loaded" in log.text:
+            # With CPU fallback the model then runs on the CPU and still calls itself "fully
+            # accelerated": that row would be a CPU row under an NPU label.
+            raise AgentError("the NPU accelerator did not register (LiteRT: NPU accelerator "
+                             "could not be loaded); no NPU was used")
+        adapter, software = adapter_from_log(log.text)
+        fully = bool(model.is_fully_accelerated())
+        if unit["require_full"] and not fully:
+            raise AgentError("not fully accelerated: some ops of this model fall back to the CPU "
+                             "on the %s (%s asks for the whole model there)"
+                             % (unit["accelerator"], unit["spec"]))
+        signature = model.get_signature_by_index(0)
+        if len(signature["inputs"]) != 1:
+            raise AgentError("model has %d inputs; the agent measures single-input classifiers"
+                             % len(signature["inputs"]))
+        inp = model.get_input_tensor_details(signature["key"])[signature["inputs"][0]]
+        out = model.get_output_tensor_details(signature["key"])[signature["outputs"][0]]
+        self.shape = [int(s) for s in inp["shape"]]
+        self.input_dtype = np.dtype(inp["dtype"])
+        # CompiledModel does not report quantization parameters: the card carries the model's own.
+        card_in, card_out = job["input"], job.get("output") or {}
+        self.in_q = (float(card_in.get("scale") or 0.0), int(card_in.get("zero_point") or 0))
+        self.out_q = (float(card_out.get("scale") or 0.0), int(card_out.get("zero_point") or 0))
+        self._model = model
+        self._ins, self._outs = model.create_input_buffers(0), model.create_output_buffers(0)
+        run, ins, outs, read = model.run_by_index, self._ins, self._outs, self._outs[0].read
+        count, dtype, last = int(np.prod(out["shape"])), np.dtype(out["dtype"]), [None]
+
+        def invoke():
+            run(0, ins, outs)
+            last[0] = read(count, dtype)
+
+        self.invoke, self._last = invoke, last
+        self.info = {"accelerator_device": adapter or (
+                         "%s (adapter not reported)" % unit["accelerator"]),
+                     "software_accelerator": software, "fully_accelerated": fully,
+                     "delegated_nodes": partition_from_log(log.text)}
+
+    def set_input(self, x) -> None:
+        try:
+            self._ins[0].write(np.ascontiguousarray(x))
+        except ValueError as exc:  # e.g. int16x8: LiteRT 2.3's TensorBuffer has no int16 type
+            raise AgentError("CompiledModel cannot take this model's %s input: %s"
+                             % (self.input_dtype.name, one_line(exc, 120)))
+
+    def output(self):
+        return self._last[0]
+
+
+def explain_compile_failure(unit: dict, log: str, exc: Exception) -> str:
+    """LiteRT's exception carries only a source location; the reason is in its log."""
+    if "No adapters found" in log or "Failed to initialize WebGPU" in log:
+        return ("no GPU adapter: the GPU accelerator found no Vulkan device (is a Vulkan driver "
+                "installed and is this user allowed to use it, e.g. in the render group?)")
+    reasons = [line.strip() for line in log.splitlines()
+               if line.lstrip().startswith(("ERROR", "E0000", "F0000")) or " ERROR:" in line]
+    detail = reasons[-1] if reasons else "%s: %s" % (type(exc).__name__, exc)
+    return "CompiledModel for %s failed: %s" % (unit["spec"], one_line(detail, 300))
+
+
+SESSIONS = {"interpreter": InterpreterSession, "compiled_model": CompiledModelSession}
+
+
 def child_run(job: dict, result: dict) -> None:
     """Fill `result` step by step, so a failure late in the run still reports what was measured."""
-    module = import_runtime(job["runtime"])[0]
+    api = job["unit"]["api"]
+    module = import_runtime(job["runtime"])[0] if api == "interpreter" else None
     result["rss_before_mb"] = memory_mb()[0]
     t0 = time.perf_counter_ns()
-    interp = make_interpreter(job["runtime"], module, job["path"], job["threads"], job["xnnpack"])
-    interp.allocate_tensors()
+    session = SESSIONS[api](job, module)
     result["load_ms"] = (time.perf_counter_ns() - t0) / 1e6
     result["rss_after_load_mb"] = memory_mb()[0]
-    inputs, outputs = interp.get_input_details(), interp.get_output_details()
-    if len(inputs) != 1:
-        raise AgentError("model has %d inputs; the agent measures single-input classifiers"
-                         % len(inputs))
-    inp, out = inputs[0], outputs[0]
-    shape = [int(s) for s in inp["shape"]]
+    result.update(session.info)
+    shape = session.shape
     card = job["input"]
     if card.get("shape") and [int(s) for s in card["shape"]] != shape:
         raise AgentError("manifest says input shape %s but the model's input is %s"
                          % (list(card["shape"]), shape))
-    in_scale, in_zp = float(inp["quantization"][0]), int(inp["quantization"][1])
-    out_scale, out_zp = float(out["quantization"][0]), int(out["quantization"][1])
+    (in_scale, in_zp), (out_scale, out_zp) = session.in_q, session.out_q
     norm = card.get("normalization")
 
     images = None
@@ -457,12 +775,11 @@ def child_run(job: dict, result: dict) -> None:
             images = data["images"][:1]
     if images is None or list(images.shape[1:]) != shape[1:]:
         images = np.random.default_rng(0).integers(0, 256, size=[1] + shape[1:], dtype=np.uint8)
-    sample = to_model_input(images, norm, inp["dtype"], in_scale, in_zp)
-    interp.set_tensor(inp["index"], sample)
+    session.set_input(to_model_input(images, norm, session.input_dtype, in_scale, in_zp))
+    invoke = session.invoke
     t0 = time.perf_counter_ns()
-    interp.invoke()
+    invoke()
     result["first_inference_ms"] = (time.perf_counter_ns() - t0) / 1e6
-    invoke = interp.invoke
     for _ in range(job["warmup"]):
         invoke()
     result["warmup_runs"] = job["warmup"]
@@ -476,10 +793,10 @@ def child_run(job: dict, result: dict) -> None:
             images = data["images"]
         logits = []
         for i in range(len(images)):
-            interp.set_tensor(inp["index"], to_model_input(images[i:i + 1], norm, inp["dtype"],
-                                                           in_scale, in_zp))
+            session.set_input(to_model_input(images[i:i + 1], norm, session.input_dtype,
+                                             in_scale, in_zp))
             invoke()
-            logits.append(dequantize(interp.get_tensor(out["index"]), out_scale, out_zp).ravel())
+            logits.append(dequantize(session.output(), out_scale, out_zp).ravel())
         result["logits"] = np.stack(logits).tolist()
     result["status"] = "ok"
 
@@ -511,7 +828,8 @@ def child_main() -> int:
 # Results on disk: appended row by row, flushed and fsynced; resumable
 # ---------------------------------------------------------------------------------------------
 def row_key(row: dict) -> tuple:
-    return (str(row["sha256"]), str(row["threads"]), str(row["xnnpack"]), str(row["runtime"]))
+    return (str(row["sha256"]), str(row["threads"]), str(row["xnnpack"]), str(row["runtime"]),
+            str(row["compute_unit"]))
 
 
 def cell(value) -> str:
@@ -590,7 +908,7 @@ class ResultStore:
         # never a row whose samples are missing.
         if samples_ns:
             base = [RESULTS_SCHEMA_VERSION, row["run_id"], row["model"], row["sha256"],
-                    row["threads"], cell(row["xnnpack"]), row["runtime"]]
+                    row["threads"], cell(row["xnnpack"]), row["runtime"], row["compute_unit"]]
             self._append(self.samples, [base + [i, repr(round(ns / 1e6, 6))]
                                         for i, ns in enumerate(samples_ns)])
         self._append(self.results, [[cell(row.get(c)) for c in RESULT_COLUMNS]])
@@ -611,7 +929,10 @@ def sha256_of(path: str) -> str:
     return digest.hexdigest()
 
 
-def run_child(job: dict) -> dict:
+def run_child(job: dict, log_path: str, title: str) -> dict:
+    """One child per row. What the runtime prints (LiteRT's GPU path logs dozens of lines per
+    model) goes to OUT/runtime.log under a header naming the row, and to stderr only when the
+    row failed."""
     proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--child"],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
@@ -621,17 +942,22 @@ def run_child(job: dict) -> dict:
         out, err = proc.communicate()
         return {"status": "error", "error": "no result within %d s; child killed" % CHILD_TIMEOUT_S}
     err_text = err.decode("utf-8", "replace").strip()
-    if err_text:
-        sys.stderr.write(err_text + "\n")
+    with open(log_path, "a") as fh:
+        fh.write("=== %s %s\n%s\n" % (utc_now(), title, err_text))
     try:
-        return json.loads(out.decode())
+        result = json.loads(out.decode())
     except ValueError:
-        last = err_text.splitlines()[-1] if err_text else ""
-        if proc.returncode < 0:
-            why = "child killed by signal %s" % signal.Signals(-proc.returncode).name
-        else:
-            why = "child exited with status %d" % proc.returncode
-        return {"status": "error", "error": one_line(why + (": " + last if last else ""))}
+        result = None
+    if err_text and (result or {}).get("status") != "ok":
+        sys.stderr.write("\n".join(err_text.splitlines()[-20:]) + "\n")
+    if result is not None:
+        return result
+    last = err_text.splitlines()[-1] if err_text else ""
+    if proc.returncode < 0:
+        why = "child killed by signal %s" % signal.Signals(-proc.returncode).name
+    else:
+        why = "child exited with status %d" % proc.returncode
+    return {"status": "error", "error": one_line(why + (": " + last if last else ""))}
 
 
 def accuracy_fields(logits, labels, reference, positive: int) -> dict:
@@ -655,6 +981,7 @@ class Agent:
     def __init__(self, args, manifest: dict, runtime: str, runtime_version: str, env: dict):
         self.args, self.manifest, self.env = args, manifest, env
         self.runtime, self.runtime_version = runtime, runtime_version
+        self.litert_version = self._litert_version(runtime, runtime_version)
         self.bundle = args.bundle
         self.testset, self.labels, self.image_shape, self.no_accuracy = self._load_testset()
         self.accuracy_cache = {}
@@ -682,20 +1009,32 @@ class Agent:
                     % ("x".join(map(str, self.image_shape)), "x".join(map(str, shape))))
         return None
 
-    def base_row(self, entry: dict, threads: int) -> dict:
+    @staticmethod
+    def _litert_version(runtime: str, runtime_version: str):
+        """CompiledModel rows always run on ai-edge-litert, whatever --runtime picked for cpu."""
+        if runtime == "litert":
+            return runtime_version
+        try:
+            return import_runtime("litert")[1]
+        except Exception:
+            return None
+
+    def base_row(self, entry: dict, threads: int, unit: dict) -> dict:
         env = self.env
         row = dict((k, env.get(k)) for k in ("device_model", "machine", "cpu", "cores", "os",
                                              "python", "numpy", "emulated", "hostname"))
+        compiled = unit["api"] == "compiled_model"
         row.update(schema_version=RESULTS_SCHEMA_VERSION, run_id=self.manifest.get("run_id"),
                    model=entry.get("name"), architecture=entry.get("architecture"),
                    recipe=entry.get("recipe"), sha256=entry.get("sha256"), threads=threads,
-                   xnnpack=self.args.xnnpack, runtime=self.runtime,
-                   runtime_version=self.runtime_version)
+                   xnnpack=self.args.xnnpack, runtime="litert" if compiled else self.runtime,
+                   runtime_version=self.litert_version if compiled else self.runtime_version,
+                   compute_unit=unit["spec"], accelerator=unit["accelerator"], api=unit["api"])
         return row
 
-    def measure(self, entry: dict, threads: int) -> tuple:
-        """One row (and its samples) for one model at one thread count."""
-        row = self.base_row(entry, threads)
+    def measure(self, entry: dict, threads: int, unit: dict) -> tuple:
+        """One row (and its samples) for one model at one thread count on one compute unit."""
+        row = self.base_row(entry, threads, unit)
         path = os.path.join(self.bundle, entry.get("file", ""))
         self.cooldown()
         row.update(started_utc=utc_now(), governor=governor(), freq_mhz=freq_mhz(),
@@ -710,14 +1049,15 @@ class Agent:
                 result = {"status": "error", "error": "sha256 of %s is %s, the manifest says %s"
                           % (entry["file"], digest[:12], entry["sha256"][:12])}
             else:
-                result = self._run_model(entry, path, threads)
+                result = self._run_model(entry, path, threads, unit)
         row["temp_after_c"] = soc_temp_c()
         flags = throttled_flags()
         if flags is not None:
             row["throttled"] = bool((flags | (flags_before or 0)) & 0xF)
             row["throttled_flags"] = hex(flags)
         for key in ("status", "error", "load_ms", "first_inference_ms", "warmup_runs",
-                    "rss_before_mb", "rss_after_load_mb", "peak_rss_mb"):
+                    "rss_before_mb", "rss_after_load_mb", "peak_rss_mb", "accelerator_device",
+                    "software_accelerator", "fully_accelerated", "delegated_nodes"):
             if key in result:
                 row[key] = result[key]
         samples = result.get("samples_ns") or []
@@ -727,17 +1067,19 @@ class Agent:
             row.update(result.get("accuracy_fields") or {})
         return row, (samples if result.get("status") == "ok" else [])
 
-    def _run_model(self, entry: dict, path: str, threads: int) -> dict:
+    def _run_model(self, entry: dict, path: str, threads: int, unit: dict) -> dict:
         args = self.args
-        cache_key = (entry.get("sha256"), self.runtime, args.xnnpack)
+        # Outputs depend on the compute unit (fp16 inside a GPU), never on the thread count.
+        cache_key = (entry.get("sha256"), self.runtime, args.xnnpack, unit["spec"])
         block = self._accuracy_block(entry)
         need_accuracy = block is None and cache_key not in self.accuracy_cache
         job = {"path": path, "runtime": self.runtime, "threads": threads,
                "xnnpack": args.xnnpack == "on", "warmup": args.warmup, "min_runs": args.min_runs,
                "min_seconds": args.min_seconds, "max_seconds": args.max_seconds,
-               "input": entry.get("input") or {}, "testset": self.testset,
-               "accuracy": need_accuracy}
-        result = run_child(job)
+               "input": entry.get("input") or {}, "output": entry.get("output") or {},
+               "testset": self.testset, "accuracy": need_accuracy, "unit": unit}
+        title = "%s threads=%d unit=%s" % (entry.get("name"), threads, unit["spec"])
+        result = run_child(job, os.path.join(args.out, "runtime.log"), title)
         if result.get("status") != "ok":
             return result
         if block:
@@ -771,7 +1113,7 @@ class Agent:
     def remember(self, row: dict) -> None:
         """An ok row from an earlier run lends its accuracy to this run's other thread counts."""
         if row.get("accuracy") not in (None, ""):
-            key = (row["sha256"], row["runtime"], row["xnnpack"])
+            key = (row["sha256"], row["runtime"], row["xnnpack"], row["compute_unit"])
             self.accuracy_cache.setdefault(key, dict((c, row[c]) for c in ACCURACY_COLUMNS))
 
 
@@ -793,6 +1135,12 @@ def parse_args(argv):
     p.add_argument("--models", default="", help="comma-separated model names (default: all)")
     p.add_argument("--runtime", default="auto", help="auto|litert|tflite-runtime|tensorflow")
     p.add_argument("--xnnpack", default="on", help="on|off (off: builtin kernels only)")
+    p.add_argument("--accelerators", default="cpu",
+                   help="comma-separated compute units, one row each (default cpu; 'help' "
+                        "lists them): " + ", ".join(COMPUTE_UNITS) + ", gpu!, npu!")
+    p.add_argument("--delegate", action="append", default=[], metavar="LIB[:KEY=VALUE;...]",
+                   help="also measure on an external delegate loaded from LIB (repeatable), "
+                        "e.g. libedgetpu.so.1 or libarmnnDelegate.so:backends=CpuAcc,CpuRef")
     p.add_argument("--cooldown-temp", type=float, default=None,
                    help="before each model wait until the SoC is below this many degrees C")
     p.add_argument("--cooldown-timeout", type=float, default=300.0,
@@ -802,6 +1150,10 @@ def parse_args(argv):
     args = p.parse_args(argv)
     if args.child:
         return args
+    if args.accelerators.strip() == "help":
+        sys.stdout.write(unit_help() + "\n")
+        raise SystemExit(0)
+    args.units = parse_units(args.accelerators, args.delegate)
     if not args.bundle or not args.out:
         raise AgentError("--bundle and --out are required")
     if args.runtime != "auto" and args.runtime not in RUNTIMES:
@@ -818,6 +1170,16 @@ def parse_args(argv):
     if args.warmup < 0 or args.min_runs < 1 or args.min_seconds < 0 or args.max_seconds <= 0:
         raise AgentError("--warmup >= 0, --min-runs >= 1, --min-seconds >= 0, --max-seconds > 0")
     return args
+
+
+def private_runtime_dir() -> None:
+    """Mesa and Dawn want XDG_RUNTIME_DIR, a private 0700 folder; an SSH session without PAM has
+    none, and they then log errors on every model. Children inherit the one made here."""
+    current = os.environ.get("XDG_RUNTIME_DIR")
+    if current and os.path.isdir(current) and os.access(current, os.W_OK):
+        return
+    import tempfile
+    os.environ["XDG_RUNTIME_DIR"] = tempfile.mkdtemp(prefix="edgebench-xdg-")
 
 
 def select_models(manifest: dict, names: str) -> list:
@@ -853,39 +1215,47 @@ def run(args) -> int:
     os.replace(os.path.join(args.out, "env.json.tmp"), os.path.join(args.out, "env.json"))
 
     agent = Agent(args, manifest, runtime, version, env)
-    plan = [(e, t) for e in entries for t in args.threads]
-    planned = set(row_key(agent.base_row(e, t)) for e, t in plan)
+    units = args.units
+    if any(u["api"] == "compiled_model" for u in units):
+        private_runtime_dir()
+    plan = [(e, u, t) for e in entries for u in units for t in args.threads]
+    planned = set(row_key(agent.base_row(e, t, u)) for e, u, t in plan)
     store = ResultStore(args.out, planned)
     for row in store.done.values():
         agent.remember(row)
-    say("%s %s, %d model(s) x threads %s -> %s" % (runtime, version, len(entries), args.threads,
-                                                    args.out))
+    say("%s %s, %d model(s) x units %s x threads %s -> %s" % (
+        runtime, version, len(entries), ",".join(u["spec"] for u in units), args.threads,
+        args.out))
     emit("start", run_id=manifest.get("run_id"), runtime=runtime, runtime_version=version,
          models=len(entries), rows=len(plan))
     written = skipped = errors = 0
     try:
         for index, entry in enumerate(entries, 1):
             name = entry.get("name")
-            emit("model_start", model=name, index=index, total=len(entries), threads=args.threads)
-            for threads in args.threads:
-                key = row_key(agent.base_row(entry, threads))
+            emit("model_start", model=name, index=index, total=len(entries), threads=args.threads,
+                 units=[u["spec"] for u in units])
+            for unit, threads in [(u, t) for u in units for t in args.threads]:
+                spec = unit["spec"]
+                key = row_key(agent.base_row(entry, threads, unit))
                 if key in store.done:
                     skipped += 1
-                    emit("skip", model=name, threads=threads)
+                    emit("skip", model=name, threads=threads, unit=spec)
                     continue
-                row, samples = agent.measure(entry, threads)
+                row, samples = agent.measure(entry, threads, unit)
                 store.write(row, samples)
                 written += 1
                 if row.get("status") == "ok":
-                    say("%s x%d: p50 %.3f ms, peak %.1f MB%s" % (
-                        name, threads, row["p50_ms"], row.get("peak_rss_mb") or float("nan"),
+                    say("%s x%d on %s: p50 %.3f ms, peak %.1f MB%s" % (
+                        name, threads, spec, row["p50_ms"],
+                        row.get("peak_rss_mb") or float("nan"),
                         ", accuracy %s" % cell(row.get("accuracy"))
                         if row.get("accuracy") not in (None, "") else ""))
                 else:
                     errors += 1
-                    say("%s x%d: error: %s" % (name, threads, row.get("error")))
-                    emit("error", model=name, threads=threads, message=row.get("error"))
-                emit("row", model=name, threads=threads, status=row.get("status"),
+                    say("%s x%d on %s: error: %s" % (name, threads, spec, row.get("error")))
+                    emit("error", model=name, threads=threads, unit=spec,
+                         message=row.get("error"))
+                emit("row", model=name, threads=threads, unit=spec, status=row.get("status"),
                      p50_ms=row.get("p50_ms"), accuracy=row.get("accuracy"),
                      peak_rss_mb=row.get("peak_rss_mb"))
             emit("model_done", model=name, index=index, total=len(entries))

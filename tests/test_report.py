@@ -183,9 +183,9 @@ def test_paper_and_cross_device_views(two_devices, tmp_path):
     cross = md.split("# Across devices")[1]
     # local measured vgg16 at 1 and 2 threads but the rest at 1: cells say which they show
     assert "| local p50 (ms) | local accuracy (%) | pi4 p50 (ms, 4 thr) |" in cross
-    assert "| vgg16 | int8 | 4.00 (2 thr) | 88.5 | 50.0 | 88.0 |" in cross
-    assert "| vgg16 | fp16 | 19.0 (1 thr) | 90.0 |  |  |" in cross
-    assert "| resnet18 | int8 | error | error | 30.0 | 79.0 |" in cross
+    assert "| vgg16 | int8 | cpu | 4.00 (2 thr) | 88.5 | 50.0 | 88.0 |" in cross
+    assert "| vgg16 | fp16 | cpu | 19.0 (1 thr) | 90.0 |  |  |" in cross
+    assert "| resnet18 | int8 | cpu | error | error | 30.0 | 79.0 |" in cross
 
 
 def test_run_dir_target_dir_and_root_all_work(two_devices, tmp_path):

@@ -53,13 +53,18 @@ def _document(rs: ResultSet, summary, plots: dict[str, Path], out_dir: Path) -> 
         ("h1", "Environment"),
         ("table", _render.environment_table(rs.rows, rs.env)),
         ("h1", "Results per device"),
-        ("p", "One row per model × recipe × thread count. Latencies time invoke() only; p50/p90 "
-              "are percentiles over the timed runs. Speedup = p50 of the same model's fp32 ÷ this "
-              "p50, and Δ accuracy = this − fp32 (percentage points), both against fp32 on the "
-              "same device, in the same run, with the same threads; empty where that fp32 row is "
-              "missing or failed. Flags: error (with the reason), throttled (the device reported "
-              "throttling during the row), emulated (run under an emulator: timings not "
-              "representative)."),
+        ("p", "One row per model × recipe × compute unit × thread count. Latencies time one "
+              "completed inference: invoke() on the CPU Interpreter, and on an accelerator "
+              "(LiteRT CompiledModel) the run and the read of its output, never the enqueue "
+              "alone; p50/p90 are percentiles over the timed runs. Speedup vs fp32 = p50 of the "
+              "same model's fp32 on the device's CPU ÷ this p50, and Δ accuracy = this − that "
+              "fp32 (percentage points); speedup vs CPU = p50 of the same recipe on the CPU ÷ "
+              "this p50 (accelerator rows). All within one device, one run, the same threads; "
+              "empty where the row compared with is missing or failed. Flags: error (with the "
+              "reason), throttled (the device reported throttling during the row), emulated (run "
+              "under an emulator: timings not representative), software accelerator (a software "
+              "GPU such as llvmpipe: correct results, timings not representative), partly on the "
+              "CPU (the accelerator did not take every op)."),
     ]
     for dev in devs:
         blocks += [("h2", dev), ("table", _tables.device_table(summary, dev))]

@@ -1,5 +1,5 @@
 """Find the device agent's results.csv files under the folders the user names and read them into
-one table, one row per model × thread count per device and run.
+one table, one row per model × compute unit × thread count per device and run.
 
 The CSV contract (columns, schema version) is defined once in the SCHEMA block of
 `edgebench.device.agent`; this module only checks files against it."""
@@ -22,9 +22,13 @@ NUMERIC_COLUMNS = (
     "count", "mean_ms", "std_ms", "min_ms", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms",
     "rss_before_mb", "rss_after_load_mb", "peak_rss_mb", "n_test", "accuracy", "sensitivity",
     "specificity", "auc", "tn", "fp", "fn", "tp", "agreement", "temp_before_c", "temp_after_c",
-    "cores", "freq_mhz",
+    "cores", "freq_mhz", "delegated_nodes",
 )
-BOOL_COLUMNS = ("throttled", "emulated")  # absent sensor = not flagged
+BOOL_COLUMNS = ("throttled", "emulated", "software_accelerator")  # absent = not flagged
+# Schema 1 files predate the compute-unit axis: every row of them ran on the CPU Interpreter.
+SCHEMA1_DEFAULTS = {"compute_unit": "cpu", "accelerator": "cpu", "api": "interpreter",
+                    "accelerator_device": None, "software_accelerator": "false",
+                    "fully_accelerated": None, "delegated_nodes": None}
 _TRUE = {"1", "true", "yes", "y", "t", "on"}
 _FALSE = {"0", "false", "no", "n", "f", "off"}
 
@@ -101,6 +105,10 @@ def read_results_csv(path: Path) -> pd.DataFrame:
     if newest > RESULTS_SCHEMA_VERSION:
         raise UserError(f"{path}: results schema version {newest} is newer than this edgebench "
                         f"reads ({RESULTS_SCHEMA_VERSION}); upgrade edgebench on this host")
+    if newest < 2:
+        for col, value in SCHEMA1_DEFAULTS.items():
+            if col not in df.columns:
+                df[col] = value
     missing = [c for c in RESULT_COLUMNS if c not in df.columns]
     if missing:
         raise UserError(f"{path}: missing required column(s): {', '.join(missing)}")
@@ -109,6 +117,8 @@ def read_results_csv(path: Path) -> pd.DataFrame:
     for col in BOOL_COLUMNS:
         df[col] = _parse_bool(df[col])
     df["xnnpack"] = _parse_tristate(df["xnnpack"])
+    df["fully_accelerated"] = _parse_tristate(df["fully_accelerated"])
+    df["compute_unit"] = df["compute_unit"].fillna("cpu")
     df["status"] = df["status"].fillna("error").str.strip().str.lower()
     # The agent names models "<architecture>.<recipe>"; older hand-made rows may omit one of them.
     model = df["model"].fillna("")
@@ -142,7 +152,7 @@ def _dedupe(df: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     succeeded."""
     if df.empty:
         return df, 0
-    key = ["model", "sha256", "threads", "xnnpack", "runtime"]
+    key = ["model", "sha256", "threads", "xnnpack", "runtime", "compute_unit"]
     ranked = df.assign(_ok=(df["status"] == "ok").astype(int), _pos=range(len(df)))
     keep = ranked.sort_values(["_ok", "_pos"]).groupby(key, dropna=False, sort=False).tail(1)
     keep = keep.sort_values("_pos").drop(columns=["_ok", "_pos"])

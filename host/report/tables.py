@@ -1,5 +1,6 @@
-"""The report's numbers: one summary row per device × run × model × recipe × threads, with the
-comparisons against that model's fp32 row, and the three views built from it (per device, the
+"""The report's numbers: one summary row per device × run × model × recipe × compute unit ×
+threads, with the comparisons against that model's fp32 row on the device's CPU and against the
+same recipe on the CPU, and the three views built from it (per device, the
 paper's accuracy table, across devices). Formatting for people lives here too, so the Markdown,
 HTML and terminal renderings show the same rounded numbers."""
 from __future__ import annotations
@@ -14,12 +15,15 @@ BASELINE = "fp32"
 
 # summary.csv columns, units in the names so the file explains itself.
 SUMMARY_COLUMNS = (
-    "device", "run_id", "model", "recipe", "threads", "status", "flags", "error",
+    "device", "run_id", "model", "recipe", "compute_unit", "threads", "status", "flags", "error",
     "size_mb", "accuracy", "delta_accuracy_pp", "sensitivity", "specificity", "auc", "agreement",
     "n_test", "p50_ms", "p90_ms", "mean_ms", "std_ms", "count", "speedup_vs_fp32",
-    "load_ms", "first_inference_ms", "peak_rss_mb", "runtime", "runtime_version", "xnnpack",
-    "throttled", "emulated", "device_model", "model_file", "sha256",
+    "speedup_vs_cpu", "load_ms", "first_inference_ms", "peak_rss_mb", "accelerator", "api",
+    "accelerator_device", "software_accelerator", "fully_accelerated", "delegated_nodes",
+    "runtime", "runtime_version", "xnnpack", "throttled", "emulated", "device_model",
+    "model_file", "sha256",
 )
+CPU = "cpu"  # the compute unit every comparison is anchored on
 # Enough digits for microsecond latencies and kilobyte models (the test models are that small).
 _ROUND = {"size_mb": 6, "accuracy": 4, "delta_accuracy_pp": 2, "sensitivity": 4,
           "specificity": 4, "auc": 4, "agreement": 4, "p50_ms": 5, "p90_ms": 5, "mean_ms": 5,
@@ -37,6 +41,11 @@ def _recipe_rank(recipe: str) -> int:
     return RECIPE_ORDER.index(recipe) if recipe in RECIPE_ORDER else len(RECIPE_ORDER)
 
 
+def _unit_rank(unit: str) -> tuple:
+    order = ("cpu", "gpu", "gpu!", "npu", "npu!")
+    return (order.index(unit), "") if unit in order else (len(order), str(unit))
+
+
 def _flags(row: pd.Series) -> str:
     flags = []
     if row["status"] != "ok":
@@ -52,23 +61,42 @@ def _flags(row: pd.Series) -> str:
                      else "throttled")
     if row["emulated"]:
         flags.append("emulated")
+    if row["software_accelerator"]:
+        flags.append("software accelerator: timings not representative")
+    fully = row["fully_accelerated"]
+    if row["status"] == "ok" and pd.notna(fully) and not bool(fully):
+        taken = row["delegated_nodes"]
+        flags.append("partly on the CPU" + (f" ({int(taken)} ops on the {row['accelerator']})"
+                                            if pd.notna(taken) else ""))
     return "; ".join(flags)
 
 
 def build_summary(rows: pd.DataFrame) -> pd.DataFrame:
     """The summary table from load_results' rows. Speedup = fp32 p50 / this p50 and Δ accuracy =
     (this − fp32) in percentage points, where the fp32 row is the same model measured on the same
-    device, in the same run, with the same thread count; empty when that row is absent or failed."""
+    device's CPU, in the same run, with the same thread count; speedup_vs_cpu = p50 of the same
+    recipe on that CPU / this p50 (accelerator rows only). Empty when the row compared with is
+    absent or failed."""
     df = rows.copy()
     ok = df["status"] == "ok"
-    base = df[ok & (df["recipe"] == BASELINE)]
+    on_cpu = df["compute_unit"] == CPU
     # Same runtime and XNNPACK setting too: a run may measure both, and each is its own baseline.
-    key = ["device", "run_id", "architecture", "threads", "runtime", "xnnpack"]
+    # An accelerator row (LiteRT's CompiledModel) is compared with the CPU rows of its run.
+    cpu_runtime = (df[on_cpu].drop_duplicates(["device", "run_id"])
+                   .set_index(["device", "run_id"])["runtime"])
+    df["_rt"] = df["runtime"].where(on_cpu, pd.Series(
+        list(zip(df["device"], df["run_id"])), index=df.index).map(cpu_runtime))
+    key = ["device", "run_id", "architecture", "threads", "_rt", "xnnpack"]
     # A duplicated baseline (two copies of one run) must not multiply rows in the merge.
-    base = base.drop_duplicates(key)[key + ["p50_ms", "accuracy"]]
+    cpu_ok = df[ok & on_cpu]
+    base = cpu_ok[cpu_ok["recipe"] == BASELINE].drop_duplicates(key)[key + ["p50_ms", "accuracy"]]
     base = base.rename(columns={"p50_ms": "_base_p50", "accuracy": "_base_acc"})
+    same = cpu_ok.drop_duplicates(key + ["recipe"])[key + ["recipe", "p50_ms"]]
+    same = same.rename(columns={"p50_ms": "_cpu_p50"})
     df = df.merge(base, on=key, how="left", sort=False)
+    df = df.merge(same, on=key + ["recipe"], how="left", sort=False)
     df["speedup_vs_fp32"] = (df["_base_p50"] / df["p50_ms"]).where(ok)
+    df["speedup_vs_cpu"] = (df["_cpu_p50"] / df["p50_ms"]).where(ok & (df["compute_unit"] != CPU))
     df["delta_accuracy_pp"] = ((df["accuracy"] - df["_base_acc"]) * 100.0).where(ok)
     df.loc[~ok, ["accuracy", "sensitivity", "specificity", "auc", "agreement",
                  "p50_ms", "p90_ms", "mean_ms", "std_ms"]] = math.nan
@@ -81,13 +109,14 @@ def build_summary(rows: pd.DataFrame) -> pd.DataFrame:
     model_rank = {m: i for i, m in enumerate(dict.fromkeys(df["model"]))}
     device_rank = {d: i for i, d in enumerate(dict.fromkeys(df["device"]))}
     df = df.assign(_d=df["device"].map(device_rank), _m=df["model"].map(model_rank),
-                   _r=df["recipe"].map(_recipe_rank))
-    df = df.sort_values(["_d", "_m", "_r", "recipe", "threads"], kind="stable")
+                   _r=df["recipe"].map(_recipe_rank), _u=df["compute_unit"].map(_unit_rank))
+    df = df.sort_values(["_d", "_m", "_r", "recipe", "_u", "threads"], kind="stable")
     out = df[list(SUMMARY_COLUMNS)].reset_index(drop=True)
     for col, digits in _ROUND.items():
         out[col] = out[col].round(digits)
     # A ratio: significant digits, since int16x8 can be 0.0363× and int8 12.34×.
     out["speedup_vs_fp32"] = out["speedup_vs_fp32"].map(_round_sig)
+    out["speedup_vs_cpu"] = out["speedup_vs_cpu"].map(_round_sig)
     return out
 
 
@@ -144,12 +173,28 @@ def devices(summary: pd.DataFrame) -> list[str]:
     return list(dict.fromkeys(summary["device"]))
 
 
+def has_accelerators(d: pd.DataFrame) -> bool:
+    return bool((d["compute_unit"] != CPU).any())
+
+
+def _unit(row: pd.Series) -> str:
+    """The compute unit as people read it: "gpu (llvmpipe, software)"."""
+    unit = str(row["compute_unit"])
+    device = row["accelerator_device"]
+    if unit == CPU or pd.isna(device) or not str(device).strip():
+        return unit
+    name = str(device).split(",")[0].split(" (")[0].strip()
+    return f"{unit} ({name}{', software' if row['software_accelerator'] else ''})"
+
+
 def device_table(summary: pd.DataFrame, device: str) -> pd.DataFrame:
     """The per-device table as display strings, headers with units."""
     d = summary[summary["device"] == device]
-    return pd.DataFrame({
+    table = pd.DataFrame({
         "model": d["model"],
         "recipe": d["recipe"],
+        "unit": d.apply(_unit, axis=1),
+        "API": d["api"].fillna(""),
         "threads": d["threads"].map(fmt_threads),
         "size (MB)": d["size_mb"].map(fmt_mb),
         "accuracy (%)": d["accuracy"].map(fmt_pct),
@@ -160,17 +205,22 @@ def device_table(summary: pd.DataFrame, device: str) -> pd.DataFrame:
         "p50 (ms)": d["p50_ms"].map(fmt_ms),
         "p90 (ms)": d["p90_ms"].map(fmt_ms),
         "speedup vs fp32": d["speedup_vs_fp32"].map(fmt_speedup),
+        "speedup vs CPU": d["speedup_vs_cpu"].map(fmt_speedup),
         "peak memory (MB)": d["peak_rss_mb"].map(lambda v: fmt_num(v, 1)),
         "runtime": d.apply(_runtime, axis=1),
         "flags": d["flags"],
     }).reset_index(drop=True)
+    if not has_accelerators(d):  # a CPU-only device: the unit columns would say "cpu" only
+        table = table.drop(columns=["speedup vs CPU"])
+    return table
 
 
 def _accuracy_pivot(d: pd.DataFrame) -> pd.DataFrame:
     # Accuracy does not depend on the thread count: one value per model × recipe, a successful
     # row when there is one. NaN = failed everywhere (shown as "error"); absent = not measured.
-    d = d.assign(_failed=(d["status"] != "ok"))
-    first = d.sort_values("_failed", kind="stable").drop_duplicates(["model", "recipe"])
+    # The CPU's accuracy where it was measured: the paper's table has one number per cell.
+    d = d.assign(_failed=(d["status"] != "ok"), _acc=(d["compute_unit"] != CPU))
+    first = d.sort_values(["_failed", "_acc"], kind="stable").drop_duplicates(["model", "recipe"])
     pivot = first.pivot(index="model", columns="recipe", values="accuracy")
     failed = first.pivot(index="model", columns="recipe", values="_failed")
     recipes = sorted(pivot.columns, key=lambda r: (_recipe_rank(r), r))
@@ -211,12 +261,13 @@ def cross_device_view(summary: pd.DataFrame) -> pd.DataFrame:
     devs = devices(summary)
     if len(devs) < 2:
         return pd.DataFrame()
-    keys = summary.drop_duplicates(["model", "recipe"])[["model", "recipe"]]
-    table = keys.reset_index(drop=True).copy()
+    cols = ["model", "recipe", "compute_unit"]
+    keys = summary.drop_duplicates(cols)[cols]
+    table = keys.reset_index(drop=True).rename(columns={"compute_unit": "unit"})
     idx = pd.MultiIndex.from_frame(keys)
     for dev in devs:
         d = summary[summary["device"] == dev].sort_values("threads", kind="stable")
-        at = d.drop_duplicates(["model", "recipe"], keep="last").set_index(["model", "recipe"])
+        at = d.drop_duplicates(cols, keep="last").set_index(cols)
         at = at.reindex(idx)
         threads = set(at["threads"].dropna())
         one = len(threads) == 1
@@ -269,8 +320,9 @@ def headline(summary: pd.DataFrame) -> str:
     blocks = []
     for dev in devices(summary):
         t = device_table(summary, dev)
-        t = t[["model", "recipe", "threads", "size (MB)", "accuracy (%)", "Δ acc vs fp32 (pp)",
-               "p50 (ms)", "speedup vs fp32", "flags"]].copy()
+        cols = ["model", "recipe", "unit", "threads", "size (MB)", "accuracy (%)",
+                "Δ acc vs fp32 (pp)", "p50 (ms)", "speedup vs fp32", "speedup vs CPU", "flags"]
+        t = t[[c for c in cols if c in t.columns]].copy()
         # A long stack message would wrap every line of a terminal table.
         t["flags"] = t["flags"].map(lambda f: f if len(f) <= 70 else f[:67] + "...")
         blocks.append(f"{dev}\n{text_table(t)}")
