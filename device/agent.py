@@ -348,7 +348,8 @@ def load_delegate(name: str, module, library: str, options: dict):
         raise AgentError("delegate library missing: %s" % library)
     try:
         return loader(library, options or None)
-    except (ValueError, RuntimeError, OSError) as exc:
+    except (ValueError, RuntimeError, OSError, AttributeError) as exc:
+        # AttributeError: a library without tflite_plugin_create_delegate (not a delegate).
         raise AgentError("delegate %s did not load: %s" % (library, one_line(exc, 200)))
 
 
@@ -626,7 +627,13 @@ class InterpreterSession:
         except (ValueError, RuntimeError) as exc:
             if not lib:
                 raise
-            raise AgentError("delegate %s failed on this model: %s" % (lib, one_line(exc, 240)))
+            # TFLite appends its own note to the delegate's message without a separator.
+            why = str(exc).replace("Restored original execution plan", "; restored the "
+                                   "original execution plan")
+            raise AgentError("delegate %s failed on this model: %s" % (lib, one_line(why, 240)))
+        # Counted before allocate_tensors(): XNNPACK, the default delegate, is applied there and
+        # adds delegate nodes of its own.
+        taken = delegated_nodes(interp) if lib else None
         interp.allocate_tensors()
         inputs, outputs = interp.get_input_details(), interp.get_output_details()
         if len(inputs) != 1:
@@ -643,7 +650,7 @@ class InterpreterSession:
                      ("XNNPACK" if job["xnnpack"] else "builtin kernels"),
                      "software_accelerator": None if lib else False}
         if lib:
-            self.info["delegated_nodes"] = delegated_nodes(interp)
+            self.info["delegated_nodes"] = taken
 
     def set_input(self, x) -> None:
         self._interp.set_tensor(self._in, x)
@@ -653,13 +660,35 @@ class InterpreterSession:
 
 
 def delegated_nodes(interp):
-    """Nodes of the execution plan that a delegate kernel runs, or None where the interpreter
-    does not say (tflite-runtime and LiteRT name a delegate's kernel node "DELEGATE")."""
+    """How many of the model's nodes a delegate took, or None where the interpreter does not
+    say. The Python API has no execution plan, but its op list keeps the replaced nodes and adds
+    one DELEGATE node per partition, whose inputs are what the partition reads from outside and
+    whose outputs what it hands on: walking back from those outputs through the original
+    producers, never past a partition input, visits exactly the nodes it replaced."""
     try:
         ops = interp._get_ops_details()
     except Exception:
         return None
-    return sum(1 for op in ops if str(op.get("op_name", "")).upper() == "DELEGATE")
+    producer, by_index = {}, {}
+    for op in ops:
+        by_index[int(op["index"])] = op
+        if op["op_name"] != "DELEGATE":
+            for t in op["outputs"]:
+                producer[int(t)] = int(op["index"])
+    taken = set()
+    for op in ops:
+        if op["op_name"] != "DELEGATE":
+            continue
+        boundary = set(int(t) for t in op["inputs"])
+        stack = [int(t) for t in op["outputs"]]
+        while stack:
+            node = producer.get(stack.pop())
+            if node is None or node in taken:
+                continue
+            taken.add(node)
+            stack.extend(int(t) for t in by_index[node]["inputs"]
+                         if int(t) >= 0 and int(t) not in boundary)
+    return len(taken)
 
 
 class CompiledModelSession:
@@ -1081,6 +1110,8 @@ class Agent:
         title = "%s threads=%d unit=%s" % (entry.get("name"), threads, unit["spec"])
         result = run_child(job, os.path.join(args.out, "runtime.log"), title)
         if result.get("status") != "ok":
+            if unit["delegate"] and "child killed by signal" in result.get("error", ""):
+                result["error"] += " (in delegate %s)" % unit["delegate"]["library"]
             return result
         if block:
             result["error"] = block

@@ -75,7 +75,7 @@ class StageProgress:
 
 def run_pipeline(profile: Profile, results_root: Path, run_id: str, targets: list,
                  options=None, remote_python: str | None = None, quiet: bool = False,
-                 threads: str | None = None) -> PipelineResult:
+                 threads: str | None = None, agent_extra: Sequence[str] = ()) -> PipelineResult:
     from edgebench.host.deploy import deploy
     from edgebench.host.report import build_report
 
@@ -124,6 +124,7 @@ def run_pipeline(profile: Profile, results_root: Path, run_id: str, targets: lis
                   "--max-seconds", str(profile.max_seconds)]
     if threads or profile.threads:
         agent_args += ["--threads", threads or profile.threads]
+    agent_args += list(agent_extra)  # compute units, delegates, cool-down: the user's flags
     names = ", ".join(t.label() for t in targets)
     outcomes = progress.run(
         f"deploy + measure on {names}",

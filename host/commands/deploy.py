@@ -77,7 +77,10 @@ def register(subparsers) -> None:
                     "RESULTS/<run-id>/<target>/. Devices of a fleet run concurrently; rerunning "
                     "an interrupted deploy resumes where it stopped.",
         epilog="examples:\n  bench-host deploy --bundle out/bundle --target pi@192.168.1.20\n"
-               "  bench-host deploy --bundle out/bundle --inventory fleet.toml --threads 1,4",
+               "  bench-host deploy --bundle out/bundle --inventory fleet.toml --threads 1,4\n"
+               "  bench-host deploy --bundle out/bundle --target pi5 --accelerators cpu,gpu\n"
+               "  bench-host deploy --bundle out/bundle --target coral "
+               "--delegate libedgetpu.so.1",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     src = p.add_argument_group("what to run")
     src.add_argument("--bundle", type=Path, metavar="DIR", help="a bundle made by bench-host bundle")
@@ -86,8 +89,10 @@ def register(subparsers) -> None:
     src.add_argument("--testset", type=Path, metavar="FILE.npz", help="test set for --models-dir")
     src.add_argument("--run-id", help="run id when building a bundle (default: UTC timestamp)")
     add_target_args(p)
+    from edgebench.host.commands.agent_options import add_agent_args
+
+    add_agent_args(p)
     a = p.add_argument_group("agent (passed to agent.py on the device)")
-    a.add_argument("--threads", help="comma-separated thread counts, e.g. 1,4")
     a.add_argument("--warmup", type=int, help="untimed runs first")
     a.add_argument("--min-runs", type=int, help="at least this many timed runs")
     a.add_argument("--min-seconds", type=float, help="and at least this long")
@@ -101,17 +106,6 @@ def register(subparsers) -> None:
     o.add_argument("--retries", type=int, default=1, help="reconnects after a dropped link")
     o.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
-
-
-def agent_args_from(args) -> list:
-    out = []
-    for flag, value in (("--threads", args.threads), ("--warmup", args.warmup),
-                        ("--min-runs", args.min_runs), ("--min-seconds", args.min_seconds),
-                        ("--max-seconds", args.max_seconds), ("--models", args.only),
-                        ("--runtime", args.runtime), ("--xnnpack", args.xnnpack)):
-        if value is not None:
-            out += [flag, str(value)]
-    return out
 
 
 def run(args) -> int:
@@ -128,7 +122,12 @@ def run(args) -> int:
         run_id = args.run_id or time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
         bundle = build_bundle(args.models_dir, args.results / run_id / "bundle",
                               testset=args.testset, run_id=run_id)
-    outcomes = deploy(bundle, specs, args.results, agent_args_from(args), options=options,
+    from edgebench.host.commands.agent_options import agent_args_from
+
+    agent_args = agent_args_from(args, warmup=args.warmup, min_runs=args.min_runs,
+                                 min_seconds=args.min_seconds, max_seconds=args.max_seconds,
+                                 models=args.only, runtime=args.runtime, xnnpack=args.xnnpack)
+    outcomes = deploy(bundle, specs, args.results, agent_args, options=options,
                       remote_python=args.remote_python, remote_dir=args.remote_dir,
                       retries=args.retries, progress=not args.no_progress)
     print(summary(outcomes))

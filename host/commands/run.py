@@ -14,7 +14,8 @@ def register(sub) -> None:
                     "and write the report. Stages whose inputs are unchanged are skipped, so an "
                     "interrupted run picks up where it stopped.",
         epilog="examples:\n  bench-host run\n  bench-host run --target pi@192.168.1.20\n"
-               "  bench-host run --profile paper --data busi:~/Dataset_BUSI_with_GT",
+               "  bench-host run --profile paper --data busi:~/Dataset_BUSI_with_GT\n"
+               "  bench-host run --target pi5 --accelerators cpu,gpu",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--profile", default="quick", help="quick (default) or paper; 'help' lists them")
     p.add_argument("--data", help="data spec instead of the profile's (e.g. busi:PATH)")
@@ -24,10 +25,11 @@ def register(sub) -> None:
     p.add_argument("--epochs", type=int, help="epochs instead of the profile's")
     p.add_argument("--run-id", help="results/<run-id>/ (default: the profile's name)")
     p.add_argument("--results", type=Path, default=Path("results"), help="results root (default results/)")
-    p.add_argument("--threads", help="agent thread counts, e.g. 1,2")
     p.add_argument("--quiet", action="store_true", help="no progress output")
+    from edgebench.host.commands.agent_options import add_agent_args
     from edgebench.host.commands.deploy import add_target_args
 
+    add_agent_args(p)
     add_target_args(p)
     p.set_defaults(func=run)
 
@@ -45,9 +47,13 @@ def run(args) -> int:
     from edgebench.host.commands.deploy import targets_from_args
     from edgebench.host.pipeline import run_pipeline
 
+    from edgebench.host.commands.agent_options import agent_args_from
+
     targets, options = targets_from_args(args)
+    agent_args = agent_args_from(argparse.Namespace(**dict(vars(args), threads=None)))
     result = run_pipeline(profile, args.results, args.run_id or profile.name, targets, options,
-                          remote_python=args.remote_python, quiet=args.quiet, threads=args.threads)
+                          remote_python=args.remote_python, quiet=args.quiet, threads=args.threads,
+                          agent_extra=agent_args)
     from edgebench.host.deploy import summary
 
     print(summary(result.outcomes))
