@@ -416,24 +416,24 @@ def parse_units(accelerators: str, delegates) -> list:
     return units
 
 
-def litert_compiled_model():
+def litert_compiled_model(unit: dict, has: str):
     """(module ai_edge_litert, version) when this device has LiteRT's CompiledModel, else an
-    AgentError that says what to install."""
+    AgentError that says what to install; `has` names the runtime the device does have."""
     try:
         import ai_edge_litert
         from ai_edge_litert import compiled_model  # noqa: F401  (2.1+)
     except Exception as exc:
-        raise AgentError("needs ai-edge-litert >= 2.3 (its CompiledModel API); this device has "
-                         "none importable (%s): pip install ai-edge-litert==2.3.0"
-                         % one_line(exc, 120))
+        raise AgentError("%s needs ai-edge-litert >= 2.3 (LiteRT's CompiledModel); this device "
+                         "has %s (%s): pip install ai-edge-litert==2.3.0 (Python >= 3.10)"
+                         % (unit["accelerator"], has, one_line(exc, 100)))
     return ai_edge_litert, import_runtime("litert")[1]
 
 
-def check_unit_available(unit: dict) -> None:
+def check_unit_available(unit: dict, has: str) -> None:
     """What a CompiledModel unit needs beyond the wheel, checked before the runtime is asked, so
     the error row says what is missing instead of LiteRT's bare status code."""
     import ctypes
-    litert, version = litert_compiled_model()
+    litert, version = litert_compiled_model(unit, has)
     folder = os.path.dirname(litert.__file__)
     if unit["accelerator"] == "gpu":
         if not any(os.path.isfile(os.path.join(folder, lib)) for lib in GPU_ACCELERATOR_LIBS):
@@ -699,7 +699,7 @@ class CompiledModelSession:
 
     def __init__(self, job: dict, module=None):
         unit = job["unit"]
-        check_unit_available(unit)
+        check_unit_available(unit, "%s %s" % (job["runtime"], job["runtime_version"]))
         from ai_edge_litert import compiled_model as cm
         flags = 0
         for name in COMPUTE_UNITS[unit["accelerator"]]["flags"]:
@@ -1102,7 +1102,8 @@ class Agent:
         cache_key = (entry.get("sha256"), self.runtime, args.xnnpack, unit["spec"])
         block = self._accuracy_block(entry)
         need_accuracy = block is None and cache_key not in self.accuracy_cache
-        job = {"path": path, "runtime": self.runtime, "threads": threads,
+        job = {"path": path, "runtime": self.runtime, "runtime_version": self.runtime_version,
+               "threads": threads,
                "xnnpack": args.xnnpack == "on", "warmup": args.warmup, "min_runs": args.min_runs,
                "min_seconds": args.min_seconds, "max_seconds": args.max_seconds,
                "input": entry.get("input") or {}, "output": entry.get("output") or {},
