@@ -14,7 +14,8 @@ from __future__ import annotations
 # ---------------------------------------------------------------------------------------------
 MODEL_CARD_SCHEMA = "edgebench.model-card/1"
 MANIFEST_SCHEMA = "edgebench.manifest/1"
-RESULTS_SCHEMA_VERSION = 2  # 2: the compute-unit columns (compute_unit ... delegated_nodes)
+# 2: the compute-unit columns (compute_unit ... delegated_nodes); 3: round, predictions.csv
+RESULTS_SCHEMA_VERSION = 3
 
 # Model card (JSON beside every .tflite, and one entry per model in manifest.json):
 #   schema, name ("resnet18.int8"), file, sha256, size_bytes, recipe, architecture,
@@ -37,7 +38,7 @@ RESULTS_SCHEMA_VERSION = 2  # 2: the compute-unit columns (compute_unit ... dele
 RESULT_COLUMNS = (
     "schema_version", "run_id", "model", "architecture", "recipe", "sha256", "file_size_mb",
     "threads", "xnnpack", "runtime", "runtime_version",
-    "compute_unit", "accelerator", "api", "accelerator_device", "software_accelerator",
+    "compute_unit", "round", "accelerator", "api", "accelerator_device", "software_accelerator",
     "fully_accelerated", "delegated_nodes",
     "status", "error",
     "load_ms", "first_inference_ms", "warmup_runs",
@@ -58,27 +59,38 @@ RESULT_COLUMNS = (
 # a software GPU (llvmpipe, SwiftShader, any "CPU / Software" adapter), whose timings say nothing
 # about real hardware; fully_accelerated is CompiledModel.is_fully_accelerated() (empty where the
 # API does not tell); delegated_nodes is how many nodes of the model a delegate took, where known.
+# round (schema 3): 1..--rounds; the plan runs that many times, models interleaved (A B C A B C),
+# one row per round, so drift between rounds shows as their spread. Accuracy is measured in the
+# first round a configuration runs in and copied to its other rounds and thread counts.
 SAMPLE_COLUMNS = ("schema_version", "run_id", "model", "sha256", "threads", "xnnpack", "runtime",
-                  "compute_unit", "run", "latency_ms")
+                  "compute_unit", "round", "run", "latency_ms")
+# predictions.csv (schema 3): one line per test image for each configuration whose accuracy was
+# measured (model sha256 x runtime x xnnpack x compute_unit: threads and rounds do not change
+# outputs): image is the index in testset.npz, predicted the argmax class, score the softmax
+# probability of positive_class (the card's). The raw material of the host's paired tests.
+PREDICTION_COLUMNS = ("schema_version", "run_id", "model", "sha256", "runtime", "xnnpack",
+                      "compute_unit", "positive_class", "image", "label", "predicted", "score")
 
 GUIDE = """
 Usage:
   python3 agent.py --bundle DIR --out DIR [--threads 1,2,4] [--accelerators cpu,gpu,npu]
-      [--delegate LIB[:key=value;...]] [--warmup N] [--min-runs N] [--min-seconds S]
+      [--delegate LIB[:key=value;...]] [--rounds N] [--warmup N] [--min-runs N] [--min-seconds S]
       [--max-seconds S] [--models NAME,...] [--runtime auto|litert|tflite-runtime|tensorflow]
       [--xnnpack on|off] [--cooldown-temp C] [--cooldown-timeout S] [--sysfs-root DIR]
 
-What one row means (results.csv, RESULT_COLUMNS): one model x compute unit x thread count,
-measured in a fresh child process (a re-exec of this file with --child) so that its memory figures are that model's
-alone. Inside the child: import the interpreter, RSS before load; load + allocate (load_ms); RSS
-after load; one first inference (first_inference_ms); --warmup invokes; then invokes until both
---min-runs and --min-seconds are met, capped by --max-seconds. Only invoke() is between the two
-time.perf_counter_ns reads; the input tensor is set once before. peak_rss_mb (VmHWM) is read after
-the timed loop, before the test set is loaded, so it is the model's peak, not the test set's.
-Accuracy runs the whole testset.npz through the model (inputs normalised per the card, quantized
-with the model's own scale/zero point for int8/uint8/int16 inputs, outputs dequantized); it is
-measured once per model and configuration and copied to the rows of its other thread counts
-(outputs do not depend on the thread count). MB means 2**20 bytes. Raw samples: latency_samples.csv.
+What one row means (results.csv, RESULT_COLUMNS): one model x compute unit x thread count x
+round, measured in a fresh child process (a re-exec of this file with --child) so that its
+memory figures are that model's alone. Inside the child: import the interpreter, RSS before
+load; load + allocate (load_ms); RSS after load; one first inference (first_inference_ms);
+--warmup invokes; then invokes until both --min-runs and --min-seconds are met, capped by
+--max-seconds. Only invoke() is between the two time.perf_counter_ns reads (on an accelerator:
+the run and the read of its output); the input is set once before. peak_rss_mb (VmHWM) is read
+after the timed loop, before the test set is loaded, so it is the model's peak, not the test
+set's. Accuracy runs the whole testset.npz through the model (inputs normalised per the card,
+quantized with the model's own scale/zero point for int8/uint8/int16 inputs, outputs
+dequantized); it is measured once per model and configuration and copied to the rows of its
+other thread counts and rounds (outputs do not depend on them). MB means 2**20 bytes. Raw
+samples: latency_samples.csv; per-image predictions: predictions.csv.
 
 Choices worth knowing:
 - Compute units (--accelerators; `--accelerators help` lists them): cpu is the Interpreter of
@@ -108,11 +120,12 @@ Choices worth knowing:
 
 Progress: one JSON object per line on stdout; human messages go to stderr.
   {"event": "start", "run_id", "runtime", "runtime_version", "models", "rows"}
-  {"event": "model_start", "model", "index", "total", "threads": [..], "units": [..]}
-  {"event": "skip", "model", "threads", "unit"}              (already measured)
-  {"event": "row", "model", "threads", "unit", "status", "p50_ms", "accuracy", "peak_rss_mb"}
+  {"event": "model_start", "model", "index", "total", "threads": [..], "units": [..], "round"}
+  {"event": "skip", "model", "threads", "unit", "round"}     (already measured)
+  {"event": "row", "model", "threads", "unit", "round", "status", "p50_ms", "accuracy",
+   "peak_rss_mb"}
   {"event": "error", "model", "threads", "unit", "message"}  (also "fatal": true before exit 2)
-  {"event": "model_done", "model", "index", "total"}
+  {"event": "model_done", "model", "index", "total", "round"}   (index/total count model x round)
   {"event": "done", "rows", "skipped", "errors", "out"}
 Exit status: 0 when the run finished (error rows included), 2 for bad input (unknown runtime,
 no interpreter, missing bundle, unknown model name), 1 for anything unexpected.
@@ -858,6 +871,13 @@ def child_main() -> int:
 # ---------------------------------------------------------------------------------------------
 def row_key(row: dict) -> tuple:
     return (str(row["sha256"]), str(row["threads"]), str(row["xnnpack"]), str(row["runtime"]),
+            str(row["compute_unit"]), str(row["round"]))
+
+
+def output_key(row: dict) -> tuple:
+    """What a model's outputs depend on: not the thread count nor the round, but the compute unit
+    (fp16 inside a GPU) and the kernels (XNNPACK or not)."""
+    return (str(row["sha256"]), str(row["runtime"]), str(row["xnnpack"]),
             str(row["compute_unit"]))
 
 
@@ -898,25 +918,35 @@ def rewrite_csv(path: str, columns, rows) -> None:
 
 
 class ResultStore:
-    """results.csv + latency_samples.csv in OUT. On open, keeps ok rows (they are skipped on this
-    run), drops error rows that this run retries and samples that have no ok row."""
+    """results.csv + latency_samples.csv + predictions.csv in OUT. On open, keeps ok rows (they
+    are skipped on this run), drops error rows that this run retries, and samples and predictions
+    that have no ok row."""
 
     def __init__(self, out: str, planned_keys) -> None:
         self.results_path = os.path.join(out, "results.csv")
         self.samples_path = os.path.join(out, "latency_samples.csv")
+        self.predictions_path = os.path.join(out, "predictions.csv")
         rows, rows_whole = read_csv(self.results_path, RESULT_COLUMNS)
         kept = [r for r in rows if r["status"] == "ok" or row_key(r) not in planned_keys]
         self.done = {row_key(r): r for r in kept if r["status"] == "ok"}
-        samples, samples_whole = read_csv(self.samples_path, SAMPLE_COLUMNS)
-        kept_samples = [s for s in samples if row_key(s) in self.done]
-        # Rewritten (atomically) only when something goes: a retried error row, orphan samples,
-        # or a line cut short by a kill, which the next append would otherwise run into.
+        measured = set(output_key(r) for r in self.done.values() if r["accuracy"] != "")
+        # Rewritten (atomically) only when something goes: a retried error row, orphans, or a
+        # line cut short by a kill, which the next append would otherwise run into.
         if len(kept) != len(rows) or not rows_whole:
             rewrite_csv(self.results_path, RESULT_COLUMNS, kept)
-        if len(kept_samples) != len(samples) or not samples_whole:
-            rewrite_csv(self.samples_path, SAMPLE_COLUMNS, kept_samples)
+        self._prune(self.samples_path, SAMPLE_COLUMNS, lambda r: row_key(r) in self.done)
+        self._prune(self.predictions_path, PREDICTION_COLUMNS,
+                    lambda r: output_key(r) in measured)
         self.results = self._open(self.results_path, RESULT_COLUMNS)
         self.samples = self._open(self.samples_path, SAMPLE_COLUMNS)
+        self.predictions = self._open(self.predictions_path, PREDICTION_COLUMNS)
+
+    @staticmethod
+    def _prune(path: str, columns, keep) -> None:
+        lines, whole = read_csv(path, columns)
+        kept = [r for r in lines if keep(r)]
+        if len(kept) != len(lines) or not whole:
+            rewrite_csv(path, columns, kept)
 
     @staticmethod
     def _open(path: str, columns):
@@ -932,12 +962,18 @@ class ResultStore:
         fh.flush()
         os.fsync(fh.fileno())
 
-    def write(self, row: dict, samples_ns) -> None:
-        # Samples first: a kill between the two leaves orphan samples (dropped on the next run),
-        # never a row whose samples are missing.
+    def write(self, row: dict, samples_ns, predictions=None) -> None:
+        # Predictions and samples first: a kill before the row leaves orphans (dropped on the
+        # next run), never a row whose samples or predictions are missing.
+        if predictions:
+            base = [RESULTS_SCHEMA_VERSION, row["run_id"], row["model"], row["sha256"],
+                    row["runtime"], cell(row["xnnpack"]), row["compute_unit"]]
+            self._append(self.predictions, [base + [positive, i, label, pred, cell(score)]
+                                            for positive, i, label, pred, score in predictions])
         if samples_ns:
             base = [RESULTS_SCHEMA_VERSION, row["run_id"], row["model"], row["sha256"],
-                    row["threads"], cell(row["xnnpack"]), row["runtime"], row["compute_unit"]]
+                    row["threads"], cell(row["xnnpack"]), row["runtime"], row["compute_unit"],
+                    row["round"]]
             self._append(self.samples, [base + [i, repr(round(ns / 1e6, 6))]
                                         for i, ns in enumerate(samples_ns)])
         self._append(self.results, [[cell(row.get(c)) for c in RESULT_COLUMNS]])
@@ -945,6 +981,7 @@ class ResultStore:
     def close(self) -> None:
         self.results.close()
         self.samples.close()
+        self.predictions.close()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -987,6 +1024,15 @@ def run_child(job: dict, log_path: str, title: str) -> dict:
     else:
         why = "child exited with status %d" % proc.returncode
     return {"status": "error", "error": one_line(why + (": " + last if last else ""))}
+
+
+def per_image(logits, labels, positive: int) -> list:
+    """predictions.csv lines (without the key): positive class, image, label, predicted class,
+    positive-class score."""
+    logits = np.asarray(logits, dtype=np.float64)
+    scores = softmax(logits)[:, positive]
+    return [(positive, i, int(label), int(pred), float(score)) for i, (label, pred, score) in
+            enumerate(zip(labels, logits.argmax(axis=1), scores))]
 
 
 def accuracy_fields(logits, labels, reference, positive: int) -> dict:
@@ -1048,7 +1094,7 @@ class Agent:
         except Exception:
             return None
 
-    def base_row(self, entry: dict, threads: int, unit: dict) -> dict:
+    def base_row(self, entry: dict, threads: int, unit: dict, round_no: int) -> dict:
         env = self.env
         row = dict((k, env.get(k)) for k in ("device_model", "machine", "cpu", "cores", "os",
                                              "python", "numpy", "emulated", "hostname"))
@@ -1058,12 +1104,14 @@ class Agent:
                    recipe=entry.get("recipe"), sha256=entry.get("sha256"), threads=threads,
                    xnnpack=self.args.xnnpack, runtime="litert" if compiled else self.runtime,
                    runtime_version=self.litert_version if compiled else self.runtime_version,
-                   compute_unit=unit["spec"], accelerator=unit["accelerator"], api=unit["api"])
+                   compute_unit=unit["spec"], round=round_no, accelerator=unit["accelerator"],
+                   api=unit["api"])
         return row
 
-    def measure(self, entry: dict, threads: int, unit: dict) -> tuple:
-        """One row (and its samples) for one model at one thread count on one compute unit."""
-        row = self.base_row(entry, threads, unit)
+    def measure(self, entry: dict, threads: int, unit: dict, round_no: int) -> tuple:
+        """One row, its samples and (when its accuracy was measured now) its predictions, for one
+        model at one thread count on one compute unit in one round."""
+        row = self.base_row(entry, threads, unit, round_no)
         path = os.path.join(self.bundle, entry.get("file", ""))
         self.cooldown()
         row.update(started_utc=utc_now(), governor=governor(), freq_mhz=freq_mhz(),
@@ -1092,14 +1140,15 @@ class Agent:
         samples = result.get("samples_ns") or []
         if result.get("status") == "ok" and samples:
             row.update(latency_stats(samples))
-        if result.get("status") == "ok":
-            row.update(result.get("accuracy_fields") or {})
-        return row, (samples if result.get("status") == "ok" else [])
+        if result.get("status") != "ok":
+            return row, [], None
+        row.update(result.get("accuracy_fields") or {})
+        return row, samples, result.get("predictions")
 
     def _run_model(self, entry: dict, path: str, threads: int, unit: dict) -> dict:
         args = self.args
-        # Outputs depend on the compute unit (fp16 inside a GPU), never on the thread count.
-        cache_key = (entry.get("sha256"), self.runtime, args.xnnpack, unit["spec"])
+        cache_key = output_key(dict(sha256=entry.get("sha256"), runtime=self.runtime,
+                                    xnnpack=args.xnnpack, compute_unit=unit["spec"]))
         block = self._accuracy_block(entry)
         need_accuracy = block is None and cache_key not in self.accuracy_cache
         job = {"path": path, "runtime": self.runtime, "runtime_version": self.runtime_version,
@@ -1121,8 +1170,11 @@ class Agent:
             ref_name = entry.get("reference")
             if ref_name and os.path.isfile(os.path.join(self.bundle, ref_name)):
                 reference = np.load(os.path.join(self.bundle, ref_name))
-            self.accuracy_cache[cache_key] = accuracy_fields(
-                result.pop("logits"), self.labels, reference, int(entry.get("positive_class", 1)))
+            positive = int(entry.get("positive_class", 1))
+            logits = result.pop("logits")
+            self.accuracy_cache[cache_key] = accuracy_fields(logits, self.labels, reference,
+                                                             positive)
+            result["predictions"] = per_image(logits, self.labels, positive)
         result["accuracy_fields"] = self.accuracy_cache.get(cache_key)
         return result
 
@@ -1143,10 +1195,11 @@ class Agent:
             temp = soc_temp_c()
 
     def remember(self, row: dict) -> None:
-        """An ok row from an earlier run lends its accuracy to this run's other thread counts."""
+        """An ok row from an earlier run lends its accuracy to this run's other thread counts and
+        rounds (its predictions are in predictions.csv already)."""
         if row.get("accuracy") not in (None, ""):
-            key = (row["sha256"], row["runtime"], row["xnnpack"], row["compute_unit"])
-            self.accuracy_cache.setdefault(key, dict((c, row[c]) for c in ACCURACY_COLUMNS))
+            self.accuracy_cache.setdefault(output_key(row),
+                                           dict((c, row[c]) for c in ACCURACY_COLUMNS))
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -1173,8 +1226,11 @@ def parse_args(argv):
     p.add_argument("--delegate", action="append", default=[], metavar="LIB[:KEY=VALUE;...]",
                    help="also measure on an external delegate loaded from LIB (repeatable), "
                         "e.g. libedgetpu.so.1 or libarmnnDelegate.so:backends=CpuAcc,CpuRef")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="run the whole plan this many times, models interleaved (default 1)")
     p.add_argument("--cooldown-temp", type=float, default=None,
-                   help="before each model wait until the SoC is below this many degrees C")
+                   help="before each row (so before every round) wait until the SoC is below "
+                        "this many degrees C")
     p.add_argument("--cooldown-timeout", type=float, default=300.0,
                    help="longest wait for --cooldown-temp, seconds (default 300)")
     p.add_argument("--sysfs-root", default="/", help="root for sensor files (tests)")
@@ -1201,6 +1257,8 @@ def parse_args(argv):
         raise AgentError("--threads takes positive integers, e.g. 1,2,4")
     if args.warmup < 0 or args.min_runs < 1 or args.min_seconds < 0 or args.max_seconds <= 0:
         raise AgentError("--warmup >= 0, --min-runs >= 1, --min-seconds >= 0, --max-seconds > 0")
+    if args.rounds < 1:
+        raise AgentError("--rounds takes a positive integer (the plan's repetitions)")
     return args
 
 
@@ -1250,31 +1308,35 @@ def run(args) -> int:
     units = args.units
     if any(u["api"] == "compiled_model" for u in units):
         private_runtime_dir()
-    plan = [(e, u, t) for e in entries for u in units for t in args.threads]
-    planned = set(row_key(agent.base_row(e, t, u)) for e, u, t in plan)
+    rounds = range(1, args.rounds + 1)
+    plan = [(r, e, u, t) for r in rounds for e in entries for u in units for t in args.threads]
+    planned = set(row_key(agent.base_row(e, t, u, r)) for r, e, u, t in plan)
     store = ResultStore(args.out, planned)
     for row in store.done.values():
         agent.remember(row)
-    say("%s %s, %d model(s) x units %s x threads %s -> %s" % (
+    say("%s %s, %d model(s) x units %s x threads %s x %d round(s) -> %s" % (
         runtime, version, len(entries), ",".join(u["spec"] for u in units), args.threads,
-        args.out))
+        args.rounds, args.out))
     emit("start", run_id=manifest.get("run_id"), runtime=runtime, runtime_version=version,
          models=len(entries), rows=len(plan))
     written = skipped = errors = 0
+    # Rounds outermost: A B C A B C, so drift and a neighbour's load spread over every model
+    # instead of landing on whichever was measured during it.
+    steps = [(r, e) for r in rounds for e in entries]
     try:
-        for index, entry in enumerate(entries, 1):
+        for index, (round_no, entry) in enumerate(steps, 1):
             name = entry.get("name")
-            emit("model_start", model=name, index=index, total=len(entries), threads=args.threads,
-                 units=[u["spec"] for u in units])
+            emit("model_start", model=name, index=index, total=len(steps), threads=args.threads,
+                 units=[u["spec"] for u in units], round=round_no)
             for unit, threads in [(u, t) for u in units for t in args.threads]:
                 spec = unit["spec"]
-                key = row_key(agent.base_row(entry, threads, unit))
+                key = row_key(agent.base_row(entry, threads, unit, round_no))
                 if key in store.done:
                     skipped += 1
-                    emit("skip", model=name, threads=threads, unit=spec)
+                    emit("skip", model=name, threads=threads, unit=spec, round=round_no)
                     continue
-                row, samples = agent.measure(entry, threads, unit)
-                store.write(row, samples)
+                row, samples, predictions = agent.measure(entry, threads, unit, round_no)
+                store.write(row, samples, predictions)
                 written += 1
                 if row.get("status") == "ok":
                     say("%s x%d on %s: p50 %.3f ms, peak %.1f MB%s" % (
@@ -1287,10 +1349,11 @@ def run(args) -> int:
                     say("%s x%d on %s: error: %s" % (name, threads, spec, row.get("error")))
                     emit("error", model=name, threads=threads, unit=spec,
                          message=row.get("error"))
-                emit("row", model=name, threads=threads, unit=spec, status=row.get("status"),
+                emit("row", model=name, threads=threads, unit=spec, round=round_no,
+                     status=row.get("status"),
                      p50_ms=row.get("p50_ms"), accuracy=row.get("accuracy"),
                      peak_rss_mb=row.get("peak_rss_mb"))
-            emit("model_done", model=name, index=index, total=len(entries))
+            emit("model_done", model=name, index=index, total=len(steps), round=round_no)
     finally:
         store.close()
     emit("done", rows=written, skipped=skipped, errors=errors, out=args.out)

@@ -245,9 +245,9 @@ def test_agent_cell_formats_and_notes(tmp_path):
 def test_schema_1_files_read_as_cpu_rows(tmp_path):
     """Results written before the compute-unit columns (schema 1) are CPU Interpreter rows; a
     schema 2 file beside them compares with them as usual."""
-    from edgebench.host.report.load import SCHEMA1_DEFAULTS
+    from edgebench.host.report.load import INTRODUCED
 
-    v1_columns = [c for c in RESULT_COLUMNS if c not in SCHEMA1_DEFAULTS]
+    v1_columns = [c for c in RESULT_COLUMNS if not any(c in cols for cols in INTRODUCED.values())]
     rows = [result_row("vgg16", "fp32", 1, 20.0, 0.9, schema_version=1),
             result_row("vgg16", "int8", 1, 5.0, 0.89, schema_version=1)]
     write_results(tmp_path / "old" / "pi4", rows, columns=v1_columns)

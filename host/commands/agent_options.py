@@ -33,8 +33,13 @@ def add_agent_args(p: argparse.ArgumentParser, threads: bool = True) -> None:
     a.add_argument("--delegate", action="append", metavar="LIB[:KEY=VALUE;...]",
                    help="also measure with this external delegate (repeatable), e.g. "
                         "libedgetpu.so.1 or /usr/lib/libarmnnDelegate.so:backends=CpuAcc")
+    a.add_argument("--rounds", type=int, metavar="N",
+                   help="run the whole plan N times, models interleaved (A B C A B C), so the "
+                        "report can give the spread between rounds and intervals that include "
+                        "it (agent default 1)")
     a.add_argument("--cooldown-temp", type=float, metavar="C",
-                   help="before each row wait until the SoC is below C degrees")
+                   help="before each row (so before every round) wait until the SoC is below C "
+                        "degrees")
     a.add_argument("--cooldown-timeout", type=float, metavar="S",
                    help="longest wait for --cooldown-temp (agent default 300 s)")
 
@@ -48,8 +53,11 @@ def agent_args_from(args, **more) -> list:
         parse_units(args.accelerators or "cpu", args.delegate or [])
     except AgentError as exc:
         raise UserError(str(exc)) from None
+    if args.rounds is not None and args.rounds < 1:
+        raise UserError("--rounds takes a positive integer (the plan's repetitions)")
     pairs = [("--threads", getattr(args, "threads", None)),
              ("--accelerators", args.accelerators),
+             ("--rounds", args.rounds),
              ("--cooldown-temp", args.cooldown_temp),
              ("--cooldown-timeout", args.cooldown_timeout)]
     pairs += [("--" + k.replace("_", "-"), v) for k, v in more.items()]

@@ -41,7 +41,8 @@ class ReportPaths:
 def headline_table(result_dirs: list[Path]) -> str:
     """The headline table (per device: model, recipe, threads, size, accuracy, Δ, p50, speedup,
     flags) as plain text, straight from results folders."""
-    return _tables.headline(_tables.build_summary(load_results(result_dirs).rows))
+    rs = load_results(result_dirs)
+    return _tables.headline(_tables.build_summary(rs.rows, rs.samples, rs.predictions))
 
 
 def _document(rs: ResultSet, summary, plots: dict[str, Path], out_dir: Path) -> _render.Document:
@@ -65,13 +66,26 @@ def _document(rs: ResultSet, summary, plots: dict[str, Path], out_dir: Path) -> 
               "under an emulator: timings not representative), software accelerator (a software "
               "GPU such as llvmpipe: correct results, timings not representative), partly on the "
               "CPU (the accelerator did not take every op)."),
+        ("p", "Uncertainty, in parentheses: 95 % intervals. Accuracy, sensitivity and "
+              "specificity: Wilson score intervals. AUC: DeLong. Δ accuracy: McNemar's exact "
+              "test on the same test images against fp32 on the CPU (how many images changed "
+              "class, and p; 'no evidence of a difference' at p ≥ 0.05), with a paired bootstrap "
+              "interval in summary.csv. p50 and speedups: a two-level bootstrap of the raw "
+              "samples — rounds resampled, then moving blocks of √n consecutive samples within "
+              "a round, because consecutive latencies are correlated; a speedup whose interval "
+              "contains 1 is 'no measurable difference'. With --rounds N the p50 is the median "
+              "of the rounds' p50s and 'rounds (p50 spread)' gives (max − min) / median. "
+              "significant?: accuracy yes = McNemar p < 0.05; speed yes = the interval of the "
+              "speedup vs fp32 excludes 1."),
     ]
     for dev in devs:
         blocks += [("h2", dev), ("table", _tables.device_table(summary, dev))]
     paper = _tables.paper_view(summary)
     if paper:
         blocks += [("h1", "Accuracy by model and recipe (the paper's view)"),
-                   ("p", "Accuracy (%) on the test set; rows are models, columns recipes.")]
+                   ("p", "Accuracy (%) on the test set; rows are models, columns recipes; † = "
+                         "differs from fp32 on the same images (McNemar's exact test, "
+                         "p < 0.05).")]
         for label, table in paper.items():
             if len(devs) > 1:
                 blocks.append(("h2", label))
@@ -107,7 +121,7 @@ def build_report(result_dirs: list[Path], out_dir: Path | None = None) -> Report
         raise UserError(f"{out_dir}: exists and is not a folder")
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    summary = _tables.build_summary(rs.rows)
+    summary = _tables.build_summary(rs.rows, rs.samples, rs.predictions)
     summary_csv = out_dir / SUMMARY_FILE
     summary.to_csv(summary_csv, index=False)
     plots = _plots.make_plots(summary, out_dir)

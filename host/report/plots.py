@@ -81,6 +81,13 @@ def _recipes(df: pd.DataFrame) -> list[str]:
                                           else len(RECIPE_ORDER), r))
 
 
+def _err(value: float, low, high):
+    """[[below], [above]] for matplotlib's errorbar, or None without an interval."""
+    if low is None or high is None or pd.isna(low) or pd.isna(high):
+        return None
+    return [[max(0.0, value - float(low))], [max(0.0, float(high) - value)]]
+
+
 def latency_accuracy_plot(summary: pd.DataFrame, device: str, path: Path) -> Path | None:
     """p50 latency (log x) against accuracy, one panel per thread count, Pareto front marked.
     None when the device has no successful row to plot."""
@@ -100,6 +107,14 @@ def latency_accuracy_plot(summary: pd.DataFrame, device: str, path: Path) -> Pat
         pts = list(zip(t["p50_ms"].astype(float), t["accuracy"].astype(float) * 100))
         for (lat, acc), (_, row) in zip(pts, t.iterrows()):
             style, color = _unit_style(row["compute_unit"]), colors[row["model"]]
+            # 95 % intervals where the raw files gave them: p50 (block bootstrap), accuracy
+            # (Wilson); an overlap of two bars says their difference is not established.
+            xerr = _err(lat, row.get("p50_ci_low"), row.get("p50_ci_high"))
+            yerr = _err(acc, 100 * row.get("accuracy_ci_low", float("nan")),
+                        100 * row.get("accuracy_ci_high", float("nan")))
+            if xerr is not None or yerr is not None:
+                ax.errorbar(lat, acc, xerr=xerr, yerr=yerr, fmt="none", ecolor=color,
+                            elinewidth=0.9, alpha=0.55, capsize=2, zorder=2)
             ax.scatter(lat, acc, s=55, marker=MARKERS.get(row["recipe"], "X"),
                        facecolors="none" if style else color,
                        edgecolors=color if style else "black",
@@ -122,10 +137,13 @@ def latency_accuracy_plot(summary: pd.DataFrame, device: str, path: Path) -> Pat
         ax.set_ylabel("accuracy on the test set (%)")
         ax.set_title(f"{int(thr)} thread{'s' if thr != 1 else ''}", fontsize=10)
         ax.grid(True, which="both", alpha=0.3)
-        lo, hi = min(p[1] for p in pts), max(p[1] for p in pts)
+        lows = [100 * v for v in t["accuracy_ci_low"].dropna()] if "accuracy_ci_low" in t else []
+        highs = [100 * v for v in t["accuracy_ci_high"].dropna()] if "accuracy_ci_high" in t else []
+        lo, hi = min([p[1] for p in pts] + lows), max([p[1] for p in pts] + highs)
         pad = max(1.0, (hi - lo) * 0.15)
         ax.set_ylim(lo - pad, min(100.0 + pad / 3, hi + pad))
-    fig.suptitle(f"Latency vs accuracy on {device} (better: up and to the left)", fontsize=12)
+    fig.suptitle(f"Latency vs accuracy on {device} (better: up and to the left; bars: 95 % "
+                 f"intervals)", fontsize=12)
     handles = [Line2D([], [], color=colors[m], marker="o", linestyle="", markersize=8, label=m)
                for m in models]
     handles += [Line2D([], [], color="0.4", marker=MARKERS.get(r, "X"), linestyle="",

@@ -9,6 +9,11 @@ import math
 
 import pandas as pd
 
+from edgebench.host.report.formats import (fmt_ci, fmt_mb, fmt_ms, fmt_num, fmt_p, fmt_pct,
+                                           fmt_pp, fmt_speedup, fmt_threads, text_table)
+from edgebench.host.report.uncertainty import (UNCERTAINTY_COLUMNS, RawData, add_uncertainty,
+                                               fold_rounds)
+
 # Row order everywhere: the baseline first, then by how aggressively the recipe quantizes.
 RECIPE_ORDER = ("fp32", "dynamic", "fp16", "int8", "int16x8")
 BASELINE = "fp32"
@@ -22,7 +27,7 @@ SUMMARY_COLUMNS = (
     "accelerator_device", "software_accelerator", "fully_accelerated", "delegated_nodes",
     "runtime", "runtime_version", "xnnpack", "throttled", "emulated", "device_model",
     "model_file", "sha256",
-)
+) + UNCERTAINTY_COLUMNS
 CPU = "cpu"  # the compute unit every comparison is anchored on
 # Enough digits for microsecond latencies and kilobyte models (the test models are that small).
 _ROUND = {"size_mb": 6, "accuracy": 4, "delta_accuracy_pp": 2, "sensitivity": 4,
@@ -71,13 +76,15 @@ def _flags(row: pd.Series) -> str:
     return "; ".join(flags)
 
 
-def build_summary(rows: pd.DataFrame) -> pd.DataFrame:
+def build_summary(rows: pd.DataFrame, samples: pd.DataFrame | None = None,
+                  predictions: pd.DataFrame | None = None) -> pd.DataFrame:
     """The summary table from load_results' rows. Speedup = fp32 p50 / this p50 and Δ accuracy =
     (this − fp32) in percentage points, where the fp32 row is the same model measured on the same
     device's CPU, in the same run, with the same thread count; speedup_vs_cpu = p50 of the same
     recipe on that CPU / this p50 (accelerator rows only). Empty when the row compared with is
-    absent or failed."""
-    df = rows.copy()
+    absent or failed. Rounds are folded first (timings: the median over rounds); samples and
+    predictions (load_results' raw files) give every figure its interval (uncertainty.py)."""
+    df = fold_rounds(rows.copy())
     ok = df["status"] == "ok"
     on_cpu = df["compute_unit"] == CPU
     # Same runtime and XNNPACK setting too: a run may measure both, and each is its own baseline.
@@ -89,15 +96,26 @@ def build_summary(rows: pd.DataFrame) -> pd.DataFrame:
     key = ["device", "run_id", "architecture", "threads", "_rt", "xnnpack"]
     # A duplicated baseline (two copies of one run) must not multiply rows in the merge.
     cpu_ok = df[ok & on_cpu]
-    base = cpu_ok[cpu_ok["recipe"] == BASELINE].drop_duplicates(key)[key + ["p50_ms", "accuracy"]]
-    base = base.rename(columns={"p50_ms": "_base_p50", "accuracy": "_base_acc"})
-    same = cpu_ok.drop_duplicates(key + ["recipe"])[key + ["recipe", "p50_ms"]]
-    same = same.rename(columns={"p50_ms": "_cpu_p50"})
+    ident = ["sha256", "runtime", "xnnpack", "compute_unit"]  # which row it is, for its raw files
+
+    def compared(frame: pd.DataFrame, on: list, prefix: str, values: dict) -> pd.DataFrame:
+        frame = frame.drop_duplicates(on)
+        out = frame[on].copy()
+        for col, name in values.items():
+            out[name] = frame[col]
+        for col in ident:
+            out[prefix + col] = frame[col]
+        return out
+
+    base = compared(cpu_ok[cpu_ok["recipe"] == BASELINE], key, "_base_",
+                    {"p50_ms": "_base_p50", "accuracy": "_base_acc"})
+    same = compared(cpu_ok, key + ["recipe"], "_cpu_", {"p50_ms": "_cpu_p50"})
     df = df.merge(base, on=key, how="left", sort=False)
     df = df.merge(same, on=key + ["recipe"], how="left", sort=False)
     df["speedup_vs_fp32"] = (df["_base_p50"] / df["p50_ms"]).where(ok)
     df["speedup_vs_cpu"] = (df["_cpu_p50"] / df["p50_ms"]).where(ok & (df["compute_unit"] != CPU))
     df["delta_accuracy_pp"] = ((df["accuracy"] - df["_base_acc"]) * 100.0).where(ok)
+    df = add_uncertainty(df, RawData(samples, predictions))
     df.loc[~ok, ["accuracy", "sensitivity", "specificity", "auc", "agreement",
                  "p50_ms", "p90_ms", "mean_ms", "std_ms"]] = math.nan
     df["flags"] = df.apply(_flags, axis=1)
@@ -117,50 +135,16 @@ def build_summary(rows: pd.DataFrame) -> pd.DataFrame:
     # A ratio: significant digits, since int16x8 can be 0.0363× and int8 12.34×.
     out["speedup_vs_fp32"] = out["speedup_vs_fp32"].map(_round_sig)
     out["speedup_vs_cpu"] = out["speedup_vs_cpu"].map(_round_sig)
+    for col in ("speedup_vs_fp32_ci_low", "speedup_vs_fp32_ci_high", "speedup_vs_cpu_ci_low",
+                "speedup_vs_cpu_ci_high", "p50_ci_low", "p50_ci_high", "mcnemar_p"):
+        out[col] = out[col].map(_round_sig)
+    for col in ("accuracy_ci_low", "accuracy_ci_high", "sensitivity_ci_low",
+                "sensitivity_ci_high", "specificity_ci_low", "specificity_ci_high",
+                "auc_ci_low", "auc_ci_high", "p50_round_spread"):
+        out[col] = out[col].round(4)
+    for col in ("delta_accuracy_ci_low_pp", "delta_accuracy_ci_high_pp"):
+        out[col] = out[col].round(2)
     return out
-
-
-# ----------------------------------------------------------------------------------------------
-# Formatting for people: fixed rules so every rendering agrees.
-
-def fmt_ms(v) -> str:
-    if pd.isna(v):
-        return ""
-    v = float(v)
-    if v < 1:  # tiny test models run in microseconds: keep three significant digits
-        return f"{v:.3g}"
-    digits = 2 if v < 10 else 1 if v < 100 else 0
-    return f"{v:,.{digits}f}"
-
-
-def fmt_pct(v) -> str:
-    return "" if pd.isna(v) else f"{float(v) * 100:.1f}"
-
-
-def fmt_pp(v) -> str:
-    return "" if pd.isna(v) else f"{float(v):+.1f}"
-
-
-def fmt_speedup(v) -> str:
-    if pd.isna(v):
-        return ""
-    v = float(v)
-    return f"{v:.2f}×" if v >= 0.1 else f"{v:.3f}×"
-
-
-def fmt_mb(v) -> str:
-    if pd.isna(v):
-        return ""
-    v = float(v)
-    return f"{v:.3g}" if v < 1 else f"{v:.2f}" if v < 100 else f"{v:,.0f}"
-
-
-def fmt_num(v, digits: int = 3) -> str:
-    return "" if pd.isna(v) else f"{float(v):.{digits}f}"
-
-
-def fmt_threads(v) -> str:
-    return "" if pd.isna(v) else str(int(v))
 
 
 def _runtime(row: pd.Series) -> str:
@@ -187,9 +171,47 @@ def _unit(row: pd.Series) -> str:
     return f"{unit} ({name}{', software' if row['software_accelerator'] else ''})"
 
 
+def _with_ci(d: pd.DataFrame, col: str, fmt, low: str | None = None, high: str | None = None):
+    low, high = low or f"{col}_ci_low", high or f"{col}_ci_high"
+    return d.apply(lambda r: fmt_ci(fmt(r[col]), r[low], r[high], fmt), axis=1)
+
+
+def fmt_delta(row: pd.Series) -> str:
+    """"−1.4 (1 of 72 images changed, p = 1.00: no evidence of a difference)": the accuracy
+    difference against fp32 on the CPU with McNemar's exact test on the same images."""
+    text = fmt_pp(row["delta_accuracy_pp"])
+    if not text or pd.isna(row["mcnemar_p"]):
+        return text
+    verdict = ("differs" if row["mcnemar_p"] < 0.05 else "no evidence of a difference")
+    return (f"{text} ({int(row['images_changed'])} of {int(row['n_test'])} images changed, "
+            f"p = {fmt_p(row['mcnemar_p'])}: {verdict})")
+
+
+def fmt_speedup_ci(row: pd.Series, col: str) -> str:
+    text = fmt_ci(fmt_speedup(row[col]), row[f"{col}_ci_low"], row[f"{col}_ci_high"],
+                  fmt_speedup)
+    if row.get(f"{col}_verdict") == "no measurable difference":
+        text += ", no measurable difference"
+    return text
+
+
+def significance(row: pd.Series) -> str:
+    """The "significant?" column: which of this row's differences from fp32 on the CPU are
+    beyond the noise (accuracy: McNemar p < 0.05; speed: the speedup's interval excludes 1)."""
+    parts = []
+    if pd.notna(row["mcnemar_p"]):
+        parts.append("accuracy " + ("yes" if row["mcnemar_p"] < 0.05 else "no"))
+    verdict = row["speedup_vs_fp32_verdict"]
+    if isinstance(verdict, str) and verdict:
+        parts.append("speed " + ("no" if verdict == "no measurable difference" else "yes"))
+    return ", ".join(parts)
+
+
 def device_table(summary: pd.DataFrame, device: str) -> pd.DataFrame:
-    """The per-device table as display strings, headers with units."""
+    """The per-device table as display strings, headers with units; values carry their 95 %
+    intervals in parentheses where the raw files allowed one."""
     d = summary[summary["device"] == device]
+    rounds = d["rounds"].fillna(1)
     table = pd.DataFrame({
         "model": d["model"],
         "recipe": d["recipe"],
@@ -197,58 +219,70 @@ def device_table(summary: pd.DataFrame, device: str) -> pd.DataFrame:
         "API": d["api"].fillna(""),
         "threads": d["threads"].map(fmt_threads),
         "size (MB)": d["size_mb"].map(fmt_mb),
-        "accuracy (%)": d["accuracy"].map(fmt_pct),
-        "Δ acc vs fp32 (pp)": d["delta_accuracy_pp"].map(fmt_pp),
-        "sensitivity (%)": d["sensitivity"].map(fmt_pct),
-        "specificity (%)": d["specificity"].map(fmt_pct),
-        "AUC": d["auc"].map(fmt_num),
-        "p50 (ms)": d["p50_ms"].map(fmt_ms),
+        "accuracy (%)": _with_ci(d, "accuracy", fmt_pct),
+        "Δ acc vs fp32 (pp)": d.apply(fmt_delta, axis=1),
+        "sensitivity (%)": _with_ci(d, "sensitivity", fmt_pct),
+        "specificity (%)": _with_ci(d, "specificity", fmt_pct),
+        "AUC": _with_ci(d, "auc", fmt_num),
+        "p50 (ms)": _with_ci(d, "p50_ms", fmt_ms, "p50_ci_low", "p50_ci_high"),
         "p90 (ms)": d["p90_ms"].map(fmt_ms),
-        "speedup vs fp32": d["speedup_vs_fp32"].map(fmt_speedup),
-        "speedup vs CPU": d["speedup_vs_cpu"].map(fmt_speedup),
+        "rounds (p50 spread)": [f"{int(n)} ({100 * v:.1f} %)" if pd.notna(v) else
+                                (str(int(n)) if n else "") for n, v in
+                                zip(rounds, d["p50_round_spread"])],
+        "speedup vs fp32": d.apply(lambda r: fmt_speedup_ci(r, "speedup_vs_fp32"), axis=1),
+        "speedup vs CPU": d.apply(lambda r: fmt_speedup_ci(r, "speedup_vs_cpu"), axis=1),
+        "significant?": d.apply(significance, axis=1),
         "peak memory (MB)": d["peak_rss_mb"].map(lambda v: fmt_num(v, 1)),
         "runtime": d.apply(_runtime, axis=1),
         "flags": d["flags"],
     }).reset_index(drop=True)
     if not has_accelerators(d):  # a CPU-only device: the unit columns would say "cpu" only
         table = table.drop(columns=["speedup vs CPU"])
+    if (rounds <= 1).all():
+        table = table.drop(columns=["rounds (p50 spread)"])
     return table
 
 
-def _accuracy_pivot(d: pd.DataFrame) -> pd.DataFrame:
-    # Accuracy does not depend on the thread count: one value per model × recipe, a successful
-    # row when there is one. NaN = failed everywhere (shown as "error"); absent = not measured.
-    # The CPU's accuracy where it was measured: the paper's table has one number per cell.
+def _accuracy_pivot(d: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(accuracy, dagger): model × recipe. Accuracy does not depend on the thread count: one
+    value per cell, a successful row when there is one, the CPU's where it was measured (the
+    paper's table has one number per cell). -1 = failed everywhere (shown as "error"); NaN = not
+    measured. dagger: the cell differs from fp32 by McNemar's test at p < 0.05."""
     d = d.assign(_failed=(d["status"] != "ok"), _acc=(d["compute_unit"] != CPU))
     first = d.sort_values(["_failed", "_acc"], kind="stable").drop_duplicates(["model", "recipe"])
-    pivot = first.pivot(index="model", columns="recipe", values="accuracy")
-    failed = first.pivot(index="model", columns="recipe", values="_failed")
-    recipes = sorted(pivot.columns, key=lambda r: (_recipe_rank(r), r))
+    recipes = sorted(first["recipe"].unique(), key=lambda r: (_recipe_rank(r), r))
     models = list(dict.fromkeys(d["model"]))
-    pivot = pivot.reindex(index=models, columns=recipes)
-    failed = failed.reindex(index=models, columns=recipes).astype("boolean").fillna(False)
-    return pivot.mask(failed.astype(bool), -1.0)  # -1 marks an error cell for display
+
+    def cells(values: str) -> pd.DataFrame:
+        return first.pivot(index="model", columns="recipe", values=values).reindex(
+            index=models, columns=recipes)
+
+    failed = cells("_failed").astype("boolean").fillna(False).astype(bool)
+    dagger = cells("accuracy_differs").astype("boolean").fillna(False).astype(bool)
+    return cells("accuracy").mask(failed, -1.0), dagger
 
 
 def paper_view(summary: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """Accuracy (%) by model (rows) × recipe (columns), as the paper lays it out. One table when
-    every device agrees to 0.05 pp (the same .tflite files should), else one per device."""
+    """Accuracy (%) by model (rows) × recipe (columns), as the paper lays it out, † on a recipe
+    whose accuracy differs from fp32 (McNemar, p < 0.05). One table when every device agrees to
+    0.05 pp (the same .tflite files should), else one per device."""
     pivots = {dev: _accuracy_pivot(summary[summary["device"] == dev]) for dev in devices(summary)}
-    pivots = {dev: p for dev, p in pivots.items() if not p.empty}
+    pivots = {dev: p for dev, p in pivots.items() if not p[0].empty}
     if not pivots:
         return {}
-    first = next(iter(pivots.values()))
+    first, first_dagger = next(iter(pivots.values()))
     same = all(p.shape == first.shape and list(p.index) == list(first.index)
                and list(p.columns) == list(first.columns)
                and ((p - first).abs().fillna(0) <= 0.0005).all().all()
-               and (p.isna() == first.isna()).all().all()
-               for p in pivots.values())
-    chosen = {"all devices": first} if same and len(pivots) > 1 else pivots
-    return {label: _display_pivot(p) for label, p in chosen.items()}
+               and (p.isna() == first.isna()).all().all() and (dg == first_dagger).all().all()
+               for p, dg in pivots.values())
+    chosen = {"all devices": (first, first_dagger)} if same and len(pivots) > 1 else pivots
+    return {label: _display_pivot(*p) for label, p in chosen.items()}
 
 
-def _display_pivot(pivot: pd.DataFrame) -> pd.DataFrame:
+def _display_pivot(pivot: pd.DataFrame, dagger: pd.DataFrame) -> pd.DataFrame:
     shown = pivot.map(lambda v: "error" if v == -1.0 else fmt_pct(v))
+    shown = shown.where(~dagger, shown + "†")
     shown.columns = [f"{c} (%)" for c in shown.columns]
     shown.insert(0, "model", shown.index)
     return shown.reset_index(drop=True)
@@ -287,31 +321,6 @@ def cross_device_view(summary: pd.DataFrame) -> pd.DataFrame:
         table[head] = p50
         table[f"{dev} accuracy (%)"] = acc
     return table
-
-
-def looks_numeric(value) -> bool:
-    """Whether a display cell is a number ("1,234", "+0.5", "3.00×"), for right alignment."""
-    s = str(value).replace(",", "").rstrip("×").strip()
-    try:
-        float(s)
-        return True
-    except ValueError:
-        return False
-
-
-def text_table(table: pd.DataFrame) -> str:
-    """A fixed-width plain-text table (for the terminal), numbers right-aligned."""
-    cols = list(table.columns)
-    cells = [[str(v) for v in row] for row in table.itertuples(index=False)]
-    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(cols)]
-    right = [bool(cells) and all(looks_numeric(r[i]) or not r[i] for r in cells)
-             and any(r[i] for r in cells) for i in range(len(cols))]
-
-    def line(vals):
-        return "  ".join(v.rjust(w) if r else v.ljust(w)
-                         for v, w, r in zip(vals, widths, right)).rstrip()
-
-    return "\n".join([line(cols), line(["-" * w for w in widths])] + [line(r) for r in cells])
 
 
 def headline(summary: pd.DataFrame) -> str:
