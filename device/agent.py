@@ -69,7 +69,19 @@ SAMPLE_COLUMNS = ("schema_version", "run_id", "model", "sha256", "threads", "xnn
 # outputs): image is the index in testset.npz, predicted the argmax class, score the softmax
 # probability of positive_class (the card's). The raw material of the host's paired tests.
 PREDICTION_COLUMNS = ("schema_version", "run_id", "model", "sha256", "runtime", "xnnpack",
-                      "compute_unit", "positive_class", "image", "label", "predicted", "score")
+                      "compute_unit", "testset", "positive_class", "image", "label", "predicted",
+                      "score")
+# robustness.csv (schema 3): one line per configuration (as predictions.csv) x corrupted test set
+# of the bundle's "robustness" entry (MedMNIST-C corruptions, written by bench-host bundle):
+# accuracy etc. on that set, and agreement_fp32 = share of images whose class equals the class
+# the same architecture's fp32 model gave on the same corrupted images under the same compute
+# unit (empty where that fp32 row is not measured). predictions.csv carries those images too,
+# testset "<corruption>-<severity>" ("clean" for testset.npz). status/error as in results.csv:
+# a corrupted set missing on the device or of the wrong shape is an error line, the rest goes on.
+ROBUSTNESS_COLUMNS = ("schema_version", "run_id", "model", "architecture", "recipe", "sha256",
+                      "runtime", "xnnpack", "compute_unit", "corruption", "severity", "n",
+                      "accuracy", "sensitivity", "specificity", "auc", "agreement_fp32",
+                      "status", "error")
 
 GUIDE = """
 Usage:
@@ -840,6 +852,18 @@ def child_run(job: dict, result: dict) -> None:
             invoke()
             logits.append(dequantize(session.output(), out_scale, out_zp).ravel())
         result["logits"] = np.stack(logits).tolist()
+        corrupted = {}
+        for item in job.get("robustness") or ():
+            with np.load(item["path"], allow_pickle=False) as data:
+                images = data["images"][:job["robustness_images"]]
+            logits = []
+            for i in range(len(images)):
+                session.set_input(to_model_input(images[i:i + 1], norm, session.input_dtype,
+                                                 in_scale, in_zp))
+                invoke()
+                logits.append(dequantize(session.output(), out_scale, out_zp).ravel())
+            corrupted[item["name"]] = np.stack(logits).tolist()
+        result["robustness_logits"] = corrupted
     result["status"] = "ok"
 
 
@@ -935,18 +959,27 @@ class ResultStore:
         if len(kept) != len(rows) or not rows_whole:
             rewrite_csv(self.results_path, RESULT_COLUMNS, kept)
         self._prune(self.samples_path, SAMPLE_COLUMNS, lambda r: row_key(r) in self.done)
-        self._prune(self.predictions_path, PREDICTION_COLUMNS,
-                    lambda r: output_key(r) in measured)
+        kept_predictions = self._prune(self.predictions_path, PREDICTION_COLUMNS,
+                                       lambda r: output_key(r) in measured)
+        self.robustness_path = os.path.join(out, "robustness.csv")
+        self._prune(self.robustness_path, ROBUSTNESS_COLUMNS, lambda r: output_key(r) in measured)
+        # (output key, test set) -> predicted class per image: fp32's, for agreement_fp32
+        self.predicted = {}
+        for r in kept_predictions:
+            self.predicted.setdefault((output_key(r), r["testset"]), {})[int(r["image"])] = \
+                int(r["predicted"])
         self.results = self._open(self.results_path, RESULT_COLUMNS)
         self.samples = self._open(self.samples_path, SAMPLE_COLUMNS)
         self.predictions = self._open(self.predictions_path, PREDICTION_COLUMNS)
+        self.robustness = self._open(self.robustness_path, ROBUSTNESS_COLUMNS)
 
     @staticmethod
-    def _prune(path: str, columns, keep) -> None:
+    def _prune(path: str, columns, keep) -> list:
         lines, whole = read_csv(path, columns)
         kept = [r for r in lines if keep(r)]
         if len(kept) != len(lines) or not whole:
             rewrite_csv(path, columns, kept)
+        return kept
 
     @staticmethod
     def _open(path: str, columns):
@@ -962,14 +995,19 @@ class ResultStore:
         fh.flush()
         os.fsync(fh.fileno())
 
-    def write(self, row: dict, samples_ns, predictions=None) -> None:
-        # Predictions and samples first: a kill before the row leaves orphans (dropped on the
-        # next run), never a row whose samples or predictions are missing.
+    def write(self, row: dict, samples_ns, predictions=None, robustness=None) -> None:
+        # Predictions, robustness and samples first: a kill before the row leaves orphans
+        # (dropped on the next run), never a row whose raw material is missing.
         if predictions:
             base = [RESULTS_SCHEMA_VERSION, row["run_id"], row["model"], row["sha256"],
                     row["runtime"], cell(row["xnnpack"]), row["compute_unit"]]
-            self._append(self.predictions, [base + [positive, i, label, pred, cell(score)]
-                                            for positive, i, label, pred, score in predictions])
+            self._append(self.predictions, [base + [t, positive, i, label, pred, cell(score)]
+                                            for t, positive, i, label, pred, score in predictions])
+            for t, _, i, _, pred, _ in predictions:
+                self.predicted.setdefault((output_key(row), t), {})[i] = pred
+        if robustness:
+            self._append(self.robustness, [[cell(r.get(c)) for c in ROBUSTNESS_COLUMNS]
+                                           for r in robustness])
         if samples_ns:
             base = [RESULTS_SCHEMA_VERSION, row["run_id"], row["model"], row["sha256"],
                     row["threads"], cell(row["xnnpack"]), row["runtime"], row["compute_unit"],
@@ -979,9 +1017,8 @@ class ResultStore:
         self._append(self.results, [[cell(row.get(c)) for c in RESULT_COLUMNS]])
 
     def close(self) -> None:
-        self.results.close()
-        self.samples.close()
-        self.predictions.close()
+        for fh in (self.results, self.samples, self.predictions, self.robustness):
+            fh.close()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1026,13 +1063,13 @@ def run_child(job: dict, log_path: str, title: str) -> dict:
     return {"status": "error", "error": one_line(why + (": " + last if last else ""))}
 
 
-def per_image(logits, labels, positive: int) -> list:
-    """predictions.csv lines (without the key): positive class, image, label, predicted class,
-    positive-class score."""
+def per_image(logits, labels, positive: int, testset: str = "clean") -> list:
+    """predictions.csv lines (without the key): test set, positive class, image, label,
+    predicted class, positive-class score."""
     logits = np.asarray(logits, dtype=np.float64)
     scores = softmax(logits)[:, positive]
-    return [(positive, i, int(label), int(pred), float(score)) for i, (label, pred, score) in
-            enumerate(zip(labels, logits.argmax(axis=1), scores))]
+    return [(testset, positive, i, int(label), int(pred), float(score)) for i, (label, pred, score)
+            in enumerate(zip(labels, logits.argmax(axis=1), scores))]
 
 
 def accuracy_fields(logits, labels, reference, positive: int) -> dict:
@@ -1059,6 +1096,12 @@ class Agent:
         self.litert_version = self._litert_version(runtime, runtime_version)
         self.bundle = args.bundle
         self.testset, self.labels, self.image_shape, self.no_accuracy = self._load_testset()
+        self.corrupted, self.corrupted_errors = self._load_robustness()
+        self.store = None   # the ResultStore, once open: fp32's predictions for agreement_fp32
+        self.fp32_sha = {}  # architecture -> sha256 of its fp32 model (agreement_fp32)
+        for e in manifest.get("models") or []:
+            if e.get("recipe") == "fp32":
+                self.fp32_sha.setdefault(e.get("architecture"), e.get("sha256"))
         self.accuracy_cache = {}
 
     def _load_testset(self):
@@ -1071,6 +1114,42 @@ class Agent:
             return None, None, None, "accuracy not measured: " + why
         with np.load(path, allow_pickle=False) as data:
             return path, data["labels"].astype(np.int64), list(data["images"].shape[1:]), None
+
+    def _load_robustness(self):
+        """([{name, corruption, severity, path}], [{corruption, severity, error}]): the corrupted
+        test sets the bundle lists that can be measured, and why the others cannot."""
+        spec = self.manifest.get("robustness") or {}
+        usable, broken = [], []
+        for item in spec.get("sets") or []:
+            name = "%s-%s" % (item.get("corruption"), item.get("severity"))
+            path = os.path.join(self.bundle, item.get("file", ""))
+            error = None
+            if self.testset is None:
+                error = "no clean test set to take labels from"
+            elif not os.path.isfile(path):
+                error = "corrupted set missing on the device: %s" % item.get("file")
+            else:
+                try:
+                    with np.load(path, allow_pickle=False) as data:
+                        shape = list(data["images"].shape)
+                    if shape[1:] != self.image_shape or shape[0] != len(self.labels):
+                        error = ("corrupted set %s is %s but the test set is %s"
+                                 % (item.get("file"), "x".join(map(str, shape)),
+                                    "x".join(map(str, [len(self.labels)] + self.image_shape))))
+                except Exception as exc:
+                    error = "corrupted set %s unreadable: %s" % (item.get("file"), one_line(exc, 120))
+            entry = {"name": name, "corruption": item.get("corruption"),
+                     "severity": item.get("severity")}
+            if error:
+                broken.append(dict(entry, error=error))
+            else:
+                usable.append(dict(entry, path=path))
+        return usable, broken
+
+    def robustness_inferences(self, configurations: int) -> int:
+        n = min(len(self.labels), self.args.robustness_images or len(self.labels)) \
+            if self.labels is not None else 0
+        return len(self.corrupted) * n * configurations
 
     def _accuracy_block(self, entry: dict):
         """Why accuracy cannot be measured for this model, or None when it can."""
@@ -1141,9 +1220,9 @@ class Agent:
         if result.get("status") == "ok" and samples:
             row.update(latency_stats(samples))
         if result.get("status") != "ok":
-            return row, [], None
+            return row, [], None, None
         row.update(result.get("accuracy_fields") or {})
-        return row, samples, result.get("predictions")
+        return row, samples, result.get("predictions"), result.get("robustness_rows")
 
     def _run_model(self, entry: dict, path: str, threads: int, unit: dict) -> dict:
         args = self.args
@@ -1156,7 +1235,9 @@ class Agent:
                "xnnpack": args.xnnpack == "on", "warmup": args.warmup, "min_runs": args.min_runs,
                "min_seconds": args.min_seconds, "max_seconds": args.max_seconds,
                "input": entry.get("input") or {}, "output": entry.get("output") or {},
-               "testset": self.testset, "accuracy": need_accuracy, "unit": unit}
+               "testset": self.testset, "accuracy": need_accuracy, "unit": unit,
+               "robustness": self.corrupted if need_accuracy else [],
+               "robustness_images": args.robustness_images or None}
         title = "%s threads=%d unit=%s" % (entry.get("name"), threads, unit["spec"])
         result = run_child(job, os.path.join(args.out, "runtime.log"), title)
         if result.get("status") != "ok":
@@ -1175,8 +1256,43 @@ class Agent:
             self.accuracy_cache[cache_key] = accuracy_fields(logits, self.labels, reference,
                                                              positive)
             result["predictions"] = per_image(logits, self.labels, positive)
+            result["robustness_rows"] = self._robustness_rows(
+                entry, unit, result.pop("robustness_logits", {}), result["predictions"])
         result["accuracy_fields"] = self.accuracy_cache.get(cache_key)
         return result
+
+    def _robustness_rows(self, entry: dict, unit: dict, corrupted: dict, predictions: list):
+        """robustness.csv lines for one configuration; adds its corrupted-set predictions to
+        `predictions` (predictions.csv lines)."""
+        positive = int(entry.get("positive_class", 1))
+        base = {"schema_version": RESULTS_SCHEMA_VERSION, "run_id": self.manifest.get("run_id"),
+                "model": entry.get("name"), "architecture": entry.get("architecture"),
+                "recipe": entry.get("recipe"), "sha256": entry.get("sha256"),
+                "runtime": self.runtime if unit["api"] == "interpreter" else "litert",
+                "xnnpack": self.args.xnnpack, "compute_unit": unit["spec"]}
+        rows = [dict(base, corruption=b["corruption"], severity=b["severity"], status="error",
+                     error=b["error"]) for b in self.corrupted_errors]
+        fp32 = dict(base, sha256=self.fp32_sha.get(entry.get("architecture")))
+        for item in self.corrupted:
+            logits = np.asarray(corrupted.get(item["name"], []), dtype=np.float64)
+            if not len(logits):
+                continue
+            labels = self.labels[:len(logits)]
+            m = classification_metrics(labels, logits, positive)
+            predicted = logits.argmax(axis=1)
+            row = dict(base, corruption=item["corruption"], severity=item["severity"],
+                       n=m["n"], status="ok", **dict((k, m[k]) for k in
+                                                     ("accuracy", "sensitivity", "specificity",
+                                                      "auc")))
+            theirs = self.store.predicted.get((output_key(fp32), item["name"]))
+            if entry.get("recipe") == "fp32":
+                row["agreement_fp32"] = 1.0
+            elif theirs and all(i in theirs for i in range(len(predicted))):
+                row["agreement_fp32"] = float(np.mean([theirs[i] == p for i, p in
+                                                       enumerate(predicted)]))
+            rows.append(row)
+            predictions.extend(per_image(logits, labels, positive, item["name"]))
+        return rows
 
     def cooldown(self) -> None:
         limit = self.args.cooldown_temp
@@ -1226,6 +1342,9 @@ def parse_args(argv):
     p.add_argument("--delegate", action="append", default=[], metavar="LIB[:KEY=VALUE;...]",
                    help="also measure on an external delegate loaded from LIB (repeatable), "
                         "e.g. libedgetpu.so.1 or libarmnnDelegate.so:backends=CpuAcc,CpuRef")
+    p.add_argument("--robustness-images", type=int, default=0, metavar="N",
+                   help="measure at most the first N images of each corrupted test set "
+                        "(default: all)")
     p.add_argument("--rounds", type=int, default=1,
                    help="run the whole plan this many times, models interleaved (default 1)")
     p.add_argument("--cooldown-temp", type=float, default=None,
@@ -1259,6 +1378,8 @@ def parse_args(argv):
         raise AgentError("--warmup >= 0, --min-runs >= 1, --min-seconds >= 0, --max-seconds > 0")
     if args.rounds < 1:
         raise AgentError("--rounds takes a positive integer (the plan's repetitions)")
+    if args.robustness_images < 0:
+        raise AgentError("--robustness-images takes a positive count (0: every image)")
     return args
 
 
@@ -1304,6 +1425,13 @@ def run(args) -> int:
         json.dump(env, fh, indent=1)
     os.replace(os.path.join(args.out, "env.json.tmp"), os.path.join(args.out, "env.json"))
 
+    # fp32 first within each architecture (otherwise in the manifest's order), so its
+    # predictions on the corrupted sets exist when the other recipes' agreement_fp32 needs them.
+    first_seen = {}
+    for e in entries:
+        first_seen.setdefault(e.get("architecture"), len(first_seen))
+    entries = sorted(entries, key=lambda e: (first_seen[e.get("architecture")],
+                                             e.get("recipe") != "fp32"))
     agent = Agent(args, manifest, runtime, version, env)
     units = args.units
     if any(u["api"] == "compiled_model" for u in units):
@@ -1312,8 +1440,18 @@ def run(args) -> int:
     plan = [(r, e, u, t) for r in rounds for e in entries for u in units for t in args.threads]
     planned = set(row_key(agent.base_row(e, t, u, r)) for r, e, u, t in plan)
     store = ResultStore(args.out, planned)
+    agent.store = store
     for row in store.done.values():
         agent.remember(row)
+    if agent.corrupted or agent.corrupted_errors:
+        configs = len(entries) * len(units)
+        count = agent.robustness_inferences(configs)
+        say("robustness: %d corrupted set(s) x %d configuration(s) = %d extra inferences%s"
+            % (len(agent.corrupted), configs, count, "; %d set(s) unusable: %s" % (
+                len(agent.corrupted_errors), agent.corrupted_errors[0]["error"])
+               if agent.corrupted_errors else ""))
+        emit("robustness", sets=len(agent.corrupted), inferences=count,
+             unusable=len(agent.corrupted_errors))
     say("%s %s, %d model(s) x units %s x threads %s x %d round(s) -> %s" % (
         runtime, version, len(entries), ",".join(u["spec"] for u in units), args.threads,
         args.rounds, args.out))
@@ -1335,8 +1473,8 @@ def run(args) -> int:
                     skipped += 1
                     emit("skip", model=name, threads=threads, unit=spec, round=round_no)
                     continue
-                row, samples, predictions = agent.measure(entry, threads, unit, round_no)
-                store.write(row, samples, predictions)
+                row, samples, predictions, robust = agent.measure(entry, threads, unit, round_no)
+                store.write(row, samples, predictions, robust)
                 written += 1
                 if row.get("status") == "ok":
                     say("%s x%d on %s: p50 %.3f ms, peak %.1f MB%s" % (

@@ -15,6 +15,7 @@ from pathlib import Path
 from edgebench.host.errors import UserError
 from edgebench.host.report import plots as _plots
 from edgebench.host.report import render as _render
+from edgebench.host.report import robustness as _robust
 from edgebench.host.report import tables as _tables
 from edgebench.host.report.load import ResultSet, load_results
 
@@ -23,6 +24,7 @@ __all__ = ["ReportPaths", "build_report", "headline_table", "load_results", "Res
 SUMMARY_FILE = "summary.csv"
 MARKDOWN_FILE = "report.md"
 HTML_FILE = "report.html"
+ROBUSTNESS_FILE = "robustness_summary.csv"
 
 
 @dataclass
@@ -45,7 +47,8 @@ def headline_table(result_dirs: list[Path]) -> str:
     return _tables.headline(_tables.build_summary(rs.rows, rs.samples, rs.predictions))
 
 
-def _document(rs: ResultSet, summary, plots: dict[str, Path], out_dir: Path) -> _render.Document:
+def _document(rs: ResultSet, summary, plots: dict[str, Path], out_dir: Path,
+              robust=None) -> _render.Document:
     devs = _tables.devices(summary)
     now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     blocks: list = [
@@ -89,7 +92,24 @@ def _document(rs: ResultSet, summary, plots: dict[str, Path], out_dir: Path) -> 
         for label, table in paper.items():
             if len(devs) > 1:
                 blocks.append(("h2", label))
+            corrupted = _robust.mean_corrupted_column(
+                robust, (lambda d: d == d) if label == "all devices" else (lambda d: d == label))
+            if corrupted:
+                table = table.assign(**{"mean corrupted (%)": table["model"].map(corrupted)
+                                        .fillna("")})
             blocks.append(("table", table))
+    if robust is not None and not robust.empty:
+        blocks += [("h1", "Robustness under ultrasound corruptions (MedMNIST-C)"),
+                   ("p", "Accuracy on the test set under the seven corruptions MedMNIST-C "
+                         "defines for breast ultrasound, five severities each, measured on the "
+                         "device. Clean gap = fp32's clean accuracy − the recipe's; robustness "
+                         "gap = fp32's mean accuracy over the corrupted sets − the recipe's. The "
+                         "interval is a bootstrap over images of (robustness gap − clean gap); "
+                         "'loses more under corruption' needs all of it above 0.")]
+        for dev in devs:
+            table = _robust.gap_table(robust, dev)
+            if not table.empty:
+                blocks += [("h2", dev), ("table", table)]
     cross = _tables.cross_device_view(summary)
     if not cross.empty:
         blocks += [("h1", "Across devices"),
@@ -125,7 +145,18 @@ def build_report(result_dirs: list[Path], out_dir: Path | None = None) -> Report
     summary_csv = out_dir / SUMMARY_FILE
     summary.to_csv(summary_csv, index=False)
     plots = _plots.make_plots(summary, out_dir)
-    doc = _document(rs, summary, plots, out_dir)
+    robust = _robust.robustness_summary(rs.robustness, summary, rs.predictions)
+    if not robust.empty:
+        robust.drop(columns=[c for c in robust.columns if c.startswith("_")]).to_csv(
+            out_dir / ROBUSTNESS_FILE, index=False)
+        for dev, model in robust[["device", "architecture"]].drop_duplicates().itertuples(
+                index=False):
+            path = _robust.severity_plot(rs.robustness, summary, dev, model,
+                                         out_dir / f"robustness_{_plots.slug(dev)}_"
+                                                   f"{_plots.slug(model)}.png")
+            if path:
+                plots[f"Accuracy vs severity, {model} on {dev}"] = path
+    doc = _document(rs, summary, plots, out_dir, robust)
     markdown = out_dir / MARKDOWN_FILE
     markdown.write_text(_render.to_markdown(doc, out_dir), encoding="utf-8")
     html_path = out_dir / HTML_FILE

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from edgebench.device.agent import (PREDICTION_COLUMNS, RESULT_COLUMNS, RESULTS_SCHEMA_VERSION,
-                                    SAMPLE_COLUMNS)
+from edgebench.device.agent import (RESULT_COLUMNS, RESULTS_SCHEMA_VERSION, ROBUSTNESS_COLUMNS)
 from edgebench.host.errors import UserError
 
 RESULTS_FILE = "results.csv"
 SAMPLES_FILE = "latency_samples.csv"
 PREDICTIONS_FILE = "predictions.csv"
+ROBUSTNESS_FILE = "robustness.csv"
 ENV_FILE = "env.json"
 # What a row's samples and predictions are found by (with the device label and the run id).
 SAMPLE_KEY = ("sha256", "threads", "xnnpack", "runtime", "compute_unit", "round")
@@ -52,6 +52,7 @@ class ResultSet:
     rows: pd.DataFrame                          # RESULT_COLUMNS + device, source
     samples: pd.DataFrame = None                # SAMPLE_KEY + device, run_id, latency_ms
     predictions: pd.DataFrame = None            # OUTPUT_KEY + device, run_id, image, label, ...
+    robustness: pd.DataFrame = None             # ROBUSTNESS_COLUMNS + device
     env: dict[str, dict] = field(default_factory=dict)   # device label -> env.json (or {})
     sources: dict[str, Path] = field(default_factory=dict)  # device label -> results.csv
     notes: list[str] = field(default_factory=list)          # skipped/empty files, deduplication
@@ -170,11 +171,15 @@ def _raw_files(folder: Path, version: int) -> tuple:
             samples[col] = INTRODUCED[2 if col == "compute_unit" else 3][col]
         samples["round"] = pd.to_numeric(samples["round"], errors="coerce")
     predictions = (read_raw(folder / PREDICTIONS_FILE,
-                           ["run_id", *OUTPUT_KEY, "positive_class", "image", "label",
+                           ["run_id", *OUTPUT_KEY, "testset", "positive_class", "image", "label",
                             "predicted", "score"],
                            ["positive_class", "image", "label", "predicted", "score"])
                    if version >= 3 else None)
-    return samples, predictions
+    robustness = (read_raw(folder / ROBUSTNESS_FILE, list(ROBUSTNESS_COLUMNS),
+                           ["severity", "n", "accuracy", "sensitivity", "specificity", "auc",
+                            "agreement_fp32"])
+                  if version >= 3 else None)
+    return samples, predictions, robustness
 
 
 def _read_env(folder: Path) -> dict:
@@ -251,13 +256,13 @@ def load_results(paths: list[Path]) -> ResultSet:
             env_by_label.setdefault(label_, env)
             source_by_label.setdefault(label_, Path(df["source"].iloc[0]))
     rows = pd.concat(frames, ignore_index=True)
-    samples, predictions = [], []
-    for name, (smp, pred) in zip(names, raws):
-        for raw, out in ((smp, samples), (pred, predictions)):
+    gathered = ([], [], [])
+    for name, raw_files in zip(names, raws):
+        for raw, out in zip(raw_files, gathered):
             if raw is not None:
                 raw["device"] = label(name, raw["run_id"])
                 out.append(raw)
+    samples, predictions, robustness = (pd.concat(g, ignore_index=True) if g else None
+                                        for g in gathered)
     return ResultSet(rows=rows, env=env_by_label, sources=source_by_label, notes=notes,
-                     samples=pd.concat(samples, ignore_index=True) if samples else None,
-                     predictions=pd.concat(predictions, ignore_index=True) if predictions
-                     else None)
+                     samples=samples, predictions=predictions, robustness=robustness)

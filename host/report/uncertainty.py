@@ -87,6 +87,8 @@ class RawData:
                 self._series[key] = [g["latency_ms"].to_numpy(float) for _, g in
                                      group.groupby("round", sort=True)]
         self._preds: dict[tuple, pd.DataFrame] = {}
+        if predictions is not None and "testset" in predictions:
+            predictions = predictions[predictions["testset"] == "clean"]
         if predictions is not None and not predictions.empty:
             keys = predictions.apply(lambda r: _key(r, OUTPUT_KEY), axis=1)
             for key, group in predictions.groupby(keys, sort=False):
