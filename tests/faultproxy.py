@@ -9,7 +9,8 @@ Faults, each per connection (change the attributes between connections to change
   connection is reset: both sockets are closed with SO_LINGER 0, so each end gets an RST, as when a
   NAT or a Wi-Fi access point drops a flow. For the first `fault_connections` connections (None:
   all of them).
-- silent_after_up: the same trigger, but a silent cut: nothing more is forwarded in either
+- reset_after_down: the same, counting server->client bytes (a cut during a download).
+- silent_after_up: the same trigger as reset_after_up, but a silent cut: nothing more is forwarded in either
   direction and neither socket is closed, so neither end hears of it (a link that vanished).
   silent_cut() does this at once to every open connection.
 - rate_bps: a token bucket per direction (a slow link); delay_s: added to every chunk.
@@ -33,6 +34,7 @@ class FaultProxy:
     upstream_port: int
     upstream_host: str = "127.0.0.1"
     reset_after_up: Optional[int] = None
+    reset_after_down: Optional[int] = None
     silent_after_up: Optional[int] = None
     fault_connections: Optional[int] = None
     rate_bps: Optional[float] = None
@@ -91,7 +93,8 @@ class FaultProxy:
         faulty = self.fault_connections is None or self.connections <= self.fault_connections
         conn = _Conn(cwriter, uwriter,
                      reset_at=self.reset_after_up if faulty else None,
-                     silent_at=self.silent_after_up if faulty else None)
+                     silent_at=self.silent_after_up if faulty else None,
+                     reset_down_at=self.reset_after_down if faulty else None)
         self._conns.append(conn)
         await asyncio.gather(self._pipe(conn, creader, uwriter, True),
                              self._pipe(conn, ureader, cwriter, False), return_exceptions=True)
@@ -116,6 +119,15 @@ class FaultProxy:
                         return
                     self.bytes_up += len(data)
                 else:
+                    if conn.reset_down_at is not None and conn.down + len(data) > conn.reset_down_at:
+                        room = max(conn.reset_down_at - conn.down, 0)
+                        writer.write(data[:room])
+                        await writer.drain()
+                        self.bytes_down += room
+                        self.cuts += 1
+                        conn.close(reset=True)
+                        return
+                    conn.down += len(data)
                     self.bytes_down += len(data)
                 writer.write(data)
                 await writer.drain()
@@ -185,10 +197,10 @@ class FaultProxy:
 
 
 class _Conn:
-    def __init__(self, cwriter, uwriter, reset_at, silent_at):
+    def __init__(self, cwriter, uwriter, reset_at, silent_at, reset_down_at):
         self.writers = (cwriter, uwriter)
-        self.reset_at, self.silent_at = reset_at, silent_at
-        self.up = 0
+        self.reset_at, self.silent_at, self.reset_down_at = reset_at, silent_at, reset_down_at
+        self.up = self.down = 0
         self.silent = False
         self.dead = False
         self.forever = asyncio.Event()   # never set: a silent pipe waits here until stop()
