@@ -57,9 +57,13 @@ def targets_from_args(args) -> tuple:
     from edgebench.host.targets import ConnectOptions, parse_target
     from edgebench.host.targets.inventory import load_inventory
 
+    from edgebench.host.targets.sshconfig import parse_hop
+
     for key in args.identity:
         if not Path(key).expanduser().is_file():
             raise UserError(f"-i {key}: no such key file")
+    for text in (args.jump or "").split(",") if args.jump else []:
+        parse_hop(text, "-J")
     specs = [parse_target(t) for t in args.target]
     if args.inventory:
         specs += load_inventory(args.inventory)
