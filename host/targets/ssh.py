@@ -1,6 +1,7 @@
 """SSHTarget: a device reached over SSH with paramiko, trusted only through known_hosts.
 
-Uploads are pipelined SFTP writes, as paramiko's own put, (~100-140 MB/s on loopback, at or above OpenSSH scp).
+Uploads are pipelined SFTP writes like paramiko's own put (~100-140 MB/s on loopback, at or
+above OpenSSH scp).
 Downloads do not use SFTP: paramiko's prefetching SFTP get ran at 5-45 MB/s here with multi-second
 stalls whatever the window or prefetch depth, while `cat FILE` on an exec channel streams at
 ~110-140 MB/s (benchmarks/README.md, "Deploy"). Commands run over exec channels, every word
@@ -22,23 +23,16 @@ from typing import Optional, Sequence
 
 import paramiko
 
-from edgebench.host.errors import UserError
 from edgebench.host.targets import sshconfig
+from edgebench.host.targets.sshconnect import connect_route
+from edgebench.host.targets.sshconnect import why as _why
 from edgebench.host.targets.base import (
     CommandResult, LinkDropped, Process, Progress, Target, TargetSpec, quote_argv,
 )
 
-# paramiko's defaults; larger windows (16, 64 MiB) measured no faster for puts or cat-gets here.
-WINDOW_SIZE = 2 << 20
-MAX_PACKET = 32768
 _CHUNK = 1 << 20
 _PUT_CHUNK = 32768   # paramiko's SFTP request size: one write request each
 _TAIL_LINES = 200
-
-
-def _transport_factory(sock, **kw):
-    return paramiko.Transport(sock, default_window_size=WINDOW_SIZE,
-                              default_max_packet_size=MAX_PACKET, **kw)
 
 
 class SSHTarget(Target):
@@ -52,10 +46,12 @@ class SSHTarget(Target):
         self._silent_s: Optional[float] = None   # set when the watchdog gave the link up
         self._closed = threading.Event()
         try:
-            self._client = self._connect_route(config_known)
+            connect_route(self.spec, self.route, self.options, self.known_hosts_path,
+                          config_known, self._clients, self.recorded)
         except BaseException:
             self._close_clients()
             raise
+        self._client = self._clients[-1]
         for line in self.recorded:
             sys.stderr.write(f"edgebench: {self.spec.name}: {line}\n")
         self._sftp: Optional[paramiko.SFTPClient] = None
@@ -65,102 +61,7 @@ class SSHTarget(Target):
         threading.Thread(target=self._ping, daemon=True, name="ssh-ping").start()
         threading.Thread(target=self._watch, daemon=True, name="ssh-watchdog").start()
 
-    # --- connection -------------------------------------------------------------------------
-    def _connect_route(self, config_known) -> paramiko.SSHClient:
-        """Each jump host in turn, then the device through a direct-tcpip channel of the last
-        hop (or through the ProxyCommand): every hop is authenticated and its host key checked
-        exactly like the device's."""
-        sock = None
-        if self.route.proxy_command:
-            try:
-                sock = paramiko.ProxyCommand(self.route.proxy_command)
-            except Exception as exc:  # paramiko wraps the failed exec in its own types
-                raise UserError(f"{self.spec.name}: ProxyCommand {self.route.proxy_command!r} "
-                                f"failed to start: {exc}") from None
-        hops = list(self.route.jumps)
-        for i, hop in enumerate(hops + [self.spec]):
-            if i:
-                sock = self._tunnel(hops[i - 1], hop)
-            role = "jump host" if i < len(hops) else "device"
-            self._clients.append(self._connect_one(hop, sock, config_known, role))
-        return self._clients[-1]
-
-    def _tunnel(self, via: TargetSpec, to: TargetSpec) -> paramiko.Channel:
-        transport = self._clients[-1].get_transport()
-        where = f"jump host {via.user}@{via.host}:{via.port}"
-        try:
-            return transport.open_channel("direct-tcpip", (to.host, to.port), ("127.0.0.1", 0),
-                                          timeout=self.options.connect_timeout)
-        except paramiko.ChannelException as exc:
-            if exc.code == 1:    # administratively prohibited: no retry will change that
-                raise UserError(f"{where} refuses to forward to {to.host}:{to.port} "
-                                f"({exc.text}); it needs AllowTcpForwarding/PermitOpen for it"
-                                ) from None
-            raise LinkDropped(f"{where}: cannot reach {to.host}:{to.port} ({exc.text})") from None
-        except (OSError, EOFError, paramiko.SSHException) as exc:
-            raise LinkDropped(f"{where}: cannot open a tunnel to {to.host}:{to.port}: "
-                              f"{_why(exc)}") from None
-
-    def _connect_one(self, spec: TargetSpec, sock, config_known, role: str) -> paramiko.SSHClient:
-        opt = self.options
-        client = paramiko.SSHClient()
-        read_paths = [self.known_hosts_path] + (config_known or [])[1:] + ["/etc/ssh/ssh_known_hosts"]
-        for path in read_paths:
-            if os.path.exists(path):
-                try:
-                    client.get_host_keys().load(path)
-                except (OSError, paramiko.SSHException) as exc:
-                    raise UserError(f"cannot read known hosts file {path}: {exc}") from None
-        policy = sshconfig.KnownHostsPolicy(self.known_hosts_path, opt.accept_new_host_key,
-                                            client.get_host_keys(), role=role)
-        client.set_missing_host_key_policy(policy)
-        keys = [os.path.expanduser(k) for k in list(opt.identity_files) + list(spec.identity_files)]
-        keys = [k for k in dict.fromkeys(keys) if os.path.exists(k)]
-        where = f"{spec.user}@{spec.host}:{spec.port}"
-        if role != "device":
-            where = f"{role} {where}"
-        try:
-            client.connect(spec.host, port=spec.port, username=spec.user, key_filename=keys or None,
-                           timeout=opt.connect_timeout, banner_timeout=opt.connect_timeout,
-                           auth_timeout=opt.connect_timeout, allow_agent=opt.allow_agent,
-                           look_for_keys=opt.look_for_keys, transport_factory=_transport_factory,
-                           sock=sock)
-        except UserError:
-            client.close()
-            raise
-        except paramiko.BadHostKeyException as exc:
-            client.close()
-            raise UserError(("jump host: " if role != "device" else "") + sshconfig.changed_message(
-                sshconfig.host_key_name(spec.host, spec.port), exc.key, exc.expected_key,
-                self.known_hosts_path)) from None
-        except paramiko.PasswordRequiredException as exc:
-            client.close()
-            raise UserError(f"{where}: a key is passphrase-protected ({exc}); add it to your "
-                            f"ssh-agent with ssh-add, then rerun") from None
-        except paramiko.AuthenticationException as exc:
-            client.close()
-            tried = ", ".join(keys) or "ssh-agent and ~/.ssh/id_* keys"
-            raise UserError(f"{where}: authentication failed ({exc}); tried {tried}. Install your "
-                            f"public key on the device (ssh-copy-id -p {spec.port} "
-                            f"{spec.user}@{spec.host}) or pass -i KEY") from None
-        except socket.gaierror as exc:
-            client.close()
-            raise UserError(f"{where}: cannot resolve host name {spec.host!r} ({exc})") from None
-        except paramiko.SSHException as exc:
-            client.close()
-            if "No authentication methods" in str(exc):
-                raise UserError(f"{where}: authentication failed: no key to offer; pass -i KEY, "
-                                f"load one into ssh-agent, or set IdentityFile in ~/.ssh/config"
-                                ) from None
-            raise LinkDropped(f"{where}: cannot connect: {_why(exc)}") from None
-        except (OSError, EOFError) as exc:
-            client.close()
-            raise LinkDropped(f"{where}: cannot connect: {_why(exc)}") from None
-        finally:
-            self.recorded += policy.recorded
-        client.get_transport().set_keepalive(opt.keepalive_s)
-        return client
-
+    # --- liveness -----------------------------------------------------------------------------
     def _ping(self) -> None:
         """Keepalives that want an answer (OpenSSH answers every global request, known or not):
         the only way to notice a link that vanished without a reset."""
@@ -283,7 +184,7 @@ class SSHTarget(Target):
             if stdin_data is not None:
                 chan.sendall(stdin_data)
             chan.shutdown_write()
-        except (OSError, EOFError, paramiko.SSHException) as exc:
+        except (OSError, EOFError, paramiko.SSHException):
             if self._alive():
                 raise
         if not chan.status_event.wait(timeout):
@@ -382,20 +283,6 @@ def _close(chan: paramiko.Channel) -> None:
         chan.close()
     except (OSError, EOFError, paramiko.SSHException):
         pass
-
-
-def _why(exc: BaseException) -> str:
-    """A cause in words; paramiko's EOFError has no text at all (the issue's `EOFError: `)."""
-    if isinstance(exc, EOFError) or "connection dropped" in str(exc).lower():
-        return "the connection was closed"
-    if isinstance(exc, paramiko.ssh_exception.NoValidConnectionsError):
-        return "connection refused (is sshd running there?)"
-    if isinstance(exc, ConnectionResetError):
-        return "connection reset"
-    if isinstance(exc, socket.timeout):
-        return "timed out"
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 class _SSHProcess(Process):
