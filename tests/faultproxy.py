@@ -83,6 +83,14 @@ class FaultProxy:
         return self
 
     async def _handle(self, creader, cwriter):
+        # A handler task must not end cancelled (at stop()): asyncio's stream callback would log
+        # the CancelledError it finds there.
+        try:
+            await self._serve(creader, cwriter)
+        except asyncio.CancelledError:
+            pass
+
+    async def _serve(self, creader, cwriter):
         try:
             ureader, uwriter = await asyncio.open_connection(self.upstream_host,
                                                              self.upstream_port)

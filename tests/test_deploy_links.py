@@ -24,7 +24,7 @@ from edgebench.host.targets import LinkDropped, open_target
 from edgebench.host.targets.lock import DeviceBusy, DeviceLock
 
 pytestmark = pytest.mark.ssh
-LEASE_S = 3.0     # the tests' lease and link timeout: a few seconds instead of a minute
+LEASE_S = 4.0     # the tests' lease and link timeout: a few seconds instead of a minute
 BLOB = 1 << 20
 
 
@@ -64,6 +64,7 @@ def test_bundle_over_a_link_cut_every_40_percent_completes_sending_little_twice(
     # Every cut was retried although retries=1: each attempt got further than the last.
     for msg in out.drops:
         assert "link dropped while uploading extra/blob-" in msg and "bytes sent" in msg, msg
+        assert "connection reset" in msg or "the connection was closed" in msg, msg
     assert out.transfer.files_resumed >= 1 and out.transfer.bytes_resumed > 0
     assert proxy.bytes_up <= 1.3 * size, (proxy.bytes_up, size)
     store_is_sound(ssh_env.home / remote_dir / "store")
@@ -131,12 +132,12 @@ def test_a_live_heartbeating_lease_is_never_broken(ssh_env, sshd, known_hosts, r
     with open_target(ssh_env.user + f"@127.0.0.1:{sshd.port}", opts) as a, \
             open_target(ssh_env.user + f"@127.0.0.1:{sshd.port}", opts) as b:
         root = a.expand(remote_dir)
-        with DeviceLock(a, ssh_env.python, root, "holder", timeout_s=1.0):
-            time.sleep(2.5)          # over twice the lease timeout: only heartbeats keep it
-            with pytest.raises(DeviceBusy, match=r"device busy.*run holder.*last heartbeat 0 s "
-                                                 r"ago; a run silent for 1 s is taken over"):
-                DeviceLock(b, ssh_env.python, root, "other", timeout_s=1.0).__enter__()
-        with DeviceLock(b, ssh_env.python, root, "other", timeout_s=1.0) as lock:
+        with DeviceLock(a, ssh_env.python, root, "holder", timeout_s=2.0):
+            time.sleep(4.5)          # over twice the lease timeout: only heartbeats keep it
+            with pytest.raises(DeviceBusy, match=r"device busy.*run holder.*last heartbeat \d s "
+                                                 r"ago; a run silent for 2 s is taken over"):
+                DeviceLock(b, ssh_env.python, root, "other", timeout_s=2.0).__enter__()
+        with DeviceLock(b, ssh_env.python, root, "other", timeout_s=2.0) as lock:
             assert lock.notes == [] and lock.stale is None   # released cleanly, nothing recovered
 
 

@@ -62,7 +62,7 @@ def targets_from_args(args) -> tuple:
     for key in args.identity:
         if not Path(key).expanduser().is_file():
             raise UserError(f"-i {key}: no such key file")
-    for text in (args.jump or "").split(",") if args.jump else []:
+    for text in args.jump.split(",") if args.jump else []:
         parse_hop(text, "-J")
     specs = [parse_target(t) for t in args.target]
     if args.inventory:

@@ -92,6 +92,10 @@ class SSHTarget(Target):
     def _why(self, exc: BaseException) -> str:
         if self._silent_s is not None:
             return f"no answer from the device for {self._silent_s:.0f} s (the link went silent)"
+        # What killed the transport (a reset, say) beats what the caller saw next (EOF).
+        saved = getattr(self._client.get_transport(), "death", None)
+        if isinstance(saved, (OSError, EOFError)) and isinstance(exc, (EOFError, OSError)):
+            return _why(saved)
         return _why(exc)
 
     def _alive(self) -> bool:

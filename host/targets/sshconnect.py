@@ -18,9 +18,25 @@ WINDOW_SIZE = 2 << 20
 MAX_PACKET = 32768
 
 
+class _Transport(paramiko.Transport):
+    """paramiko.Transport that remembers what killed it: paramiko keeps the error only until
+    someone asks (get_exception), and the next caller then sees a bare EOFError."""
+    death = None
+
+    @property
+    def saved_exception(self):
+        return self.__dict__.get("_saved")
+
+    @saved_exception.setter
+    def saved_exception(self, exc):
+        self.__dict__["_saved"] = exc
+        if exc is not None and self.death is None:
+            self.death = exc
+
+
 def _transport_factory(sock, **kw):
-    return paramiko.Transport(sock, default_window_size=WINDOW_SIZE,
-                              default_max_packet_size=MAX_PACKET, **kw)
+    return _Transport(sock, default_window_size=WINDOW_SIZE, default_max_packet_size=MAX_PACKET,
+                      **kw)
 
 
 def connect_route(spec: TargetSpec, route: sshconfig.Route, options: sshconfig.ConnectOptions,

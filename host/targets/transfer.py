@@ -201,8 +201,9 @@ def _upload(target: Target, python: str, store: str, f: BundleFile, state: list,
         resumed = f", resumed at byte {offset:,}" if offset else ""
         raise LinkDropped(
             f"{target.describe()}: link dropped while uploading {f.rel} ({sent[0]:,} of "
-            f"{f.size:,} bytes sent{resumed}; {committed}): {exc.why}; what arrived is kept in "
-            f"{part} and the retry resumes from it", exc.why, placed=True) from None
+            f"{f.size:,} bytes sent{resumed}; {committed}): {exc.why}; what arrived is kept "
+            f"(store/.part-{f.sha256[:12]}…) and the retry resumes from it", exc.why,
+            placed=True) from None
     stats.bytes_sent += f.size - offset
     stats.files_sent += 1
     if offset:
