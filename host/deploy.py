@@ -8,7 +8,12 @@ Results land in `<results_dir>/<run-id>/<target-name>/`. On the device everythin
 the remote dir (default ~/.edgebench): `store/<sha256>` (content), `runs/<run-id>-<content>/bundle`
 (hard links), `runs/<run-id>-<content>/out` (the agent's CSVs). <content> is a digest of the
 bundle's files, so a re-run of the same bundle resumes, while a rebuilt bundle under the same run
-id (other models) starts a fresh results.csv instead of mixing its rows with the old ones."""
+id (other models) starts a fresh results.csv instead of mixing its rows with the old ones.
+
+A dropped link (reset, EOF, or silence past the lease timeout) is a LinkDropped whose message says
+what was being done and how far it got; the attempt is retried with back-off and resumes: files
+already committed stay, the file in flight continues from its partial (targets/transfer.py), the
+cut attempt's lease is taken over (targets/lock.py) and the agent skips rows already measured."""
 from __future__ import annotations
 
 import concurrent.futures

@@ -89,6 +89,8 @@ class FaultProxy:
             await self._serve(creader, cwriter)
         except asyncio.CancelledError:
             pass
+        except (ConnectionError, OSError):
+            pass
 
     async def _serve(self, creader, cwriter):
         try:
@@ -195,10 +197,13 @@ class FaultProxy:
             self._server.close()
             for c in self._conns:
                 c.close(reset=False)
-            for task in asyncio.all_tasks():
-                if task is not asyncio.current_task():
-                    task.cancel()
-        asyncio.run_coroutine_threadsafe(shutdown(), self._loop).result(5)
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            # Let every task finish its cancellation before the loop stops (no "destroyed but
+            # pending" task, no unretrieved exception).
+            await asyncio.gather(*tasks, return_exceptions=True)
+        asyncio.run_coroutine_threadsafe(shutdown(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
         self._loop = None

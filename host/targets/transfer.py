@@ -27,6 +27,9 @@ _SAFE_PART = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._+-]{0,127}$")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 DEFAULT_PARTIAL_AGE_S = 24 * 3600.0
+# Files that arrived are committed once this many bytes await it (and at the end): big files one
+# by one, small ones together (one python start on the device for several files).
+COMMIT_BYTES = 1 << 20
 
 # Runs on the device's python (checked by preflight). `plan STORE MAX_AGE SHA...`: one JSON object
 # {sha: [held, partial length, sha256 of the partial]} after removing partials nobody wants that
@@ -59,15 +62,15 @@ if mode == "plan":
                     digest(part) if has else None]
     sys.stdout.write(json.dumps(out) + "\n")
 else:
-    sha = sys.argv[3]
-    part, final = os.path.join(store, ".part-" + sha), os.path.join(store, sha)
-    got = digest(part)
-    if got == sha:
-        os.rename(part, final)
-        sys.stdout.write("ok\n")
-    else:
-        os.remove(part)
-        sys.stdout.write("bad " + got + "\n")
+    for sha in sys.argv[3:]:
+        part, final = os.path.join(store, ".part-" + sha), os.path.join(store, sha)
+        got = digest(part)
+        if got == sha:
+            os.rename(part, final)
+            sys.stdout.write("ok " + sha + "\n")
+        else:
+            os.remove(part)
+            sys.stdout.write("bad " + sha + " " + got + "\n")
 '''
 
 
@@ -167,9 +170,14 @@ def sync(target: Target, files: Sequence[BundleFile], remote_root: str, dest: st
         raise UserError(f"{target.describe()}: cannot read the store {store}: "
                         f"{res.stderr.strip()[-300:]}") from None
     missing = list({f.sha256: f for f in files if not state[f.sha256][0]}.values())
+    pending: list = []
     for i, f in enumerate(missing):
-        _upload(target, python, store, f, state[f.sha256], stats, progress,
-                f"{i} of {len(missing)} files committed before it")
+        _upload(target, store, f, state[f.sha256], stats, progress,
+                f"{i} of {len(missing)} files complete before it")
+        pending.append(f)
+        if sum(p.size for p in pending) >= COMMIT_BYTES or i == len(missing) - 1:
+            _commit(target, python, store, pending)
+            pending = []
     for f in files:
         if state[f.sha256][0]:
             stats.bytes_skipped += f.size
@@ -182,9 +190,9 @@ def sync(target: Target, files: Sequence[BundleFile], remote_root: str, dest: st
     return stats
 
 
-def _upload(target: Target, python: str, store: str, f: BundleFile, state: list,
-            stats: TransferStats, progress, committed: str) -> None:
-    """Send one file (from where a partial left off, if its prefix checks out) and commit it."""
+def _upload(target: Target, store: str, f: BundleFile, state: list, stats: TransferStats,
+            progress, complete: str) -> None:
+    """Send one file, from where a partial left off if its prefix checks out."""
     part = f"{store}/.part-{f.sha256}"
     _, length, prefix = state
     offset = length if 0 < length <= f.size and prefix == prefix_sha256(f.local, length) else 0
@@ -201,7 +209,7 @@ def _upload(target: Target, python: str, store: str, f: BundleFile, state: list,
         resumed = f", resumed at byte {offset:,}" if offset else ""
         raise LinkDropped(
             f"{target.describe()}: link dropped while uploading {f.rel} ({sent[0]:,} of "
-            f"{f.size:,} bytes sent{resumed}; {committed}): {exc.why}; what arrived is kept "
+            f"{f.size:,} bytes sent{resumed}; {complete}): {exc.why}; what arrived is kept "
             f"(store/.part-{f.sha256[:12]}…) and the retry resumes from it", exc.why,
             placed=True) from None
     stats.bytes_sent += f.size - offset
@@ -209,16 +217,23 @@ def _upload(target: Target, python: str, store: str, f: BundleFile, state: list,
     if offset:
         stats.bytes_resumed += offset
         stats.files_resumed += 1
+
+
+def _commit(target: Target, python: str, store: str, files: list) -> None:
+    """Hash the arrived files on the device and rename the whole ones into the store."""
     try:
-        res = target.run([python, "-c", _STORE_SCRIPT, "commit", store, f.sha256])
+        res = target.run([python, "-c", _STORE_SCRIPT, "commit", store,
+                          *[f.sha256 for f in files]])
     except LinkDropped as exc:
-        raise dropped_while(target, f"verifying {f.rel} on the device (all {f.size:,} bytes "
-                                    f"sent)", exc) from None
-    answer = res.stdout.strip().splitlines()[-1:] or [""]
-    if answer[0] != "ok":
-        raise UserError(f"{target.describe()}: upload of {f.rel} arrived corrupt (hash mismatch "
-                        f"on the device: {answer[0] or res.stderr.strip()[-200:]}); rerun the "
-                        f"deploy")
+        names = ", ".join(f.rel for f in files)
+        raise dropped_while(target, f"verifying {names} on the device (all sent; the retry "
+                                    f"verifies them again)", exc) from None
+    ok = {line.split()[1] for line in res.stdout.splitlines() if line.startswith("ok ")}
+    bad = [f.rel for f in files if f.sha256 not in ok]
+    if bad:
+        err = res.stderr.strip()[-200:]
+        raise UserError(f"{target.describe()}: upload of {', '.join(bad)} arrived corrupt (hash "
+                        f"mismatch on the device{': ' + err if err else ''}); rerun the deploy")
 
 
 def _link(target: Target, files: Sequence[BundleFile], store: str, dest: str) -> None:
