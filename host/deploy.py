@@ -309,9 +309,11 @@ def _run_agent(target, lock, python, run_dir, agent_args, bar, name, on_event, t
         res = target.run(argv, cwd=run_dir, on_stdout=on_stdout, on_stderr=on_stderr,
                          timeout=timeout)
     except LinkDropped as exc:
-        at = f"{now['model']} in progress, " if now["model"] else ""
-        raise dropped_while(target, f"running the agent ({at}{now['done']} rows of {models} "
-                                    f"models done so far, kept on the device)", exc) from None
+        at = f"{now['model']} in progress; " if now["model"] else ""
+        done = now["done"]
+        raise dropped_while(target, f"running the agent ({at}{done} row{'s' * (done != 1)} of "
+                                    f"{models} models done so far, kept on the device)",
+                            exc) from None
     finally:
         log.close()
     return res.exit_code, err_lines
