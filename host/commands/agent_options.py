@@ -37,6 +37,9 @@ def add_agent_args(p: argparse.ArgumentParser, threads: bool = True) -> None:
                    help="run the whole plan N times, models interleaved (A B C A B C), so the "
                         "report can give the spread between rounds and intervals that include "
                         "it (agent default 1)")
+    a.add_argument("--robustness-images", type=int, metavar="N",
+                   help="measure at most the first N images of each corrupted test set the "
+                        "bundle carries (default: all)")
     a.add_argument("--cooldown-temp", type=float, metavar="C",
                    help="before each row (so before every round) wait until the SoC is below C "
                         "degrees")
@@ -58,6 +61,7 @@ def agent_args_from(args, **more) -> list:
     pairs = [("--threads", getattr(args, "threads", None)),
              ("--accelerators", args.accelerators),
              ("--rounds", args.rounds),
+             ("--robustness-images", args.robustness_images),
              ("--cooldown-temp", args.cooldown_temp),
              ("--cooldown-timeout", args.cooldown_timeout)]
     pairs += [("--" + k.replace("_", "-"), v) for k, v in more.items()]

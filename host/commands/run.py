@@ -25,6 +25,10 @@ def register(sub) -> None:
     p.add_argument("--epochs", type=int, help="epochs instead of the profile's")
     p.add_argument("--run-id", help="results/<run-id>/ (default: the profile's name)")
     p.add_argument("--results", type=Path, default=Path("results"), help="results root (default results/)")
+    p.add_argument("--robustness", metavar="NAMES|all",
+                   help="also measure every model on the test set under MedMNIST-C's "
+                        "breast-ultrasound corruptions ('all', a list, NAME:1+5; 'help' lists "
+                        "them)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     from edgebench.host.commands.agent_options import add_agent_args
     from edgebench.host.commands.deploy import add_target_args
@@ -41,6 +45,12 @@ def run(args) -> int:
     if args.profile == "help":
         print(describe(PROFILES, "profile"))
         return 0
+    from edgebench.host.data import corruptions
+
+    if args.robustness == "help":
+        print(corruptions.describe())
+        return 0
+    robustness = corruptions.parse(args.robustness) if args.robustness else None
     profile = lookup(PROFILES, args.profile, "profile")
     profile = dataclasses.replace(profile, **_overrides(args))
 
@@ -53,7 +63,7 @@ def run(args) -> int:
     agent_args = agent_args_from(argparse.Namespace(**dict(vars(args), threads=None)))
     result = run_pipeline(profile, args.results, args.run_id or profile.name, targets, options,
                           remote_python=args.remote_python, quiet=args.quiet, threads=args.threads,
-                          agent_extra=agent_args)
+                          agent_extra=agent_args, robustness=robustness)
     from edgebench.host.deploy import summary
 
     print(summary(result.outcomes))
