@@ -88,7 +88,8 @@ Usage:
   python3 agent.py --bundle DIR --out DIR [--threads 1,2,4] [--accelerators cpu,gpu,npu]
       [--delegate LIB[:key=value;...]] [--rounds N] [--warmup N] [--min-runs N] [--min-seconds S]
       [--max-seconds S] [--models NAME,...] [--runtime auto|litert|tflite-runtime|tensorflow]
-      [--xnnpack on|off] [--cooldown-temp C] [--cooldown-timeout S] [--sysfs-root DIR]
+      [--xnnpack on|off] [--robustness-images N] [--cooldown-temp C] [--cooldown-timeout S]
+      [--sysfs-root DIR]
 
 What one row means (results.csv, RESULT_COLUMNS): one model x compute unit x thread count x
 round, measured in a fresh child process (a re-exec of this file with --child) so that its
@@ -102,7 +103,10 @@ set's. Accuracy runs the whole testset.npz through the model (inputs normalised 
 quantized with the model's own scale/zero point for int8/uint8/int16 inputs, outputs
 dequantized); it is measured once per model and configuration and copied to the rows of its
 other thread counts and rounds (outputs do not depend on them). MB means 2**20 bytes. Raw
-samples: latency_samples.csv; per-image predictions: predictions.csv.
+samples: latency_samples.csv; per-image predictions: predictions.csv. When the bundle carries
+corrupted test sets (bench-host bundle --robustness), the same child runs each of them after the
+clean set (--robustness-images N: the first N images of each) and robustness.csv gets a line per
+set; fp32 is measured first within each architecture so the others' agreement_fp32 can be given.
 
 Choices worth knowing:
 - Compute units (--accelerators; `--accelerators help` lists them): cpu is the Interpreter of
