@@ -329,6 +329,10 @@ def headline(summary: pd.DataFrame) -> str:
     blocks = []
     for dev in devices(summary):
         t = device_table(summary, dev)
+        d = summary[summary["device"] == dev].reset_index(drop=True)
+        # The terminal gets the difference and its p-value, the report the whole sentence.
+        t["Δ acc vs fp32 (pp)"] = [fmt_pp(v) + (f" (p {fmt_p(p)})" if pd.notna(p) else "")
+                                  for v, p in zip(d["delta_accuracy_pp"], d["mcnemar_p"])]
         cols = ["model", "recipe", "unit", "threads", "size (MB)", "accuracy (%)",
                 "Δ acc vs fp32 (pp)", "p50 (ms)", "speedup vs fp32", "speedup vs CPU", "flags"]
         t = t[[c for c in cols if c in t.columns]].copy()
