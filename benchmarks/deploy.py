@@ -7,9 +7,14 @@ recipes):
      (target: 0 model bytes re-sent);
   2. upload/download throughput of one file: our SFTP put and `cat` get against OpenSSH `scp`,
      and paramiko's own SFTP get for the record (target: ours ≥ 0.8× scp);
-  3. the same deploy to a fleet of four loopback devices against one (target ≤ 1.5× wall time).
+  3. the same deploy to a fleet of four loopback devices against one (target ≤ 1.5× wall time);
+  4. a deploy over a link that fails (tests/faultproxy.py between us and the sshd), against the
+     same deploy over the same proxy uncut: reset every 40 % of the bundle, and a silent cut
+     halfway (the link vanishes; recovery waits for the lease timeout). Bytes that went up the
+     link / bundle size (target ≤ 1.3× for the resets) and wall time.
 
-    python benchmarks/deploy.py [--mib 64] [--repeats 5] [--readme benchmarks/README.md]
+    python benchmarks/deploy.py [--mib 64] [--repeats 5] [--cut-mib 12] [--lease 5]
+                                [--readme benchmarks/README.md]
 
 With --readme, the "## Deploy" section of that file is replaced (or appended); other sections are
 left as they are."""
@@ -85,7 +90,7 @@ def bench_throughput(env, server, kh, mib: int, repeats: int, work: Path) -> dic
     remote = f"{env.user}@127.0.0.1"
     times = {k: [] for k in ("sftp_put", "cat_get", "paramiko_sftp_get", "paramiko_sftp_get64",
                              "scp_put", "scp_get", "sftp_put_win16", "cat_get_win16")}
-    from edgebench.host.targets import ssh as ssh_mod
+    from edgebench.host.targets import sshconnect as ssh_mod
     default_window = ssh_mod.WINDOW_SIZE
     ssh_mod.WINDOW_SIZE = 16 << 20
     try:
@@ -150,6 +155,61 @@ def bench_fleet(S, env, bundle, out: Path, n: int = 4, repeats: int = 3) -> dict
             s.stop()
 
 
+def bench_cut_link(env, server, bundle, out: Path, cut_mib: int, lease_s: float,
+                   repeats: int) -> dict:
+    """The tiny-model bundle plus three files of cut_mib/3 MiB, deployed through a fault proxy:
+    uncut, reset every 40 % of the bundle, silently cut once at 50 %. Interleaved repeats; the
+    agent measures one model so that the link dominates the wall time."""
+    from faultproxy import FaultProxy
+    from edgebench.host.deploy import deploy, load_bundle
+    big = out / "cut-bundle"
+    shutil.copytree(bundle, big)
+    (big / "extra").mkdir()
+    for i in range(3):
+        (big / "extra" / f"blob-{i}.bin").write_bytes(os.urandom((cut_mib << 20) // 3))
+    size = load_bundle(big).size
+    cases = {"uncut": {}, "reset every 40 %": {"reset_after_up": int(0.4 * size)},
+             f"silent cut at 50 % (lease {lease_s:.0f} s)": {"silent_after_up": int(0.5 * size),
+                                                             "fault_connections": 1}}
+    res = {k: [] for k in cases}
+    for rep in range(repeats):
+        for label, kw in cases.items():
+            proxy = FaultProxy(server.port, **kw).start()
+            rd = f"bench-{os.getpid()}-cut-{rep}-{len(res[label])}-{abs(hash(label)) % 1000}"
+            spec = spec_for(env, server, rd, "cut")
+            spec.port = proxy.port
+            kh = out / "cut_known_hosts"
+            kh.write_text(server.known_hosts_line().replace(f":{server.port} ",
+                                                            f":{proxy.port} "))
+            opts = options(env, kh)
+            opts.link_timeout_s = lease_s
+            try:
+                t0 = time.perf_counter()
+                o = deploy(big, [spec], out / "cut-results", AGENT_ARGS + ["--models",
+                                                                           "tinycnn.fp32"],
+                           options=opts, progress=False, retries=2, backoff_s=0.5,
+                           lease_timeout_s=lease_s)[0]
+                wall = time.perf_counter() - t0
+            finally:
+                proxy.stop()
+            assert o.ok, o.error
+            res[label].append({"wall_s": wall, "up_ratio": proxy.bytes_up / size,
+                               "attempts": o.attempts, "resumed": o.transfer.bytes_resumed,
+                               "drop": o.drops[0] if o.drops else ""})
+            shutil.rmtree(env.home / rd, ignore_errors=True)
+            shutil.rmtree(out / "cut-results", ignore_errors=True)
+    base = statistics.median(r["wall_s"] for r in res["uncut"])
+    summary = {}
+    for label, runs in res.items():
+        wall = statistics.median(r["wall_s"] for r in runs)
+        summary[label] = {"wall_s": wall, "wall_ratio": wall / base,
+                          "up_ratio": max(r["up_ratio"] for r in runs),
+                          "attempts": max(r["attempts"] for r in runs),
+                          "resumed": max(r["resumed"] for r in runs),
+                          "drop": runs[0]["drop"]}
+    return {"bundle_bytes": size, "repeats": repeats, "lease_s": lease_s, "cases": summary}
+
+
 def summarize(r: dict, args) -> str:
     rd, tp, fl = r["redeploy"], r["throughput"], r["fleet"]
     f, a = rd["first"], rd["again"]
@@ -157,8 +217,10 @@ def summarize(r: dict, args) -> str:
     ratio_get = tp["cat_get"]["median_MBps"] / tp["scp_get"]["median_MBps"]
     lines = [
         SECTION, "",
-        f"`python benchmarks/deploy.py --mib {args.mib} --repeats {args.repeats}` on this 2-core "
-        f"VM, OpenSSH 9.2 sshd on 127.0.0.1, paramiko 5.1, real agent, bundle of 5 tiny models "
+        f"`python benchmarks/deploy.py --mib {args.mib} --repeats {args.repeats} --cut-mib "
+        f"{args.cut_mib} --lease {args.lease:g}` on {time.strftime('%Y-%m-%d')}, this 2-core "
+        f"VM (load average {r['load'][0]:.1f} at the start, {r['load'][1]:.1f} at the end), "
+        f"OpenSSH 9.2 sshd on 127.0.0.1, paramiko 5.1, real agent, bundle of 5 tiny models "
         f"(all recipes; {rd['bundle_bytes'] / 1e3:.0f} kB, of which models "
         f"{rd['model_bytes'] / 1e3:.0f} kB). Other jobs shared the CPUs: read medians, and "
         f"worst cases as noise.", "",
@@ -200,6 +262,24 @@ def summarize(r: dict, args) -> str:
                   "real devices each bring their own CPU, so these ratios are upper bounds. The "
                   "deploy machinery itself (connect, preflight, lock, upload, pull) runs "
                   "concurrently per device."]
+    c = r["cut"]
+    lines += ["", f"| link (bundle {c['bundle_bytes'] / 1e6:.1f} MB: 5 tiny models + 3 files; "
+                  f"median of {c['repeats']}, agent measures one model) | attempts | "
+                  f"bytes up the link / bundle (worst) | resumed bytes | wall s | × uncut |",
+              "|---|---:|---:|---:|---:|---:|"]
+    for label, x in c["cases"].items():
+        lines.append(f"| {label} | {x['attempts']} | **{x['up_ratio']:.3f}×** | "
+                     f"{x['resumed']:,} | {x['wall_s']:.1f} | {x['wall_ratio']:.2f}× |")
+    reset, silent = list(c["cases"].values())[1:]
+    lines += ["", f"Target for the resets ≤ 1.3× the bundle: every attempt commits the files "
+                  f"that arrived and the next continues the file in flight from its length "
+                  f"(prefix hash checked), so what goes up twice is only what was in flight "
+                  f"when the link died, plus each new connection's handshake, preflight and "
+                  f"lock. A silent cut costs about the lease timeout ({c['lease_s']:.0f} s here, "
+                  f"`--lease-timeout`, default 60 s): that long without an answer to a keepalive "
+                  f"gives the link up, and the retry then ends the cut attempt's lock holder, "
+                  f"still alive on the device, and takes its lease.", "",
+              f"What a user reads for each: `{reset['drop']}`; `{silent['drop']}`."]
     return "\n".join(lines)
 
 
@@ -209,11 +289,14 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--mib", type=int, default=64, help="size of the throughput test file")
     p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--cut-mib", type=int, default=12, help="MiB of bundle for the cut links")
+    p.add_argument("--lease", type=float, default=5.0, help="lease timeout for the silent cut")
     p.add_argument("--readme", type=Path, default=None)
     args = p.parse_args(argv)
     if os.geteuid() != 0 or not Path(shutil.which("sshd") or "/usr/sbin/sshd").exists():
         sys.exit("benchmarks/deploy.py needs root and openssh-server (see tests/run.sh)")
     from tflite_factory import make_bundle
+    load0 = os.getloadavg()[0]
     root = Path(tempfile.mkdtemp(prefix="edgebench-ssh-bench-"))
     os.chmod(root, 0o755)
     try:
@@ -225,12 +308,15 @@ def main(argv=None) -> int:
             kh.write_text(server.known_hosts_line())
             results = {"redeploy": bench_redeploy(env, server, kh, bundle, root / "results"),
                        "throughput": bench_throughput(env, server, kh, args.mib, args.repeats,
-                                                      root)}
+                                                      root),
+                       "cut": bench_cut_link(env, server, bundle, root, args.cut_mib, args.lease,
+                                             max(1, args.repeats // 2))}
         finally:
             server.stop()
         results["fleet"] = bench_fleet(S, env, bundle, root)
     finally:
         shutil.rmtree(root, ignore_errors=True)
+    results["load"] = (load0, os.getloadavg()[0])
     section = summarize(results, args)
     print(section)
     if args.readme:

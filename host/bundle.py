@@ -207,8 +207,9 @@ def _write_references(cards: list[dict], testset: dict, staging: Path) -> dict:
     return refs
 
 
-def build_bundle(models_dir, out_dir, testset=None, run_id=None) -> Path:
-    """Pack MODELS_DIR's .tflite models (+ cards) into OUT_DIR; returns OUT_DIR's path."""
+def build_bundle(models_dir, out_dir, testset=None, run_id=None, robustness=None) -> Path:
+    """Pack MODELS_DIR's .tflite models (+ cards) into OUT_DIR; returns OUT_DIR's path.
+    `robustness` (corruptions.parse()'s list) adds the test set under those corruptions."""
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / "manifest.json").is_file():
         raise UserError(f"{out_dir} exists and is not a bundle; choose an empty or new folder")
@@ -237,6 +238,13 @@ def build_bundle(models_dir, out_dir, testset=None, run_id=None) -> Path:
             np.savez(staging / "testset.npz", images=test["images"], labels=test["labels"],
                      class_names=np.array(test["class_names"]))
         refs = _write_references(cards, test, staging) if test is not None else {}
+        robust = None
+        if robustness:
+            if test is None:
+                raise UserError("--robustness needs a test set to corrupt (give --testset, or "
+                                "bundle models whose cards name their data)")
+            from edgebench.host.data.corruptions import write_sets
+            robust = write_sets(test["images"], robustness, staging)
         entries = []
         for card in cards:
             src = card.pop("_path")
@@ -249,6 +257,8 @@ def build_bundle(models_dir, out_dir, testset=None, run_id=None) -> Path:
                     "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                     "testset": "testset.npz" if test is not None else None,
                     "models": entries}
+        if robust:
+            manifest["robustness"] = robust
         (staging / "manifest.json").write_text(json.dumps(manifest, indent=1, default=str))
         if out_dir.exists():
             old = out_dir.with_name(f".{out_dir.name}.old")

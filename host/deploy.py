@@ -8,7 +8,12 @@ Results land in `<results_dir>/<run-id>/<target-name>/`. On the device everythin
 the remote dir (default ~/.edgebench): `store/<sha256>` (content), `runs/<run-id>-<content>/bundle`
 (hard links), `runs/<run-id>-<content>/out` (the agent's CSVs). <content> is a digest of the
 bundle's files, so a re-run of the same bundle resumes, while a rebuilt bundle under the same run
-id (other models) starts a fresh results.csv instead of mixing its rows with the old ones."""
+id (other models) starts a fresh results.csv instead of mixing its rows with the old ones.
+
+A dropped link (reset, EOF, or silence past the lease timeout) is a LinkDropped whose message says
+what was being done and how far it got; the attempt is retried with back-off and resumes: files
+already committed stay, the file in flight continues from its partial (targets/transfer.py), the
+cut attempt's lease is taken over (targets/lock.py) and the agent skips rows already measured."""
 from __future__ import annotations
 
 import concurrent.futures
@@ -28,8 +33,8 @@ from edgebench.host.errors import UserError
 from edgebench.host.targets import (
     ConnectOptions, LinkDropped, TargetSpec, open_target, parse_target,
 )
-from edgebench.host.targets.base import Target
-from edgebench.host.targets.lock import DeviceLock
+from edgebench.host.targets.base import Target, dropped_while
+from edgebench.host.targets.lock import DEFAULT_LEASE_TIMEOUT_S, DeviceLock, new_owner
 from edgebench.host.targets.progress import TargetProgress
 from edgebench.host.targets.transfer import (
     TransferStats, bundle_file, safe_name, safe_relpath, sync,
@@ -38,15 +43,11 @@ from edgebench.host.targets.transfer import (
 DEFAULT_REMOTE_DIR = "~/.edgebench"
 DEFAULT_PYTHON = "python3"
 PULLED_SUFFIXES = (".csv", ".json", ".log")
-# The agent's pid is written beside its output so an operator (or a test) can find it. An agent
-# left running by a dropped link (it dies at its next progress line, but may be mid-model) is
-# ended first, so two agents never write one results.csv; we hold the device lock, so no live run
-# of ours owns it, and the cmdline check guards against a recycled pid.
-_AGENT_WRAPPER = (
-    'if [ -f agent.pid ]; then old=$(cat agent.pid); '
-    'if grep -q agent.py "/proc/$old/cmdline" 2>/dev/null; then '
-    'kill "$old" 2>/dev/null; sleep 1; kill -9 "$old" 2>/dev/null; fi; fi; '
-    'echo $$ > agent.pid && exec "$@"')
+DEFAULT_RETRIES = 3
+MAX_BACKOFF_S = 30.0
+# Attempts that moved the deploy forward (bytes delivered, rows measured) do not use up retries,
+# so a link that drops every 100 MB still delivers a 400 MB bundle; this caps them all the same.
+MAX_ATTEMPTS = 50
 
 
 @dataclass
@@ -88,6 +89,8 @@ class DeployOutcome:
     attempts: int = 0
     seconds: float = 0.0
     stale_lock: Optional[dict] = None   # details of a dead run whose lock was recovered
+    drops: list = field(default_factory=list)   # the message of every dropped link, in order
+    notes: list = field(default_factory=list)   # locks recovered, orphaned agents stopped, ...
 
 
 def load_bundle(bundle_dir) -> Bundle:
@@ -142,14 +145,17 @@ def target_dirname(spec: TargetSpec) -> str:
 def deploy(bundle_dir, targets: Sequence, results_dir="results",
            agent_args: Sequence[str] = (), *, options: Optional[ConnectOptions] = None,
            remote_python: Optional[str] = None, remote_dir: Optional[str] = None,
-           retries: int = 1, backoff_s: float = 2.0, progress: bool = True,
+           retries: int = DEFAULT_RETRIES, backoff_s: float = 2.0, progress: bool = True,
            on_event: Optional[Callable[[str, dict], None]] = None,
-           agent_timeout_s: Optional[float] = None) -> list:
+           agent_timeout_s: Optional[float] = None,
+           lease_timeout_s: float = DEFAULT_LEASE_TIMEOUT_S) -> list:
     """Deploy to every target concurrently; returns one DeployOutcome per target, in order.
 
     targets are TargetSpecs or --target strings ("local", "pi@host:22", an ssh config alias).
     A target's own `python` / `remote_dir` (from an inventory) beat remote_python / remote_dir.
-    on_event(target_name, event) receives every JSON event the agent prints."""
+    on_event(target_name, event) receives every JSON event the agent prints. A dropped link is
+    retried (backoff_s, doubling) up to `retries` times in a row without progress, and resumed;
+    lease_timeout_s: a device lock whose run has not heartbeated for this long is taken over."""
     bundle = load_bundle(bundle_dir)
     targets = [parse_target(t) if isinstance(t, str) else t for t in targets]
     names = [target_dirname(s) for s in targets]
@@ -160,31 +166,42 @@ def deploy(bundle_dir, targets: Sequence, results_dir="results",
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, len(targets))) as pool:
         futures = [pool.submit(_deploy_one, spec, i, bundle, results_root / names[i],
                                list(agent_args), options, remote_python, remote_dir, retries,
-                               backoff_s, progress, on_event, agent_timeout_s)
+                               backoff_s, progress, on_event, agent_timeout_s, lease_timeout_s)
                    for i, spec in enumerate(targets)]
         return [f.result() for f in futures]
 
 
 def _deploy_one(spec, position, bundle, results, agent_args, options, remote_python,
-                remote_dir, retries, backoff_s, progress, on_event, agent_timeout_s):
+                remote_dir, retries, backoff_s, progress, on_event, agent_timeout_s,
+                lease_timeout_s):
     outcome = DeployOutcome(target=spec.name, ok=False)
     start = time.monotonic()
     bar = TargetProgress(spec.name, position, enabled=progress)
+    run = _Run(owner=new_owner(), lease_timeout_s=lease_timeout_s)
+    idle = 0        # dropped attempts in a row that moved nothing forward
     try:
-        for attempt in range(1, retries + 2):
-            outcome.attempts = attempt
+        while True:
+            outcome.attempts += 1
+            attempt = TransferStats()
+            rows_before = run.rows
             try:
                 with open_target(spec, options) as target:
                     _attempt(target, spec, bundle, results, agent_args, remote_python,
-                             remote_dir, bar, on_event, agent_timeout_s, outcome)
+                             remote_dir, bar, on_event, agent_timeout_s, outcome, run, attempt)
+                outcome.transfer.add(attempt)
                 break
             except LinkDropped as exc:
+                outcome.transfer.add(attempt)
                 outcome.error = str(exc)
-                if attempt > retries:
-                    outcome.error = f"{exc} (gave up after {attempt} attempts)"
+                outcome.drops.append(str(exc))
+                moved = attempt.bytes_sent > 0 or run.rows > rows_before
+                idle = 0 if moved else idle + 1
+                if retries <= 0 or idle > retries or outcome.attempts >= MAX_ATTEMPTS:
+                    outcome.error = f"{exc} (gave up after {outcome.attempts} attempts)"
                     break
-                bar.note(f"link dropped, retrying in {backoff_s * 2 ** (attempt - 1):.0f} s")
-                time.sleep(backoff_s * 2 ** (attempt - 1))
+                delay = min(backoff_s * 2 ** max(idle - 1, 0), MAX_BACKOFF_S)
+                bar.note(f"link dropped, retrying in {delay:.0f} s")
+                time.sleep(delay)
     except UserError as exc:
         outcome.error = str(exc)
     except Exception as exc:  # a bug or an unexpected device answer: this device only
@@ -197,25 +214,41 @@ def _deploy_one(spec, position, bundle, results, agent_args, options, remote_pyt
     return outcome
 
 
+@dataclass
+class _Run:
+    """What the attempts of one target's deploy share."""
+    owner: str                    # the lease token: a retry recognises its own cut attempt
+    lease_timeout_s: float
+    rows: int = 0                 # rows the agent measured (its "row" events), every attempt
+
+
 def _attempt(target: Target, spec, bundle, results, agent_args, remote_python, remote_dir,
-             bar, on_event, agent_timeout_s, outcome) -> None:
+             bar, on_event, agent_timeout_s, outcome, run, stats) -> None:
     outcome.error = None
     python = python_for(spec, remote_python)
     root = target.expand(spec.remote_dir or remote_dir or DEFAULT_REMOTE_DIR).rstrip("/")
     run_dir = f"{root}/runs/{bundle.remote_name}"
     bar.note("preflight")
-    preflight(target, python, root, need_bytes=bundle.size)
-    with DeviceLock(target, python, root, bundle.run_id) as lock:
-        outcome.stale_lock = lock.stale
-        if lock.stale:
-            bar.note("recovered a stale lock from a dead run")
+    try:
+        preflight(target, python, root, need_bytes=bundle.size)
+    except LinkDropped as exc:
+        raise dropped_while(target, "checking the device (preflight)", exc) from None
+    with DeviceLock(target, python, root, bundle.run_id, owner=run.owner,
+                    timeout_s=run.lease_timeout_s) as lock:
+        outcome.stale_lock = lock.stale or outcome.stale_lock
+        for note in lock.notes:
+            outcome.notes.append(note)
+            bar.note(note)
         bar.start_bytes(bundle.size)
-        outcome.transfer = sync(target, bundle.files, root, f"{run_dir}/bundle", python,
-                                progress=bar.add_bytes)
+        sync(target, bundle.files, root, f"{run_dir}/bundle", python,
+             progress=bar.add_bytes, stats=stats)
         bar.start_agent(len(bundle.models))
-        code, err_tail = _run_agent(target, python, run_dir, agent_args, bar, spec.name,
-                                    on_event, agent_timeout_s, results)
-        _pull(target, f"{run_dir}/out", results)
+        code, err_tail = _run_agent(target, lock, python, run_dir, agent_args, bar, spec.name,
+                                    on_event, agent_timeout_s, results, run, len(bundle.models))
+        try:
+            _pull(target, f"{run_dir}/out", results)
+        except LinkDropped as exc:
+            raise dropped_while(target, "fetching the results", exc) from None
     outcome.results = results
     if code != 0:
         why = _exit_words(code)
@@ -240,10 +273,12 @@ def _signame(num: int) -> str:
         return f"signal {num}"
 
 
-def _run_agent(target, python, run_dir, agent_args, bar, name, on_event, timeout, results):
+def _run_agent(target, lock, python, run_dir, agent_args, bar, name, on_event, timeout,
+               results, run, models):
     err_lines: list = []
     results.mkdir(parents=True, exist_ok=True)
     log = open(results / "agent-stderr.log", "a", encoding="utf-8")
+    now = {"model": None, "done": 0}
 
     def on_stdout(line: str) -> None:
         try:
@@ -251,6 +286,13 @@ def _run_agent(target, python, run_dir, agent_args, bar, name, on_event, timeout
         except ValueError:
             return
         if isinstance(event, dict):
+            kind = event.get("event")
+            if kind == "row":
+                run.rows += 1
+            if kind in ("row", "skip"):
+                now["done"] += 1
+            if kind == "model_start":
+                now["model"] = event.get("model")
             bar.agent_event(event)
             if on_event:
                 on_event(name, event)
@@ -260,12 +302,18 @@ def _run_agent(target, python, run_dir, agent_args, bar, name, on_event, timeout
         del err_lines[:-20]
         log.write(line + "\n")
         log.flush()
-    argv = ["sh", "-c", _AGENT_WRAPPER, "edgebench-agent", python, f"{run_dir}/bundle/agent.py",
-            "--bundle", f"{run_dir}/bundle", "--out", f"{run_dir}/out", *agent_args]
+    argv = lock.wrap_agent([python, f"{run_dir}/bundle/agent.py", "--bundle", f"{run_dir}/bundle",
+                            "--out", f"{run_dir}/out", *agent_args], f"{run_dir}/agent.pid")
     try:
         target.run(["mkdir", "-p", f"{run_dir}/out"])
         res = target.run(argv, cwd=run_dir, on_stdout=on_stdout, on_stderr=on_stderr,
                          timeout=timeout)
+    except LinkDropped as exc:
+        at = f"{now['model']} in progress; " if now["model"] else ""
+        done = now["done"]
+        raise dropped_while(target, f"running the agent ({at}{done} row{'s' * (done != 1)} of "
+                                    f"{models} models done so far, kept on the device)",
+                            exc) from None
     finally:
         log.close()
     return res.exit_code, err_lines
@@ -299,12 +347,15 @@ def summary(outcomes: Sequence[DeployOutcome]) -> str:
     width = max((len(o.target) for o in outcomes), default=0)
     for o in outcomes:
         sent = f"{o.transfer.bytes_sent / 1e6:.1f} MB sent, {o.transfer.files_skipped} files cached"
+        if o.drops:
+            sent += f", {len(o.drops)} dropped link{'s' * (len(o.drops) > 1)} resumed"
         if o.ok:
             lines.append(f"  ok    {o.target:<{width}}  {o.rows} rows → {o.results}  "
                          f"({sent}, {o.seconds:.1f} s)")
         else:
             kept = f"  [{o.rows} rows kept in {o.results}]" if o.rows else ""
             lines.append(f"  FAIL  {o.target:<{width}}  {o.error}{kept}")
+        lines += [f"        {'':<{width}}  note: {n}" for n in o.notes]
     failed = sum(not o.ok for o in outcomes)
     head = (f"deploy: {len(outcomes) - failed} of {len(outcomes)} targets finished"
             + (f", {failed} failed" if failed else ""))

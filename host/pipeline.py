@@ -75,7 +75,8 @@ class StageProgress:
 
 def run_pipeline(profile: Profile, results_root: Path, run_id: str, targets: list,
                  options=None, remote_python: str | None = None, quiet: bool = False,
-                 threads: str | None = None, debug: bool = False,
+                 threads: str | None = None, agent_extra: Sequence[str] = (),
+                 robustness: list | None = None, debug: bool = False,
                  mixed=None) -> PipelineResult:
     """`debug` runs the layer debugger for the integer recipes; `mixed` (MixedOptions) chooses
     int8-mixed's float layers."""
@@ -115,9 +116,10 @@ def run_pipeline(profile: Profile, results_root: Path, run_id: str, targets: lis
         export_keys.append(export_key)
 
     bundle_dir = run_dir / "bundle"
-    bundle_key = _key(export_keys)
+    bundle_key = _key(export_keys + ([robustness] if robustness else []))
     fresh = book.fresh("bundle", bundle_key, [bundle_dir / "manifest.json"])
-    progress.run("bundle", lambda: _bundle(run_dir, bundle_dir, run_id), skip=fresh)
+    progress.run("bundle" + (" (+ corrupted test sets)" if robustness else ""),
+                 lambda: _bundle(run_dir, bundle_dir, run_id, robustness), skip=fresh)
     if fresh:
         skipped.append("bundle")
     else:
@@ -128,6 +130,7 @@ def run_pipeline(profile: Profile, results_root: Path, run_id: str, targets: lis
                   "--max-seconds", str(profile.max_seconds)]
     if threads or profile.threads:
         agent_args += ["--threads", threads or profile.threads]
+    agent_args += list(agent_extra)  # compute units, delegates, cool-down: the user's flags
     names = ", ".join(t.label() for t in targets)
     outcomes = progress.run(
         f"deploy + measure on {names}",
@@ -182,7 +185,7 @@ def _export(profile: Profile, checkpoint: Path, out: Path, quiet: bool, debug: b
     record_verification(out, results, source.architecture)
 
 
-def _bundle(run_dir: Path, bundle_dir: Path, run_id: str) -> None:
+def _bundle(run_dir: Path, bundle_dir: Path, run_id: str, robustness=None) -> None:
     from edgebench.host.bundle import build_bundle
 
-    build_bundle(run_dir / "models", bundle_dir, run_id=run_id)
+    build_bundle(run_dir / "models", bundle_dir, run_id=run_id, robustness=robustness)

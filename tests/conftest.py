@@ -24,3 +24,15 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
                       out=out)
     return train(cfg, progress=False).checkpoint
 
+
+
+@pytest.fixture(scope="session")
+def test_delegates(tmp_path_factory) -> dict[str, Path]:
+    """The C test delegates of tests/delegates/ compiled once: {name: path to the .so} for
+    noop, prepare_fails, crash, claim and not_a_delegate (see each .c for its options)."""
+    from delegates.build import BuildError, build_delegates
+
+    try:
+        return build_delegates(tmp_path_factory.mktemp("delegates"))
+    except BuildError as e:
+        pytest.fail(str(e))

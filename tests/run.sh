@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The README's test command. On a fresh machine of this kind it installs what the suite needs
-# (OpenSSH server for the loopback deploy tests, the project venv), then runs the whole suite.
+# (OpenSSH server for the loopback deploy tests, qemu for the virtual Pi, Mesa's software Vulkan
+# for the GPU path, gcc for the test delegates, the project venv), then runs the whole suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! command -v sshd >/dev/null 2>&1 && [ ! -x /usr/sbin/sshd ]; then
@@ -12,6 +13,26 @@ if ! command -v mmdebstrap >/dev/null 2>&1 || ! command -v zstd >/dev/null 2>&1 
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
     qemu-user-static binfmt-support mmdebstrap arch-test zstd >/dev/null
 fi
+# The software GPU (tests/test_accelerators.py): Mesa's lavapipe, Vulkan on the CPU, from Debian's
+# bookworm-backports; bookworm's own 22.3 lacks what Dawn (LiteRT's WebGPU accelerator) requires.
+# Pinned as measured; if backports has moved on, its current 25.x is taken and said so.
+MESA=25.0.7-2~bpo12+1
+if ! dpkg-query -W -f='${Version}' mesa-vulkan-drivers 2>/dev/null | grep -q '^2[5-9]\.' \
+   || ! dpkg-query -W libvulkan1 >/dev/null 2>&1; then
+  src=/etc/apt/sources.list.d/edgebench-bookworm-backports.sources
+  [ -f "$src" ] || printf '%s\n' 'Types: deb' 'URIs: http://deb.debian.org/debian' \
+    'Suites: bookworm-backports' 'Components: main' \
+    'Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg' > "$src"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -t bookworm-backports \
+      "mesa-vulkan-drivers=$MESA" libvulkan1 >/dev/null 2>&1 \
+    || { echo "tests/run.sh: mesa-vulkan-drivers $MESA is gone from bookworm-backports; taking its current version" >&2
+         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -t bookworm-backports \
+           mesa-vulkan-drivers libvulkan1 >/dev/null; }
+fi
+# The test delegates (tests/delegates/*.c) are compiled by the suite.
+command -v gcc >/dev/null 2>&1 || { apt-get update -qq && \
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc libc6-dev >/dev/null; }
 export EDGEBENCH_REQUIRE_EMULATION=1  # missing emulation fails the tests instead of skipping them
 [ -x .venv/bin/python ] || python3.11 -m venv .venv
 .venv/bin/pip install -q -e '.[test]'

@@ -1,4 +1,5 @@
-"""Real OpenSSH servers on 127.0.0.1 for the deploy tests, and a TCP proxy that misbehaves.
+"""Real OpenSSH servers on 127.0.0.1 for the deploy tests (devices, and jump hosts that only
+forward), and the `tcp_proxy` fixture: a TCP proxy that misbehaves (tests/faultproxy.py).
 
 Register from a test file with `pytest_plugins = ["tests.sshd"]` or `from tests.sshd import *`.
 Every server has its own config, host key, authorized key and pid, listens on loopback only and is
@@ -7,7 +8,6 @@ shell start-up here costs 270-430 ms per command. Keys are generated per session
 """
 from __future__ import annotations
 
-import asyncio
 import os
 import pwd
 import shutil
@@ -15,10 +15,9 @@ import signal
 import socket
 import subprocess
 import tempfile
-import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
@@ -78,6 +77,7 @@ class SSHServer:
     workdir: Path
     proc: Optional[subprocess.Popen] = None
     extra_config: str = ""
+    jump_only: bool = False    # a bastion: TCP forwarding to loopback ports, no commands, no sftp
 
     @property
     def host(self) -> str:
@@ -106,10 +106,9 @@ UsePAM no
 PasswordAuthentication no
 KbdInteractiveAuthentication no
 StrictModes no
-AllowTcpForwarding no
+{self._role_config()}
 X11Forwarding no
 MaxStartups 50
-Subsystem sftp internal-sftp
 {self.extra_config}
 """)
         os.makedirs("/run/sshd", exist_ok=True)
@@ -126,6 +125,12 @@ Subsystem sftp internal-sftp
                     raise RuntimeError(f"sshd exited: {(self.workdir / 'sshd.log').read_text()}")
                 time.sleep(0.05)
         raise RuntimeError("sshd did not start listening in 10 s")
+
+    def _role_config(self) -> str:
+        if not self.jump_only:
+            return "AllowTcpForwarding no\nSubsystem sftp internal-sftp"
+        return ("AllowTcpForwarding local\nPermitOpen 127.0.0.1:*\nPermitTTY no\n"
+                "ForceCommand /bin/false")
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
@@ -144,11 +149,12 @@ Subsystem sftp internal-sftp
         return (self.workdir / "sshd.log").read_text(errors="replace")
 
 
-def make_server(env: SSHEnv, host_key: Optional[Path] = None, extra_config: str = "") -> SSHServer:
+def make_server(env: SSHEnv, host_key: Optional[Path] = None, extra_config: str = "",
+                jump_only: bool = False) -> SSHServer:
     work = Path(tempfile.mkdtemp(prefix="sshd-", dir=env.root))
     key = host_key or keygen(work / "host_ed25519")
     return SSHServer(env=env, port=_free_port(), host_key=key, workdir=work,
-                     extra_config=extra_config)
+                     extra_config=extra_config, jump_only=jump_only)
 
 
 def _test_python(root: Path) -> str:
@@ -221,112 +227,17 @@ def remote_dir(ssh_env):
     shutil.rmtree(ssh_env.home / rel, ignore_errors=True)
 
 
-# --- a loopback TCP proxy that adds delay and cuts the link -----------------------------------
-
-@dataclass
-class TCPProxy:
-    """Forwards 127.0.0.1:port to upstream_port. delay_s is added to every chunk in both
-    directions; cut_after_up cuts every connection once that many bytes went client->server
-    (the upload direction), for the first cut_connections connections (None: all); set
-    attributes between connections to change behaviour."""
-    upstream_port: int
-    delay_s: float = 0.0
-    cut_after_up: Optional[int] = None
-    cut_connections: Optional[int] = None
-    port: int = 0
-    connections: int = 0
-    bytes_up: int = 0
-    cuts: int = 0
-    _loop: asyncio.AbstractEventLoop = field(default=None, repr=False)
-    _thread: threading.Thread = field(default=None, repr=False)
-    _server: object = field(default=None, repr=False)
-    _writers: set = field(default_factory=set, repr=False)
-
-    def start(self) -> "TCPProxy":
-        ready = threading.Event()
-
-        def main():
-            self._loop = asyncio.new_event_loop()
-            self._server = self._loop.run_until_complete(
-                asyncio.start_server(self._handle, "127.0.0.1", 0))
-            self.port = self._server.sockets[0].getsockname()[1]
-            ready.set()
-            self._loop.run_forever()
-        self._thread = threading.Thread(target=main, daemon=True)
-        self._thread.start()
-        ready.wait(5)
-        return self
-
-    async def _handle(self, creader, cwriter):
-        try:
-            ureader, uwriter = await asyncio.open_connection("127.0.0.1", self.upstream_port)
-        except OSError:
-            cwriter.close()
-            return
-        self._writers.update((cwriter, uwriter))
-        sent = [0]
-        self.connections += 1
-        limit = self.cut_after_up
-        if self.cut_connections is not None and self.connections > self.cut_connections:
-            limit = None
-
-        async def pipe(reader, writer, upload):
-            try:
-                while True:
-                    data = await reader.read(65536)
-                    if not data:
-                        break
-                    if self.delay_s:
-                        await asyncio.sleep(self.delay_s)
-                    if upload and limit is not None:
-                        room = limit - sent[0]
-                        if room <= len(data):
-                            writer.write(data[:max(room, 0)])
-                            self.cuts += 1
-                            raise ConnectionResetError("cut by proxy")
-                        sent[0] += len(data)
-                        self.bytes_up += len(data)
-                    writer.write(data)
-                    await writer.drain()
-            except (ConnectionError, asyncio.CancelledError):
-                pass
-            finally:
-                for w in (cwriter, uwriter):
-                    w.close()
-                    self._writers.discard(w)
-
-        # return_exceptions: at stop() every task is cancelled, pipes included; the gather must
-        # not be left holding an unretrieved CancelledError.
-        await asyncio.gather(pipe(creader, uwriter, True), pipe(ureader, cwriter, False),
-                             return_exceptions=True)
-
-    def cut_all(self) -> None:
-        """Drop every open connection now (a link that dies mid-command)."""
-        def cut():
-            for w in list(self._writers):
-                w.transport.abort()
-            self.cuts += 1
-        self._loop.call_soon_threadsafe(cut)
-
-    def stop(self) -> None:
-        if self._loop:
-            async def shutdown():
-                self._server.close()
-                for task in asyncio.all_tasks():
-                    if task is not asyncio.current_task():
-                        task.cancel()
-            asyncio.run_coroutine_threadsafe(shutdown(), self._loop).result(5)
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(5)
-
+# --- a loopback TCP proxy that resets, silently cuts or throttles the link (tests/faultproxy.py) ---
 
 @pytest.fixture
 def tcp_proxy():
-    """make(upstream_port, delay_s=0, cut_after_up=None) -> a started TCPProxy."""
+    """make(upstream_port, reset_after_up=None, silent_after_up=None, rate_bps=None, ...) -> a
+    started FaultProxy; all stopped at teardown."""
+    from faultproxy import FaultProxy
     made = []
 
-    def make(upstream_port: int, **kw) -> TCPProxy:
-        p = TCPProxy(upstream_port, **kw).start()
+    def make(upstream_port: int, **kw) -> FaultProxy:
+        p = FaultProxy(upstream_port, **kw).start()
         made.append(p)
         return p
     yield make

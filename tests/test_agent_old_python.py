@@ -101,3 +101,19 @@ def test_agent_source_is_python38_syntax():
     done = subprocess.run([base, "-c", f"import ast; ast.parse(open({str(AGENT)!r}).read(), "
                                        f"feature_version=(3, 8))"], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+def test_gpu_on_tflite_runtime_is_an_error_row_that_says_what_to_install(old_python, bundle,
+                                                                         tmp_path):
+    out = tmp_path / "out"
+    proc = run_agent(bundle, out, "--models", "tinycnn.int8", "--accelerators", "cpu,gpu,npu",
+                     python=old_python)
+    assert proc.returncode == 0, proc.stderr
+    rows = {r["compute_unit"]: r for r in read_rows(out / "results.csv")[1]}
+    assert rows["cpu"]["status"] == "ok"
+    for unit in ("gpu", "npu"):
+        assert rows[unit]["status"] == "error"
+        assert rows[unit]["error"].startswith(
+            f"{unit} needs ai-edge-litert >= 2.3 (LiteRT's CompiledModel); this device has "
+            f"tflite-runtime 2.14.0")
+        assert "pip install ai-edge-litert==2.3.0" in rows[unit]["error"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -48,7 +49,7 @@ def read_csv(path: Path):
 def store_is_sound(store: Path) -> None:
     """Every file in the content store is named by its own sha256; no temp file was kept."""
     for f in store.iterdir():
-        assert not f.name.startswith(".tmp-"), f"a partial upload was left: {f.name}"
+        assert not f.name.startswith((".tmp-", ".part-")), f"a partial upload was left: {f.name}"
         assert hashlib.sha256(f.read_bytes()).hexdigest() == f.name
 
 
@@ -82,37 +83,43 @@ def test_ssh_deploy_matches_local_columns_and_redeploy_sends_nothing(
     assert again.rows == len(names)
 
 
-def test_cut_link_mid_upload_never_uses_a_partial_file(
+def test_cut_link_mid_upload_commits_what_arrived_and_the_next_run_completes(
         bundle, ssh_env, sshd, known_hosts, remote_dir, tmp_path, tcp_proxy):
     # ~15 kB of handshake, preflight and lock go first; then the bundle (~130 kB) is uploading.
-    proxy = tcp_proxy(sshd.port, cut_after_up=15_000 + load_bundle(bundle).size // 2)
+    proxy = tcp_proxy(sshd.port, reset_after_up=15_000 + load_bundle(bundle).size // 2)
     spec = ssh_spec(ssh_env, sshd, remote_dir, name="flaky")
     spec.port = proxy.port
     kh = tmp_path / "kh"   # the proxy's port is another known_hosts name
     kh.write_text(sshd.known_hosts_line().replace(f":{sshd.port} ", f":{proxy.port} "))
     failed = deploy(bundle, [spec], tmp_path / "results", FAST,
                     options=ssh_options(ssh_env, kh), retries=0, progress=False)[0]
-    assert not failed.ok and "link dropped during transfer" in failed.error and proxy.cuts == 1
+    assert not failed.ok and proxy.cuts == 1
+    assert re.search(r"link dropped while uploading \S+ \([\d,]+ of [\d,]+ bytes sent; \d+ of "
+                     r"\d+ files complete before it\): .*the retry resumes", failed.error), \
+        failed.error
+    assert "gave up after 1 attempts" in failed.error
     store = ssh_env.home / remote_dir / "store"
-    partial = [f for f in store.iterdir() if f.name.startswith(".tmp-")]
-    assert partial, "the cut should have left a partial temp upload on the device"
     for f in store.iterdir():   # whatever reached its final name is whole
-        assert f.name.startswith(".tmp-") or hashlib.sha256(f.read_bytes()).hexdigest() == f.name
+        assert f.name.startswith(".part-") or hashlib.sha256(f.read_bytes()).hexdigest() == f.name
     run_dir = ssh_env.home / remote_dir / "runs" / load_bundle(bundle).remote_name
     assert not (run_dir / "out").exists()
 
-    proxy.cut_after_up = None
+    proxy.reset_after_up = None
     done = deploy(bundle, [spec], tmp_path / "results", FAST,
                   options=ssh_options(ssh_env, kh), retries=0, progress=False)[0]
     assert done.ok, done.error
     assert done.rows == len(RECIPES)
+    # What arrived before the cut (committed, or complete or partial under .part-) is not resent.
+    size = load_bundle(bundle).size
+    assert done.transfer.bytes_sent < size
+    assert done.transfer.bytes_resumed + done.transfer.bytes_skipped > 0
     store_is_sound(store)
 
 
 def test_dropped_link_is_retried_once_with_backoff(
         bundle, ssh_env, sshd, known_hosts, remote_dir, tmp_path, tcp_proxy):
-    proxy = tcp_proxy(sshd.port, cut_after_up=15_000 + load_bundle(bundle).size // 2)
-    proxy.cut_connections = 1          # only the first connection is cut
+    proxy = tcp_proxy(sshd.port, reset_after_up=15_000 + load_bundle(bundle).size // 2)
+    proxy.fault_connections = 1          # only the first connection is cut
     spec = ssh_spec(ssh_env, sshd, remote_dir)
     spec.port = proxy.port
     kh = tmp_path / "kh"

@@ -102,7 +102,8 @@ def test_fleet_of_three_with_one_down(bundle, ssh_env, sshd_factory, tmp_path):
     t0 = time.monotonic()
     code, out, err = run_cli("deploy", "--bundle", bundle, "--inventory", inv, "--known-hosts", kh,
                              "-i", ssh_env.client_key, "--results", tmp_path / "results",
-                             "--connect-timeout", "3", "--no-progress", *fast_cli_args())
+                             "--connect-timeout", "3", "--no-progress", "--retries", "1",
+                             "--backoff", "0.5", *fast_cli_args())
     assert code == 1, err
     assert "2 of 3 targets finished, 1 failed" in out
     assert "FAIL  pi-down" in out and "cannot connect" in out and "gave up after 2" in out

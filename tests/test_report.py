@@ -183,9 +183,9 @@ def test_paper_and_cross_device_views(two_devices, tmp_path):
     cross = md.split("# Across devices")[1]
     # local measured vgg16 at 1 and 2 threads but the rest at 1: cells say which they show
     assert "| local p50 (ms) | local accuracy (%) | pi4 p50 (ms, 4 thr) |" in cross
-    assert "| vgg16 | int8 | 4.00 (2 thr) | 88.5 | 50.0 | 88.0 |" in cross
-    assert "| vgg16 | fp16 | 19.0 (1 thr) | 90.0 |  |  |" in cross
-    assert "| resnet18 | int8 | error | error | 30.0 | 79.0 |" in cross
+    assert "| vgg16 | int8 | cpu | 4.00 (2 thr) | 88.5 | 50.0 | 88.0 |" in cross
+    assert "| vgg16 | fp16 | cpu | 19.0 (1 thr) | 90.0 |  |  |" in cross
+    assert "| resnet18 | int8 | cpu | error | error | 30.0 | 79.0 |" in cross
 
 
 def test_run_dir_target_dir_and_root_all_work(two_devices, tmp_path):
@@ -240,6 +240,43 @@ def test_agent_cell_formats_and_notes(tmp_path):
     assert noted["flags"] == "accuracy not measured: no test set in the bundle; emulated"
     md = build_report([tmp_path / "run"]).markdown.read_text()
     assert "ai_edge_litert 2.1.0 (XNNPACK off)" in md
+
+
+def test_schema_1_files_read_as_cpu_rows(tmp_path):
+    """Results written before the compute-unit columns (schema 1) are CPU Interpreter rows; a
+    schema 2 file beside them compares with them as usual."""
+    from edgebench.host.report.load import INTRODUCED
+
+    v1_columns = [c for c in RESULT_COLUMNS if not any(c in cols for cols in INTRODUCED.values())]
+    rows = [result_row("vgg16", "fp32", 1, 20.0, 0.9, schema_version=1),
+            result_row("vgg16", "int8", 1, 5.0, 0.89, schema_version=1)]
+    write_results(tmp_path / "old" / "pi4", rows, columns=v1_columns)
+    summary = build_summary(load_results([tmp_path / "old"]).rows)
+    assert list(summary["compute_unit"]) == ["cpu", "cpu"]
+    assert list(summary["api"]) == ["interpreter", "interpreter"]
+    assert summary.loc[summary["recipe"] == "int8", "speedup_vs_fp32"].item() == 4.0
+
+
+def test_accelerator_rows_compare_with_the_cpu(tmp_path):
+    rows = [result_row("resnet18", "fp32", 1, 20.0, 0.9),
+            result_row("resnet18", "int8", 1, 4.0, 0.9),
+            result_row("resnet18", "fp32", 1, 10.0, 0.9, compute_unit="gpu", accelerator="gpu",
+                       api="compiled_model", runtime="litert", software_accelerator="false",
+                       fully_accelerated="true", accelerator_device="V3D 7.1.7, backend=Vulkan"),
+            result_row("resnet18", "int8", 1, 8.0, 0.85, compute_unit="gpu", accelerator="gpu",
+                       api="compiled_model", runtime="litert", software_accelerator="false",
+                       fully_accelerated="false", delegated_nodes="12",
+                       accelerator_device="V3D 7.1.7, backend=Vulkan")]
+    write_results(tmp_path / "run" / "pi5", rows)
+    s = build_summary(load_results([tmp_path / "run"]).rows).set_index(["recipe", "compute_unit"])
+    assert s.loc[("fp32", "gpu"), "speedup_vs_fp32"] == 2.0   # against fp32 on the CPU
+    assert s.loc[("fp32", "gpu"), "speedup_vs_cpu"] == 2.0
+    assert s.loc[("int8", "gpu"), "speedup_vs_fp32"] == 2.5
+    assert s.loc[("int8", "gpu"), "speedup_vs_cpu"] == 0.5   # int8 is faster on this CPU
+    assert s.loc[("int8", "gpu"), "delta_accuracy_pp"] == pytest.approx(-5.0)
+    assert math.isnan(s.loc[("int8", "cpu"), "speedup_vs_cpu"])
+    assert s.loc[("int8", "gpu"), "flags"] == "partly on the CPU (12 ops on the gpu)"
+    assert s.loc[("fp32", "gpu"), "flags"] == ""   # a real GPU: no software flag
 
 
 def test_pareto_front():

@@ -22,20 +22,32 @@ def register(subparsers) -> None:
                         "re-derived from the model cards' source")
     p.add_argument("--run-id", default=None, help="run id recorded on every row "
                                                   "(default: a UTC timestamp)")
+    p.add_argument("--robustness", metavar="NAMES|all", default=None,
+                   help="also write the test set under MedMNIST-C's breast-ultrasound "
+                        "corruptions, five severities each ('all', a list, NAME:1+5 for chosen "
+                        "severities; 'help' lists them)")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
     from edgebench.host.bundle import build_bundle
+    from edgebench.host.data import corruptions
     from edgebench.host.export.census import summary_line
 
-    out = build_bundle(args.models_dir, args.out, testset=args.testset, run_id=args.run_id)
+    if args.robustness == "help":
+        print(corruptions.describe())
+        return 0
+    robustness = corruptions.parse(args.robustness) if args.robustness else None
+    out = build_bundle(args.models_dir, args.out, testset=args.testset, run_id=args.run_id,
+                       robustness=robustness)
     manifest = json.loads((out / "manifest.json").read_text())
     for entry in manifest["models"]:
         print(f"  {entry['name']:<28} {entry['recipe']:<10} {entry['size_bytes'] / 1024:8.1f} KiB"
               f"  reference: {entry['reference'] or '-'}")
         if entry.get("census"):
             print(f"  {'':<28} ops: {summary_line(entry['census'])}")
+    sets = (manifest.get("robustness") or {}).get("sets", [])
     print(f"bundle {manifest['run_id']}: {len(manifest['models'])} model(s), test set "
-          f"{manifest['testset'] or 'none'} -> {out}")
+          f"{manifest['testset'] or 'none'}"
+          + (f", {len(sets)} corrupted set(s)" if sets else "") + f" -> {out}")
     return 0

@@ -41,6 +41,10 @@ def add_target_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--ssh-config", metavar="FILE", help="ssh config (default ~/.ssh/config)")
     g.add_argument("--connect-timeout", type=float, default=10.0, metavar="S",
                    help="seconds to wait for a device to answer")
+    g.add_argument("-J", "--jump", metavar="[USER@]HOST[:PORT],...",
+                   help="reach the devices through these jump hosts, in order (as ssh -J; "
+                        "beats ProxyJump/ProxyCommand from ~/.ssh/config); every hop's host key "
+                        "is checked like the device's")
     g.add_argument("--remote-python", metavar="PATH",
                    help="python on the device, e.g. a venv's bin/python (default python3)")
     g.add_argument("--remote-dir", metavar="DIR",
@@ -53,9 +57,13 @@ def targets_from_args(args) -> tuple:
     from edgebench.host.targets import ConnectOptions, parse_target
     from edgebench.host.targets.inventory import load_inventory
 
+    from edgebench.host.targets.sshconfig import parse_hop
+
     for key in args.identity:
         if not Path(key).expanduser().is_file():
             raise UserError(f"-i {key}: no such key file")
+    for text in args.jump.split(",") if args.jump else []:
+        parse_hop(text, "-J")
     specs = [parse_target(t) for t in args.target]
     if args.inventory:
         specs += load_inventory(args.inventory)
@@ -64,7 +72,10 @@ def targets_from_args(args) -> tuple:
     options = ConnectOptions(known_hosts=args.known_hosts,
                              accept_new_host_key=args.accept_new_host_key,
                              identity_files=[str(Path(k).expanduser()) for k in args.identity],
-                             ssh_config=args.ssh_config, connect_timeout=args.connect_timeout)
+                             ssh_config=args.ssh_config, connect_timeout=args.connect_timeout,
+                             proxy_jump=args.jump)
+    if getattr(args, "lease_timeout", None):
+        options.link_timeout_s = args.lease_timeout
     return specs, options
 
 
@@ -77,7 +88,10 @@ def register(subparsers) -> None:
                     "RESULTS/<run-id>/<target>/. Devices of a fleet run concurrently; rerunning "
                     "an interrupted deploy resumes where it stopped.",
         epilog="examples:\n  bench-host deploy --bundle out/bundle --target pi@192.168.1.20\n"
-               "  bench-host deploy --bundle out/bundle --inventory fleet.toml --threads 1,4",
+               "  bench-host deploy --bundle out/bundle --inventory fleet.toml --threads 1,4\n"
+               "  bench-host deploy --bundle out/bundle --target pi5 --accelerators cpu,gpu\n"
+               "  bench-host deploy --bundle out/bundle --target coral "
+               "--delegate libedgetpu.so.1",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     src = p.add_argument_group("what to run")
     src.add_argument("--bundle", type=Path, metavar="DIR", help="a bundle made by bench-host bundle")
@@ -86,8 +100,10 @@ def register(subparsers) -> None:
     src.add_argument("--testset", type=Path, metavar="FILE.npz", help="test set for --models-dir")
     src.add_argument("--run-id", help="run id when building a bundle (default: UTC timestamp)")
     add_target_args(p)
+    from edgebench.host.commands.agent_options import add_agent_args
+
+    add_agent_args(p)
     a = p.add_argument_group("agent (passed to agent.py on the device)")
-    a.add_argument("--threads", help="comma-separated thread counts, e.g. 1,4")
     a.add_argument("--warmup", type=int, help="untimed runs first")
     a.add_argument("--min-runs", type=int, help="at least this many timed runs")
     a.add_argument("--min-seconds", type=float, help="and at least this long")
@@ -98,20 +114,16 @@ def register(subparsers) -> None:
     o = p.add_argument_group("output")
     o.add_argument("--results", type=Path, default=Path("results"), metavar="DIR",
                    help="results root (default results/)")
-    o.add_argument("--retries", type=int, default=1, help="reconnects after a dropped link")
+    o.add_argument("--retries", type=int, default=3, metavar="N",
+                   help="reconnects after a dropped link (default 3), resuming where it stopped; "
+                        "attempts that got further do not count")
+    o.add_argument("--backoff", type=float, default=2.0, metavar="S",
+                   help="seconds before the first retry, doubling after each (default 2)")
+    o.add_argument("--lease-timeout", type=float, default=60.0, metavar="S",
+                   help="a link silent this long is given up and retried, and a device lock "
+                        "whose run stopped answering this long is taken over (default 60)")
     o.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
-
-
-def agent_args_from(args) -> list:
-    out = []
-    for flag, value in (("--threads", args.threads), ("--warmup", args.warmup),
-                        ("--min-runs", args.min_runs), ("--min-seconds", args.min_seconds),
-                        ("--max-seconds", args.max_seconds), ("--models", args.only),
-                        ("--runtime", args.runtime), ("--xnnpack", args.xnnpack)):
-        if value is not None:
-            out += [flag, str(value)]
-    return out
 
 
 def run(args) -> int:
@@ -128,9 +140,15 @@ def run(args) -> int:
         run_id = args.run_id or time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
         bundle = build_bundle(args.models_dir, args.results / run_id / "bundle",
                               testset=args.testset, run_id=run_id)
-    outcomes = deploy(bundle, specs, args.results, agent_args_from(args), options=options,
+    from edgebench.host.commands.agent_options import agent_args_from
+
+    agent_args = agent_args_from(args, warmup=args.warmup, min_runs=args.min_runs,
+                                 min_seconds=args.min_seconds, max_seconds=args.max_seconds,
+                                 models=args.only, runtime=args.runtime, xnnpack=args.xnnpack)
+    outcomes = deploy(bundle, specs, args.results, agent_args, options=options,
                       remote_python=args.remote_python, remote_dir=args.remote_dir,
-                      retries=args.retries, progress=not args.no_progress)
+                      retries=args.retries, progress=not args.no_progress,
+                      backoff_s=args.backoff, lease_timeout_s=args.lease_timeout)
     print(summary(outcomes))
     sys.stdout.flush()
     return 0 if all(o.ok for o in outcomes) else 1

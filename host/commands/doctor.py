@@ -10,10 +10,12 @@ def register(subparsers) -> None:
     from edgebench.host.commands.deploy import add_target_args
 
     p = subparsers.add_parser(
-        "doctor", help="check devices: python, numpy, interpreter, disk, sensors",
+        "doctor", help="check devices: python, numpy, interpreter, disk, sensors, accelerators",
         description="Connect to each target and print a table of checks with the exact fix for "
                     "anything missing, plus the sensors present (temperature, throttling, power "
-                    "rails). Exit status 1 when a device is not ready.")
+                    "rails) and what the device can accelerate with (LiteRT's CompiledModel, the "
+                    "GPU adapter LiteRT selects, NPU dispatch libraries, Edge TPU / Arm NN / VX "
+                    "delegates). Exit status 1 when a device is not ready.")
     add_target_args(p)
     p.set_defaults(func=run)
 
@@ -22,6 +24,7 @@ def check(spec, options, remote_python, remote_dir) -> tuple:
     """(ok, text) for one target; never raises for a device problem."""
     from edgebench.host.deploy import DEFAULT_REMOTE_DIR, python_for
     from edgebench.host.doctor import gather, sensor_checks
+    from edgebench.host.doctor_accelerators import gather_accelerators
     from edgebench.host.errors import UserError
     from edgebench.host.targets import LinkDropped, open_target
 
@@ -32,6 +35,7 @@ def check(spec, options, remote_python, remote_dir) -> tuple:
             report = gather(target, python, root)
             if report.facts:
                 report.checks += sensor_checks(report.facts)
+                report.checks += gather_accelerators(target, python)
             return report.ok, report.table()
     except (UserError, LinkDropped) as exc:
         return False, f"{spec.name}\n  FAIL  {exc}"

@@ -14,7 +14,8 @@ def register(sub) -> None:
                     "and write the report. Stages whose inputs are unchanged are skipped, so an "
                     "interrupted run picks up where it stopped.",
         epilog="examples:\n  bench-host run\n  bench-host run --target pi@192.168.1.20\n"
-               "  bench-host run --profile paper --data busi:~/Dataset_BUSI_with_GT",
+               "  bench-host run --profile paper --data busi:~/Dataset_BUSI_with_GT\n"
+               "  bench-host run --target pi5 --accelerators cpu,gpu",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--profile", default="quick", help="quick (default) or paper; 'help' lists them")
     p.add_argument("--data", help="data spec instead of the profile's (e.g. busi:PATH)")
@@ -24,13 +25,18 @@ def register(sub) -> None:
     p.add_argument("--epochs", type=int, help="epochs instead of the profile's")
     p.add_argument("--run-id", help="results/<run-id>/ (default: the profile's name)")
     p.add_argument("--results", type=Path, default=Path("results"), help="results root (default results/)")
-    p.add_argument("--threads", help="agent thread counts, e.g. 1,2")
+    p.add_argument("--robustness", metavar="NAMES|all",
+                   help="also measure every model on the test set under MedMNIST-C's "
+                        "breast-ultrasound corruptions ('all', a list, NAME:1+5; 'help' lists "
+                        "them)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     from edgebench.host.commands.export_args import add_quantization_debug
 
     add_quantization_debug(p)  # --debug, and int8-mixed's --keep-float/--target-agreement
+    from edgebench.host.commands.agent_options import add_agent_args
     from edgebench.host.commands.deploy import add_target_args
 
+    add_agent_args(p)
     add_target_args(p)
     p.set_defaults(func=run)
 
@@ -42,19 +48,28 @@ def run(args) -> int:
     if args.profile == "help":
         print(describe(PROFILES, "profile"))
         return 0
+    from edgebench.host.data import corruptions
+
+    if args.robustness == "help":
+        print(corruptions.describe())
+        return 0
+    robustness = corruptions.parse(args.robustness) if args.robustness else None
     profile = lookup(PROFILES, args.profile, "profile")
     profile = dataclasses.replace(profile, **_overrides(args))
 
     from edgebench.host.commands.deploy import targets_from_args
     from edgebench.host.pipeline import run_pipeline
 
+    from edgebench.host.commands.agent_options import agent_args_from
     from edgebench.host.commands.export_args import mixed_options
 
     mixed = mixed_options(args)
     targets, options = targets_from_args(args)
+    agent_args = agent_args_from(argparse.Namespace(**dict(vars(args), threads=None)))
     result = run_pipeline(profile, args.results, args.run_id or profile.name, targets, options,
                           remote_python=args.remote_python, quiet=args.quiet, threads=args.threads,
-                          debug=args.debug, mixed=mixed if mixed != type(mixed)() else None)
+                          agent_extra=agent_args, robustness=robustness, debug=args.debug,
+                          mixed=mixed if mixed != type(mixed)() else None)
     from edgebench.host.deploy import summary
 
     print(summary(result.outcomes))

@@ -15,6 +15,7 @@ from pathlib import Path
 from edgebench.host.errors import UserError
 from edgebench.host.report import plots as _plots
 from edgebench.host.report import render as _render
+from edgebench.host.report import robustness as _robust
 from edgebench.host.report import tables as _tables
 from edgebench.host.report.load import ResultSet, load_results
 
@@ -23,6 +24,7 @@ __all__ = ["ReportPaths", "build_report", "headline_table", "load_results", "Res
 SUMMARY_FILE = "summary.csv"
 MARKDOWN_FILE = "report.md"
 HTML_FILE = "report.html"
+ROBUSTNESS_FILE = "robustness_summary.csv"
 
 
 @dataclass
@@ -41,10 +43,12 @@ class ReportPaths:
 def headline_table(result_dirs: list[Path]) -> str:
     """The headline table (per device: model, recipe, threads, size, accuracy, Δ, p50, speedup,
     flags) as plain text, straight from results folders."""
-    return _tables.headline(_tables.build_summary(load_results(result_dirs).rows))
+    rs = load_results(result_dirs)
+    return _tables.headline(_tables.build_summary(rs.rows, rs.samples, rs.predictions))
 
 
-def _document(rs: ResultSet, summary, plots: dict[str, Path], out_dir: Path) -> _render.Document:
+def _document(rs: ResultSet, summary, plots: dict[str, Path], out_dir: Path,
+              robust=None) -> _render.Document:
     devs = _tables.devices(summary)
     now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     blocks: list = [
@@ -53,24 +57,59 @@ def _document(rs: ResultSet, summary, plots: dict[str, Path], out_dir: Path) -> 
         ("h1", "Environment"),
         ("table", _render.environment_table(rs.rows, rs.env)),
         ("h1", "Results per device"),
-        ("p", "One row per model × recipe × thread count. Latencies time invoke() only; p50/p90 "
-              "are percentiles over the timed runs. Speedup = p50 of the same model's fp32 ÷ this "
-              "p50, and Δ accuracy = this − fp32 (percentage points), both against fp32 on the "
-              "same device, in the same run, with the same threads; empty where that fp32 row is "
-              "missing or failed. Flags: error (with the reason), throttled (the device reported "
-              "throttling during the row), emulated (run under an emulator: timings not "
-              "representative)."),
+        ("p", "One row per model × recipe × compute unit × thread count. Latencies time one "
+              "completed inference: invoke() on the CPU Interpreter, and on an accelerator "
+              "(LiteRT CompiledModel) the run and the read of its output, never the enqueue "
+              "alone; p50/p90 are percentiles over the timed runs. Speedup vs fp32 = p50 of the "
+              "same model's fp32 on the device's CPU ÷ this p50, and Δ accuracy = this − that "
+              "fp32 (percentage points); speedup vs CPU = p50 of the same recipe on the CPU ÷ "
+              "this p50 (accelerator rows). All within one device, one run, the same threads; "
+              "empty where the row compared with is missing or failed. Flags: error (with the "
+              "reason), throttled (the device reported throttling during the row), emulated (run "
+              "under an emulator: timings not representative), software accelerator (a software "
+              "GPU such as llvmpipe: correct results, timings not representative), partly on the "
+              "CPU (the accelerator did not take every op)."),
+        ("p", "Uncertainty, in parentheses: 95 % intervals. Accuracy, sensitivity and "
+              "specificity: Wilson score intervals. AUC: DeLong. Δ accuracy: McNemar's exact "
+              "test on the same test images against fp32 on the CPU (how many images changed "
+              "class, and p; 'no evidence of a difference' at p ≥ 0.05), with a paired bootstrap "
+              "interval in summary.csv. p50 and speedups: a two-level bootstrap of the raw "
+              "samples — rounds resampled, then moving blocks of √n consecutive samples within "
+              "a round, because consecutive latencies are correlated; a speedup whose interval "
+              "contains 1 is 'no measurable difference'. With --rounds N the p50 is the median "
+              "of the rounds' p50s and 'rounds (p50 spread)' gives (max − min) / median. "
+              "significant?: accuracy yes = McNemar p < 0.05; speed yes = the interval of the "
+              "speedup vs fp32 excludes 1."),
     ]
     for dev in devs:
         blocks += [("h2", dev), ("table", _tables.device_table(summary, dev))]
     paper = _tables.paper_view(summary)
     if paper:
         blocks += [("h1", "Accuracy by model and recipe (the paper's view)"),
-                   ("p", "Accuracy (%) on the test set; rows are models, columns recipes.")]
+                   ("p", "Accuracy (%) on the test set; rows are models, columns recipes; † = "
+                         "differs from fp32 on the same images (McNemar's exact test, "
+                         "p < 0.05).")]
         for label, table in paper.items():
             if len(devs) > 1:
                 blocks.append(("h2", label))
+            corrupted = _robust.mean_corrupted_column(
+                robust, (lambda d: d == d) if label == "all devices" else (lambda d: d == label))
+            if corrupted:
+                table = table.assign(**{"mean corrupted (%)": table["model"].map(corrupted)
+                                        .fillna("")})
             blocks.append(("table", table))
+    if robust is not None and not robust.empty:
+        blocks += [("h1", "Robustness under ultrasound corruptions (MedMNIST-C)"),
+                   ("p", "Accuracy on the test set under the seven corruptions MedMNIST-C "
+                         "defines for breast ultrasound, five severities each, measured on the "
+                         "device. Clean gap = fp32's clean accuracy − the recipe's; robustness "
+                         "gap = fp32's mean accuracy over the corrupted sets − the recipe's. The "
+                         "interval is a bootstrap over images of (robustness gap − clean gap); "
+                         "'loses more under corruption' needs all of it above 0.")]
+        for dev in devs:
+            table = _robust.gap_table(robust, dev)
+            if not table.empty:
+                blocks += [("h2", dev), ("table", table)]
     cross = _tables.cross_device_view(summary)
     if not cross.empty:
         blocks += [("h1", "Across devices"),
@@ -102,11 +141,22 @@ def build_report(result_dirs: list[Path], out_dir: Path | None = None) -> Report
         raise UserError(f"{out_dir}: exists and is not a folder")
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    summary = _tables.build_summary(rs.rows)
+    summary = _tables.build_summary(rs.rows, rs.samples, rs.predictions)
     summary_csv = out_dir / SUMMARY_FILE
     summary.to_csv(summary_csv, index=False)
     plots = _plots.make_plots(summary, out_dir)
-    doc = _document(rs, summary, plots, out_dir)
+    robust = _robust.robustness_summary(rs.robustness, summary, rs.predictions)
+    if not robust.empty:
+        robust.drop(columns=[c for c in robust.columns if c.startswith("_")]).to_csv(
+            out_dir / ROBUSTNESS_FILE, index=False)
+        for dev, model in robust[["device", "architecture"]].drop_duplicates().itertuples(
+                index=False):
+            path = _robust.severity_plot(rs.robustness, summary, dev, model,
+                                         out_dir / f"robustness_{_plots.slug(dev)}_"
+                                                   f"{_plots.slug(model)}.png")
+            if path:
+                plots[f"Accuracy vs severity, {model} on {dev}"] = path
+    doc = _document(rs, summary, plots, out_dir, robust)
     from edgebench.host.report import quantization  # op census, layer error, int8-mixed
     doc.blocks[-2:-2] = quantization.blocks(result_dirs + [out_dir], summary)
     markdown = out_dir / MARKDOWN_FILE

@@ -1,5 +1,5 @@
 """Find the device agent's results.csv files under the folders the user names and read them into
-one table, one row per model × thread count per device and run.
+one table, one row per model × compute unit × thread count per device and run.
 
 The CSV contract (columns, schema version) is defined once in the SCHEMA block of
 `edgebench.device.agent`; this module only checks files against it."""
@@ -11,20 +11,34 @@ from pathlib import Path
 
 import pandas as pd
 
-from edgebench.device.agent import RESULT_COLUMNS, RESULTS_SCHEMA_VERSION
+from edgebench.device.agent import (RESULT_COLUMNS, RESULTS_SCHEMA_VERSION, ROBUSTNESS_COLUMNS)
 from edgebench.host.errors import UserError
 
 RESULTS_FILE = "results.csv"
+SAMPLES_FILE = "latency_samples.csv"
+PREDICTIONS_FILE = "predictions.csv"
+ROBUSTNESS_FILE = "robustness.csv"
 ENV_FILE = "env.json"
+# What a row's samples and predictions are found by (with the device label and the run id).
+SAMPLE_KEY = ("sha256", "threads", "xnnpack", "runtime", "compute_unit", "round")
+OUTPUT_KEY = ("sha256", "runtime", "xnnpack", "compute_unit")
 
 NUMERIC_COLUMNS = (
     "schema_version", "file_size_mb", "threads", "load_ms", "first_inference_ms", "warmup_runs",
     "count", "mean_ms", "std_ms", "min_ms", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms",
     "rss_before_mb", "rss_after_load_mb", "peak_rss_mb", "n_test", "accuracy", "sensitivity",
     "specificity", "auc", "tn", "fp", "fn", "tp", "agreement", "temp_before_c", "temp_after_c",
-    "cores", "freq_mhz",
+    "cores", "freq_mhz", "delegated_nodes", "round",
 )
-BOOL_COLUMNS = ("throttled", "emulated")  # absent sensor = not flagged
+BOOL_COLUMNS = ("throttled", "emulated", "software_accelerator")  # absent = not flagged
+# Columns a schema version introduced, with what they mean in files written before it: schema 1
+# predates the compute-unit axis (every row ran on the CPU Interpreter), schema 2 the rounds.
+INTRODUCED = {
+    2: {"compute_unit": "cpu", "accelerator": "cpu", "api": "interpreter",
+        "accelerator_device": None, "software_accelerator": "false", "fully_accelerated": None,
+        "delegated_nodes": None},
+    3: {"round": "1"},
+}
 _TRUE = {"1", "true", "yes", "y", "t", "on"}
 _FALSE = {"0", "false", "no", "n", "f", "off"}
 
@@ -36,6 +50,9 @@ _NAME_KEYS = ("target", "target_name", "device_name")
 class ResultSet:
     """Every result row found, plus what the report needs to say about where they came from."""
     rows: pd.DataFrame                          # RESULT_COLUMNS + device, source
+    samples: pd.DataFrame = None                # SAMPLE_KEY + device, run_id, latency_ms
+    predictions: pd.DataFrame = None            # OUTPUT_KEY + device, run_id, image, label, ...
+    robustness: pd.DataFrame = None             # ROBUSTNESS_COLUMNS + device
     env: dict[str, dict] = field(default_factory=dict)   # device label -> env.json (or {})
     sources: dict[str, Path] = field(default_factory=dict)  # device label -> results.csv
     notes: list[str] = field(default_factory=list)          # skipped/empty files, deduplication
@@ -101,6 +118,11 @@ def read_results_csv(path: Path) -> pd.DataFrame:
     if newest > RESULTS_SCHEMA_VERSION:
         raise UserError(f"{path}: results schema version {newest} is newer than this edgebench "
                         f"reads ({RESULTS_SCHEMA_VERSION}); upgrade edgebench on this host")
+    for version, columns in INTRODUCED.items():
+        if newest < version:
+            for col, value in columns.items():
+                if col not in df.columns:
+                    df[col] = value
     missing = [c for c in RESULT_COLUMNS if c not in df.columns]
     if missing:
         raise UserError(f"{path}: missing required column(s): {', '.join(missing)}")
@@ -109,12 +131,55 @@ def read_results_csv(path: Path) -> pd.DataFrame:
     for col in BOOL_COLUMNS:
         df[col] = _parse_bool(df[col])
     df["xnnpack"] = _parse_tristate(df["xnnpack"])
+    df["fully_accelerated"] = _parse_tristate(df["fully_accelerated"])
+    df["compute_unit"] = df["compute_unit"].fillna("cpu")
     df["status"] = df["status"].fillna("error").str.strip().str.lower()
     # The agent names models "<architecture>.<recipe>"; older hand-made rows may omit one of them.
     model = df["model"].fillna("")
     df["architecture"] = df["architecture"].fillna(model.str.split(".").str[0])
     df["recipe"] = df["recipe"].fillna(model.str.split(".").str[-1]).str.strip().str.lower()
     return df[list(RESULT_COLUMNS)]
+
+
+def read_raw(path: Path, keep: list, numeric: list) -> pd.DataFrame | None:
+    """latency_samples.csv or predictions.csv beside a results.csv, as far as it can be read;
+    None when absent, unreadable or of another schema (those rows then get no interval)."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return None
+    try:
+        df = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""],
+                         usecols=lambda c: c in keep)
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError):
+        return None
+    if set(df.columns) != set(keep):
+        return None
+    for col in numeric:
+        df[col] = pd.to_numeric(df[col], errors="coerce")
+    df["xnnpack"] = _parse_tristate(df["xnnpack"])
+    return df
+
+
+def _raw_files(folder: Path, version: int) -> tuple:
+    """(samples, predictions) of one results folder. Schema 1 samples have no compute_unit,
+    schema 2 no round (both filled as results.csv's are); predictions came with schema 3."""
+    sample_cols = ["run_id", *SAMPLE_KEY, "latency_ms"]
+    missing = [c for c, since in (("compute_unit", 2), ("round", 3)) if version < since]
+    samples = read_raw(folder / SAMPLES_FILE, [c for c in sample_cols if c not in missing],
+                       ["threads", "latency_ms"] + ([] if "round" in missing else ["round"]))
+    if samples is not None:
+        for col in missing:
+            samples[col] = INTRODUCED[2 if col == "compute_unit" else 3][col]
+        samples["round"] = pd.to_numeric(samples["round"], errors="coerce")
+    predictions = (read_raw(folder / PREDICTIONS_FILE,
+                           ["run_id", *OUTPUT_KEY, "testset", "positive_class", "image", "label",
+                            "predicted", "score"],
+                           ["positive_class", "image", "label", "predicted", "score"])
+                   if version >= 3 else None)
+    robustness = (read_raw(folder / ROBUSTNESS_FILE, list(ROBUSTNESS_COLUMNS),
+                           ["severity", "n", "accuracy", "sensitivity", "specificity", "auc",
+                            "agreement_fp32"])
+                  if version >= 3 else None)
+    return samples, predictions, robustness
 
 
 def _read_env(folder: Path) -> dict:
@@ -142,7 +207,7 @@ def _dedupe(df: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     succeeded."""
     if df.empty:
         return df, 0
-    key = ["model", "sha256", "threads", "xnnpack", "runtime"]
+    key = ["model", "sha256", "threads", "xnnpack", "runtime", "compute_unit", "round"]
     ranked = df.assign(_ok=(df["status"] == "ok").astype(int), _pos=range(len(df)))
     keep = ranked.sort_values(["_ok", "_pos"]).groupby(key, dropna=False, sort=False).tail(1)
     keep = keep.sort_values("_pos").drop(columns=["_ok", "_pos"])
@@ -154,7 +219,7 @@ def load_results(paths: list[Path]) -> ResultSet:
     label (the target folder's name, or env.json's name for it, with the run id added when the
     same device appears in several runs)."""
     files = find_results([Path(p) for p in paths])
-    frames, envs, notes = [], [], []
+    frames, envs, notes, raws, names = [], [], [], [], []
     for csv_path in files:
         df = read_results_csv(csv_path)
         env = _read_env(csv_path.parent)
@@ -169,6 +234,8 @@ def load_results(paths: list[Path]) -> ResultSet:
         df["source"] = str(csv_path)
         frames.append(df)
         envs.append(env)
+        raws.append(_raw_files(csv_path.parent, int(df["schema_version"].max())))
+        names.append(df["device"].iloc[0])
     if not frames:
         raise UserError(f"no result rows in {', '.join(str(f) for f in files)}")
 
@@ -177,14 +244,25 @@ def load_results(paths: list[Path]) -> ResultSet:
     runs_per_device: dict[str, set] = {}
     for df in frames:
         runs_per_device.setdefault(df["device"].iloc[0], set()).update(df["run_id"].fillna(""))
+
+    def label(name: str, run_ids: pd.Series):
+        return name + " (" + run_ids.fillna("?") + ")" if len(runs_per_device[name]) > 1 else name
+
     env_by_label: dict[str, dict] = {}
     source_by_label: dict[str, Path] = {}
-    for df, env in zip(frames, envs):
-        name = df["device"].iloc[0]
-        if len(runs_per_device[name]) > 1:
-            df["device"] = name + " (" + df["run_id"].fillna("?") + ")"
-        for label in df["device"].unique():
-            env_by_label.setdefault(label, env)
-            source_by_label.setdefault(label, Path(df["source"].iloc[0]))
+    for df, env, name in zip(frames, envs, names):
+        df["device"] = label(name, df["run_id"])
+        for label_ in df["device"].unique():
+            env_by_label.setdefault(label_, env)
+            source_by_label.setdefault(label_, Path(df["source"].iloc[0]))
     rows = pd.concat(frames, ignore_index=True)
-    return ResultSet(rows=rows, env=env_by_label, sources=source_by_label, notes=notes)
+    gathered = ([], [], [])
+    for name, raw_files in zip(names, raws):
+        for raw, out in zip(raw_files, gathered):
+            if raw is not None:
+                raw["device"] = label(name, raw["run_id"])
+                out.append(raw)
+    samples, predictions, robustness = (pd.concat(g, ignore_index=True) if g else None
+                                        for g in gathered)
+    return ResultSet(rows=rows, env=env_by_label, sources=source_by_label, notes=notes,
+                     samples=samples, predictions=predictions, robustness=robustness)

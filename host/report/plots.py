@@ -11,6 +11,15 @@ import pandas as pd
 from edgebench.host.report.tables import BASELINE, RECIPE_ORDER, devices
 
 MARKERS = {"fp32": "o", "dynamic": "s", "fp16": "^", "int8": "D", "int16x8": "v"}
+# Compute units told apart by how a marker is drawn (colour = model, shape = recipe):
+# cpu filled, an accelerator hollow with a thick edge, an external delegate dotted.
+UNIT_STYLES = {"cpu": {}, "accelerator": {"hollow": True, "linestyle": "-"},
+               "delegate": {"hollow": True, "linestyle": ":"}}
+
+
+def _unit_style(unit: str) -> dict:
+    return UNIT_STYLES["cpu" if unit == "cpu" else
+                       "delegate" if str(unit).startswith("delegate") else "accelerator"]
 DPI = 110
 
 
@@ -72,6 +81,13 @@ def _recipes(df: pd.DataFrame) -> list[str]:
                                           else len(RECIPE_ORDER), r))
 
 
+def _err(value: float, low, high):
+    """[[below], [above]] for matplotlib's errorbar, or None without an interval."""
+    if low is None or high is None or pd.isna(low) or pd.isna(high):
+        return None
+    return [[max(0.0, value - float(low))], [max(0.0, float(high) - value)]]
+
+
 def latency_accuracy_plot(summary: pd.DataFrame, device: str, path: Path) -> Path | None:
     """p50 latency (log x) against accuracy, one panel per thread count, Pareto front marked.
     None when the device has no successful row to plot."""
@@ -90,9 +106,20 @@ def latency_accuracy_plot(summary: pd.DataFrame, device: str, path: Path) -> Pat
         t = d[d["threads"] == thr].reset_index(drop=True)
         pts = list(zip(t["p50_ms"].astype(float), t["accuracy"].astype(float) * 100))
         for (lat, acc), (_, row) in zip(pts, t.iterrows()):
-            ax.scatter(lat, acc, s=55, color=colors[row["model"]],
-                       marker=MARKERS.get(row["recipe"], "X"), edgecolors="black",
-                       linewidths=0.5, zorder=3)
+            style, color = _unit_style(row["compute_unit"]), colors[row["model"]]
+            # 95 % intervals where the raw files gave them: p50 (block bootstrap), accuracy
+            # (Wilson); an overlap of two bars says their difference is not established.
+            xerr = _err(lat, row.get("p50_ci_low"), row.get("p50_ci_high"))
+            yerr = _err(acc, 100 * row.get("accuracy_ci_low", float("nan")),
+                        100 * row.get("accuracy_ci_high", float("nan")))
+            if xerr is not None or yerr is not None:
+                ax.errorbar(lat, acc, xerr=xerr, yerr=yerr, fmt="none", ecolor=color,
+                            elinewidth=0.9, alpha=0.55, capsize=2, zorder=2)
+            ax.scatter(lat, acc, s=55, marker=MARKERS.get(row["recipe"], "X"),
+                       facecolors="none" if style else color,
+                       edgecolors=color if style else "black",
+                       linewidths=2.0 if style else 0.5,
+                       linestyles=style.get("linestyle", "-"), zorder=3)
         front = pareto_front(pts)
         fx, fy = [pts[i][0] for i in front], [pts[i][1] for i in front]
         ax.step(fx, fy, where="post", color="0.35", linestyle="--", linewidth=1.2, zorder=2)
@@ -100,7 +127,9 @@ def latency_accuracy_plot(summary: pd.DataFrame, device: str, path: Path) -> Pat
                    zorder=4)
         # Name the optimal configurations: overlapping markers alone do not say which they are.
         for i in front:
-            ax.annotate(f"{t.loc[i, 'model']} {t.loc[i, 'recipe']}", pts[i], fontsize=7.5,
+            unit = t.loc[i, "compute_unit"]
+            ax.annotate(f"{t.loc[i, 'model']} {t.loc[i, 'recipe']}"
+                        + ("" if unit == "cpu" else f" ({unit})"), pts[i], fontsize=7.5,
                         xytext=(7, -11), textcoords="offset points", color="crimson")
         ax.set_xscale("log")
         _plain_log_axis(ax.xaxis)
@@ -108,17 +137,30 @@ def latency_accuracy_plot(summary: pd.DataFrame, device: str, path: Path) -> Pat
         ax.set_ylabel("accuracy on the test set (%)")
         ax.set_title(f"{int(thr)} thread{'s' if thr != 1 else ''}", fontsize=10)
         ax.grid(True, which="both", alpha=0.3)
-        lo, hi = min(p[1] for p in pts), max(p[1] for p in pts)
+        lows = [100 * v for v in t["accuracy_ci_low"].dropna()] if "accuracy_ci_low" in t else []
+        highs = [100 * v for v in t["accuracy_ci_high"].dropna()] if "accuracy_ci_high" in t else []
+        lo, hi = min([p[1] for p in pts] + lows), max([p[1] for p in pts] + highs)
         pad = max(1.0, (hi - lo) * 0.15)
         ax.set_ylim(lo - pad, min(100.0 + pad / 3, hi + pad))
-    fig.suptitle(f"Latency vs accuracy on {device} (better: up and to the left)", fontsize=12)
+    fig.suptitle(f"Latency vs accuracy on {device} (better: up and to the left; bars: 95 % "
+                 f"intervals)", fontsize=12)
     handles = [Line2D([], [], color=colors[m], marker="o", linestyle="", markersize=8, label=m)
                for m in models]
     handles += [Line2D([], [], color="0.4", marker=MARKERS.get(r, "X"), linestyle="",
                        markersize=8, label=r) for r in _recipes(d)]
+    units = list(dict.fromkeys(d["compute_unit"]))
+    if units != ["cpu"]:
+        for unit in units:
+            style = _unit_style(unit)
+            label = unit + (" (software)" if d.loc[d["compute_unit"] == unit,
+                                                    "software_accelerator"].any() else "")
+            handles.append(Line2D([], [], color="0.3", marker="o", linestyle="", markersize=8,
+                                  markerfacecolor="none" if style else "0.3",
+                                  markeredgewidth=2.0 if style else 0.5, label=label))
     handles += [Line2D([], [], color="crimson", marker="o", markerfacecolor="none",
                        linestyle="--", markersize=11, label="Pareto front")]
-    fig.legend(handles=handles, loc="outside right center", fontsize=9, title="model / recipe")
+    title = "model / recipe" + (" / unit" if units != ["cpu"] else "")
+    fig.legend(handles=handles, loc="outside right center", fontsize=9, title=title)
     fig.savefig(path, dpi=DPI)
     return path
 
@@ -126,11 +168,13 @@ def latency_accuracy_plot(summary: pd.DataFrame, device: str, path: Path) -> Pat
 def speedup_plot(summary: pd.DataFrame, path: Path) -> Path | None:
     """Grouped bars: per device and thread count, each model's speedup over its fp32 for every
     other recipe (log scale, 1× marked). None when there is no speedup to draw."""
-    d = summary[summary["recipe"] != BASELINE]
-    panels = [(dev, thr) for dev in devices(summary)
+    d = summary[(summary["recipe"] != BASELINE) | (summary["compute_unit"] != "cpu")]
+    panels = [(dev, unit, thr) for dev in devices(summary)
+              for unit in dict.fromkeys(d.loc[d["device"] == dev, "compute_unit"])
               for thr in sorted(d.loc[d["device"] == dev, "threads"].dropna().unique())]
-    panels = [(dev, thr) for dev, thr in panels
-              if d[(d["device"] == dev) & (d["threads"] == thr)]["speedup_vs_fp32"].notna().any()]
+    panels = [(dev, unit, thr) for dev, unit, thr in panels
+              if d[(d["device"] == dev) & (d["compute_unit"] == unit)
+                   & (d["threads"] == thr)]["speedup_vs_fp32"].notna().any()]
     if not panels:
         return None
     recipes = _recipes(d)
@@ -139,8 +183,8 @@ def speedup_plot(summary: pd.DataFrame, path: Path) -> Path | None:
     fig = _figure(max(7.0, 1.5 * len(models) * max(1, len(recipes)) / 2 + 3), 3.6 * len(panels))
     axes = fig.subplots(len(panels), 1, squeeze=False)[:, 0]
     width = 0.8 / max(1, len(recipes))
-    for ax, (dev, thr) in zip(axes, panels):
-        p = d[(d["device"] == dev) & (d["threads"] == thr)]
+    for ax, (dev, unit, thr) in zip(axes, panels):
+        p = d[(d["device"] == dev) & (d["compute_unit"] == unit) & (d["threads"] == thr)]
         all_y = [float(v) for v in p["speedup_vs_fp32"].dropna()]
         for k, recipe in enumerate(recipes):
             xs, ys = [], []
@@ -168,8 +212,9 @@ def speedup_plot(summary: pd.DataFrame, path: Path) -> Path | None:
         ax.set_xticks(range(len(models)), models)
         ax.set_xlim(-0.6, len(models) - 0.4)
         ax.set_ylabel("speedup vs fp32 (×, log scale)")
-        ax.set_title(f"{dev}, {int(thr)} thread{'s' if thr != 1 else ''} "
-                     f"(p50 of fp32 ÷ p50 of recipe; above 1 = faster)", fontsize=10)
+        on = "" if unit == "cpu" else f" on {unit}"
+        ax.set_title(f"{dev}{on}, {int(thr)} thread{'s' if thr != 1 else ''} "
+                     f"(p50 of fp32 on the CPU ÷ p50 of recipe; above 1 = faster)", fontsize=10)
         ax.grid(True, axis="y", which="both", alpha=0.3)
     axes[0].legend(title="recipe", fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     axes[-1].set_xlabel("model")

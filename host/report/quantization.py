@@ -114,17 +114,18 @@ def mixed_rows(cards: list[dict], summary: pd.DataFrame | None) -> pd.DataFrame:
             if measured.empty:
                 rows.append(row)
             for _, r in measured.iterrows():
-                rows.append(dict(row, device=r["device"], threads=r["threads"],
-                                 accuracy=r["accuracy"], **{"p50 ms": r["p50_ms"]}))
+                rows.append(dict(row, device=r["device"], unit=r.get("compute_unit", "cpu"),
+                                 threads=r["threads"], accuracy=r["accuracy"],
+                                 **{"p50 ms": r["p50_ms"]}))
     df = pd.DataFrame(rows)
     if df.empty or "p50 ms" not in df:
         return df
-    # Against int8 on the same device and threads: accuracy points gained, latency paid.
-    key = ["model", "device", "threads"]
-    int8 = df[df["recipe"] == "int8"].set_index(key)
+    # Against int8 on the same device, compute unit and threads: accuracy gained, latency paid.
+    key = ["model", "device", "unit", "threads"]
+    int8 = df[df["recipe"] == "int8"].drop_duplicates(key).set_index(key)
     gained, cost = [], []
     for _, r in df.iterrows():
-        k = (r["model"], r.get("device"), r.get("threads"))
+        k = (r["model"], r.get("device"), r.get("unit"), r.get("threads"))
         if r["recipe"] == "int8-mixed" and k in int8.index:
             ref = int8.loc[k]
             gained.append(round((r["accuracy"] - ref["accuracy"]) * 100, 2))
@@ -142,7 +143,8 @@ def _measured(summary, arch: str, recipe: str) -> pd.DataFrame:
         return pd.DataFrame()
     hit = summary[(summary["model"] == arch) & (summary["recipe"] == recipe)
                   & (summary["status"] == "ok")]
-    return hit[["device", "threads", "accuracy", "p50_ms"]]
+    cols = ["device", "compute_unit", "threads", "accuracy", "p50_ms"]
+    return hit[[c for c in cols if c in hit.columns]]
 
 
 def blocks(dirs: list[Path], summary: pd.DataFrame | None = None) -> list[tuple]:
@@ -174,6 +176,6 @@ def blocks(dirs: list[Path], summary: pd.DataFrame | None = None) -> list[tuple]
                       "fp32: agreement with the float model on the verification images (where "
                       "the float layers were chosen: a best case), and accuracy and p50 measured "
                       "on the device. Δ accuracy and p50 × int8 compare with int8 on the same "
-                      "device and thread count."),
+                      "device, compute unit and thread count."),
                 ("table", mixed)]
     return out

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from edgebench.host.report.tables import looks_numeric
+from edgebench.host.report.formats import looks_numeric
 
 Block = tuple  # ("h1"|"h2"|"h3"|"p", text) | ("table", DataFrame) | ("img", caption, Path)
 #                | ("ul", [text, ...])

@@ -1,5 +1,6 @@
-"""The report's numbers: one summary row per device × run × model × recipe × threads, with the
-comparisons against that model's fp32 row, and the three views built from it (per device, the
+"""The report's numbers: one summary row per device × run × model × recipe × compute unit ×
+threads, with the comparisons against that model's fp32 row on the device's CPU and against the
+same recipe on the CPU, and the three views built from it (per device, the
 paper's accuracy table, across devices). Formatting for people lives here too, so the Markdown,
 HTML and terminal renderings show the same rounded numbers."""
 from __future__ import annotations
@@ -8,18 +9,26 @@ import math
 
 import pandas as pd
 
+from edgebench.host.report.formats import (fmt_ci, fmt_mb, fmt_ms, fmt_num, fmt_p, fmt_pct,
+                                           fmt_pp, fmt_speedup, fmt_threads, text_table)
+from edgebench.host.report.uncertainty import (UNCERTAINTY_COLUMNS, RawData, add_uncertainty,
+                                               fold_rounds)
+
 # Row order everywhere: the baseline first, then by how aggressively the recipe quantizes.
 RECIPE_ORDER = ("fp32", "dynamic", "fp16", "int8", "int16x8")
 BASELINE = "fp32"
 
 # summary.csv columns, units in the names so the file explains itself.
 SUMMARY_COLUMNS = (
-    "device", "run_id", "model", "recipe", "threads", "status", "flags", "error",
+    "device", "run_id", "model", "recipe", "compute_unit", "threads", "status", "flags", "error",
     "size_mb", "accuracy", "delta_accuracy_pp", "sensitivity", "specificity", "auc", "agreement",
     "n_test", "p50_ms", "p90_ms", "mean_ms", "std_ms", "count", "speedup_vs_fp32",
-    "load_ms", "first_inference_ms", "peak_rss_mb", "runtime", "runtime_version", "xnnpack",
-    "throttled", "emulated", "device_model", "model_file", "sha256",
-)
+    "speedup_vs_cpu", "load_ms", "first_inference_ms", "peak_rss_mb", "accelerator", "api",
+    "accelerator_device", "software_accelerator", "fully_accelerated", "delegated_nodes",
+    "runtime", "runtime_version", "xnnpack", "throttled", "emulated", "device_model",
+    "model_file", "sha256",
+) + UNCERTAINTY_COLUMNS
+CPU = "cpu"  # the compute unit every comparison is anchored on
 # Enough digits for microsecond latencies and kilobyte models (the test models are that small).
 _ROUND = {"size_mb": 6, "accuracy": 4, "delta_accuracy_pp": 2, "sensitivity": 4,
           "specificity": 4, "auc": 4, "agreement": 4, "p50_ms": 5, "p90_ms": 5, "mean_ms": 5,
@@ -37,6 +46,11 @@ def _recipe_rank(recipe: str) -> int:
     return RECIPE_ORDER.index(recipe) if recipe in RECIPE_ORDER else len(RECIPE_ORDER)
 
 
+def _unit_rank(unit: str) -> tuple:
+    order = ("cpu", "gpu", "gpu!", "npu", "npu!")
+    return (order.index(unit), "") if unit in order else (len(order), str(unit))
+
+
 def _flags(row: pd.Series) -> str:
     flags = []
     if row["status"] != "ok":
@@ -52,24 +66,56 @@ def _flags(row: pd.Series) -> str:
                      else "throttled")
     if row["emulated"]:
         flags.append("emulated")
+    if row["software_accelerator"]:
+        flags.append("software accelerator: timings not representative")
+    fully = row["fully_accelerated"]
+    if row["status"] == "ok" and pd.notna(fully) and not bool(fully):
+        taken = row["delegated_nodes"]
+        flags.append("partly on the CPU" + (f" ({int(taken)} ops on the {row['accelerator']})"
+                                            if pd.notna(taken) else ""))
     return "; ".join(flags)
 
 
-def build_summary(rows: pd.DataFrame) -> pd.DataFrame:
+def build_summary(rows: pd.DataFrame, samples: pd.DataFrame | None = None,
+                  predictions: pd.DataFrame | None = None) -> pd.DataFrame:
     """The summary table from load_results' rows. Speedup = fp32 p50 / this p50 and Δ accuracy =
     (this − fp32) in percentage points, where the fp32 row is the same model measured on the same
-    device, in the same run, with the same thread count; empty when that row is absent or failed."""
-    df = rows.copy()
+    device's CPU, in the same run, with the same thread count; speedup_vs_cpu = p50 of the same
+    recipe on that CPU / this p50 (accelerator rows only). Empty when the row compared with is
+    absent or failed. Rounds are folded first (timings: the median over rounds); samples and
+    predictions (load_results' raw files) give every figure its interval (uncertainty.py)."""
+    df = fold_rounds(rows.copy())
     ok = df["status"] == "ok"
-    base = df[ok & (df["recipe"] == BASELINE)]
+    on_cpu = df["compute_unit"] == CPU
     # Same runtime and XNNPACK setting too: a run may measure both, and each is its own baseline.
-    key = ["device", "run_id", "architecture", "threads", "runtime", "xnnpack"]
+    # An accelerator row (LiteRT's CompiledModel) is compared with the CPU rows of its run.
+    cpu_runtime = (df[on_cpu].drop_duplicates(["device", "run_id"])
+                   .set_index(["device", "run_id"])["runtime"])
+    df["_rt"] = df["runtime"].where(on_cpu, pd.Series(
+        list(zip(df["device"], df["run_id"])), index=df.index).map(cpu_runtime))
+    key = ["device", "run_id", "architecture", "threads", "_rt", "xnnpack"]
     # A duplicated baseline (two copies of one run) must not multiply rows in the merge.
-    base = base.drop_duplicates(key)[key + ["p50_ms", "accuracy"]]
-    base = base.rename(columns={"p50_ms": "_base_p50", "accuracy": "_base_acc"})
+    cpu_ok = df[ok & on_cpu]
+    ident = ["sha256", "runtime", "xnnpack", "compute_unit"]  # which row it is, for its raw files
+
+    def compared(frame: pd.DataFrame, on: list, prefix: str, values: dict) -> pd.DataFrame:
+        frame = frame.drop_duplicates(on)
+        out = frame[on].copy()
+        for col, name in values.items():
+            out[name] = frame[col]
+        for col in ident:
+            out[prefix + col] = frame[col]
+        return out
+
+    base = compared(cpu_ok[cpu_ok["recipe"] == BASELINE], key, "_base_",
+                    {"p50_ms": "_base_p50", "accuracy": "_base_acc"})
+    same = compared(cpu_ok, key + ["recipe"], "_cpu_", {"p50_ms": "_cpu_p50"})
     df = df.merge(base, on=key, how="left", sort=False)
+    df = df.merge(same, on=key + ["recipe"], how="left", sort=False)
     df["speedup_vs_fp32"] = (df["_base_p50"] / df["p50_ms"]).where(ok)
+    df["speedup_vs_cpu"] = (df["_cpu_p50"] / df["p50_ms"]).where(ok & (df["compute_unit"] != CPU))
     df["delta_accuracy_pp"] = ((df["accuracy"] - df["_base_acc"]) * 100.0).where(ok)
+    df = add_uncertainty(df, RawData(samples, predictions))
     df.loc[~ok, ["accuracy", "sensitivity", "specificity", "auc", "agreement",
                  "p50_ms", "p90_ms", "mean_ms", "std_ms"]] = math.nan
     df["flags"] = df.apply(_flags, axis=1)
@@ -81,57 +127,24 @@ def build_summary(rows: pd.DataFrame) -> pd.DataFrame:
     model_rank = {m: i for i, m in enumerate(dict.fromkeys(df["model"]))}
     device_rank = {d: i for i, d in enumerate(dict.fromkeys(df["device"]))}
     df = df.assign(_d=df["device"].map(device_rank), _m=df["model"].map(model_rank),
-                   _r=df["recipe"].map(_recipe_rank))
-    df = df.sort_values(["_d", "_m", "_r", "recipe", "threads"], kind="stable")
+                   _r=df["recipe"].map(_recipe_rank), _u=df["compute_unit"].map(_unit_rank))
+    df = df.sort_values(["_d", "_m", "_r", "recipe", "_u", "threads"], kind="stable")
     out = df[list(SUMMARY_COLUMNS)].reset_index(drop=True)
     for col, digits in _ROUND.items():
         out[col] = out[col].round(digits)
     # A ratio: significant digits, since int16x8 can be 0.0363× and int8 12.34×.
     out["speedup_vs_fp32"] = out["speedup_vs_fp32"].map(_round_sig)
+    out["speedup_vs_cpu"] = out["speedup_vs_cpu"].map(_round_sig)
+    for col in ("speedup_vs_fp32_ci_low", "speedup_vs_fp32_ci_high", "speedup_vs_cpu_ci_low",
+                "speedup_vs_cpu_ci_high", "p50_ci_low", "p50_ci_high", "mcnemar_p"):
+        out[col] = out[col].map(_round_sig)
+    for col in ("accuracy_ci_low", "accuracy_ci_high", "sensitivity_ci_low",
+                "sensitivity_ci_high", "specificity_ci_low", "specificity_ci_high",
+                "auc_ci_low", "auc_ci_high", "p50_round_spread"):
+        out[col] = out[col].round(4)
+    for col in ("delta_accuracy_ci_low_pp", "delta_accuracy_ci_high_pp"):
+        out[col] = out[col].round(2)
     return out
-
-
-# ----------------------------------------------------------------------------------------------
-# Formatting for people: fixed rules so every rendering agrees.
-
-def fmt_ms(v) -> str:
-    if pd.isna(v):
-        return ""
-    v = float(v)
-    if v < 1:  # tiny test models run in microseconds: keep three significant digits
-        return f"{v:.3g}"
-    digits = 2 if v < 10 else 1 if v < 100 else 0
-    return f"{v:,.{digits}f}"
-
-
-def fmt_pct(v) -> str:
-    return "" if pd.isna(v) else f"{float(v) * 100:.1f}"
-
-
-def fmt_pp(v) -> str:
-    return "" if pd.isna(v) else f"{float(v):+.1f}"
-
-
-def fmt_speedup(v) -> str:
-    if pd.isna(v):
-        return ""
-    v = float(v)
-    return f"{v:.2f}×" if v >= 0.1 else f"{v:.3f}×"
-
-
-def fmt_mb(v) -> str:
-    if pd.isna(v):
-        return ""
-    v = float(v)
-    return f"{v:.3g}" if v < 1 else f"{v:.2f}" if v < 100 else f"{v:,.0f}"
-
-
-def fmt_num(v, digits: int = 3) -> str:
-    return "" if pd.isna(v) else f"{float(v):.{digits}f}"
-
-
-def fmt_threads(v) -> str:
-    return "" if pd.isna(v) else str(int(v))
 
 
 def _runtime(row: pd.Series) -> str:
@@ -144,61 +157,132 @@ def devices(summary: pd.DataFrame) -> list[str]:
     return list(dict.fromkeys(summary["device"]))
 
 
+def has_accelerators(d: pd.DataFrame) -> bool:
+    return bool((d["compute_unit"] != CPU).any())
+
+
+def _unit(row: pd.Series) -> str:
+    """The compute unit as people read it: "gpu (llvmpipe, software)"."""
+    unit = str(row["compute_unit"])
+    device = row["accelerator_device"]
+    if unit == CPU or pd.isna(device) or not str(device).strip():
+        return unit
+    name = str(device).split(",")[0].split(" (")[0].strip()
+    return f"{unit} ({name}{', software' if row['software_accelerator'] else ''})"
+
+
+def _with_ci(d: pd.DataFrame, col: str, fmt, low: str | None = None, high: str | None = None):
+    low, high = low or f"{col}_ci_low", high or f"{col}_ci_high"
+    return d.apply(lambda r: fmt_ci(fmt(r[col]), r[low], r[high], fmt), axis=1)
+
+
+def fmt_delta(row: pd.Series) -> str:
+    """"−1.4 (1 of 72 images changed, p = 1.00: no evidence of a difference)": the accuracy
+    difference against fp32 on the CPU with McNemar's exact test on the same images."""
+    text = fmt_pp(row["delta_accuracy_pp"])
+    if not text or pd.isna(row["mcnemar_p"]):
+        return text
+    verdict = ("differs" if row["mcnemar_p"] < 0.05 else "no evidence of a difference")
+    return (f"{text} ({int(row['images_changed'])} of {int(row['n_test'])} images changed, "
+            f"p = {fmt_p(row['mcnemar_p'])}: {verdict})")
+
+
+def fmt_speedup_ci(row: pd.Series, col: str) -> str:
+    text = fmt_ci(fmt_speedup(row[col]), row[f"{col}_ci_low"], row[f"{col}_ci_high"],
+                  fmt_speedup)
+    if row.get(f"{col}_verdict") == "no measurable difference":
+        text += ", no measurable difference"
+    return text
+
+
+def significance(row: pd.Series) -> str:
+    """The "significant?" column: which of this row's differences from fp32 on the CPU are
+    beyond the noise (accuracy: McNemar p < 0.05; speed: the speedup's interval excludes 1)."""
+    parts = []
+    if pd.notna(row["mcnemar_p"]):
+        parts.append("accuracy " + ("yes" if row["mcnemar_p"] < 0.05 else "no"))
+    verdict = row["speedup_vs_fp32_verdict"]
+    if isinstance(verdict, str) and verdict:
+        parts.append("speed " + ("no" if verdict == "no measurable difference" else "yes"))
+    return ", ".join(parts)
+
+
 def device_table(summary: pd.DataFrame, device: str) -> pd.DataFrame:
-    """The per-device table as display strings, headers with units."""
+    """The per-device table as display strings, headers with units; values carry their 95 %
+    intervals in parentheses where the raw files allowed one."""
     d = summary[summary["device"] == device]
-    return pd.DataFrame({
+    rounds = d["rounds"].fillna(1)
+    table = pd.DataFrame({
         "model": d["model"],
         "recipe": d["recipe"],
+        "unit": d.apply(_unit, axis=1),
+        "API": d["api"].fillna(""),
         "threads": d["threads"].map(fmt_threads),
         "size (MB)": d["size_mb"].map(fmt_mb),
-        "accuracy (%)": d["accuracy"].map(fmt_pct),
-        "Δ acc vs fp32 (pp)": d["delta_accuracy_pp"].map(fmt_pp),
-        "sensitivity (%)": d["sensitivity"].map(fmt_pct),
-        "specificity (%)": d["specificity"].map(fmt_pct),
-        "AUC": d["auc"].map(fmt_num),
-        "p50 (ms)": d["p50_ms"].map(fmt_ms),
+        "accuracy (%)": _with_ci(d, "accuracy", fmt_pct),
+        "Δ acc vs fp32 (pp)": d.apply(fmt_delta, axis=1),
+        "sensitivity (%)": _with_ci(d, "sensitivity", fmt_pct),
+        "specificity (%)": _with_ci(d, "specificity", fmt_pct),
+        "AUC": _with_ci(d, "auc", fmt_num),
+        "p50 (ms)": _with_ci(d, "p50_ms", fmt_ms, "p50_ci_low", "p50_ci_high"),
         "p90 (ms)": d["p90_ms"].map(fmt_ms),
-        "speedup vs fp32": d["speedup_vs_fp32"].map(fmt_speedup),
+        "rounds (p50 spread)": [f"{int(n)} ({100 * v:.1f} %)" if pd.notna(v) else
+                                (str(int(n)) if n else "") for n, v in
+                                zip(rounds, d["p50_round_spread"])],
+        "speedup vs fp32": d.apply(lambda r: fmt_speedup_ci(r, "speedup_vs_fp32"), axis=1),
+        "speedup vs CPU": d.apply(lambda r: fmt_speedup_ci(r, "speedup_vs_cpu"), axis=1),
+        "significant?": d.apply(significance, axis=1),
         "peak memory (MB)": d["peak_rss_mb"].map(lambda v: fmt_num(v, 1)),
         "runtime": d.apply(_runtime, axis=1),
         "flags": d["flags"],
     }).reset_index(drop=True)
+    if not has_accelerators(d):  # a CPU-only device: the unit columns would say "cpu" only
+        table = table.drop(columns=["speedup vs CPU"])
+    if (rounds <= 1).all():
+        table = table.drop(columns=["rounds (p50 spread)"])
+    return table
 
 
-def _accuracy_pivot(d: pd.DataFrame) -> pd.DataFrame:
-    # Accuracy does not depend on the thread count: one value per model × recipe, a successful
-    # row when there is one. NaN = failed everywhere (shown as "error"); absent = not measured.
-    d = d.assign(_failed=(d["status"] != "ok"))
-    first = d.sort_values("_failed", kind="stable").drop_duplicates(["model", "recipe"])
-    pivot = first.pivot(index="model", columns="recipe", values="accuracy")
-    failed = first.pivot(index="model", columns="recipe", values="_failed")
-    recipes = sorted(pivot.columns, key=lambda r: (_recipe_rank(r), r))
+def _accuracy_pivot(d: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(accuracy, dagger): model × recipe. Accuracy does not depend on the thread count: one
+    value per cell, a successful row when there is one, the CPU's where it was measured (the
+    paper's table has one number per cell). -1 = failed everywhere (shown as "error"); NaN = not
+    measured. dagger: the cell differs from fp32 by McNemar's test at p < 0.05."""
+    d = d.assign(_failed=(d["status"] != "ok"), _acc=(d["compute_unit"] != CPU))
+    first = d.sort_values(["_failed", "_acc"], kind="stable").drop_duplicates(["model", "recipe"])
+    recipes = sorted(first["recipe"].unique(), key=lambda r: (_recipe_rank(r), r))
     models = list(dict.fromkeys(d["model"]))
-    pivot = pivot.reindex(index=models, columns=recipes)
-    failed = failed.reindex(index=models, columns=recipes).astype("boolean").fillna(False)
-    return pivot.mask(failed.astype(bool), -1.0)  # -1 marks an error cell for display
+
+    def cells(values: str) -> pd.DataFrame:
+        return first.pivot(index="model", columns="recipe", values=values).reindex(
+            index=models, columns=recipes)
+
+    failed = cells("_failed").astype("boolean").fillna(False).astype(bool)
+    dagger = cells("accuracy_differs").astype("boolean").fillna(False).astype(bool)
+    return cells("accuracy").mask(failed, -1.0), dagger
 
 
 def paper_view(summary: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """Accuracy (%) by model (rows) × recipe (columns), as the paper lays it out. One table when
-    every device agrees to 0.05 pp (the same .tflite files should), else one per device."""
+    """Accuracy (%) by model (rows) × recipe (columns), as the paper lays it out, † on a recipe
+    whose accuracy differs from fp32 (McNemar, p < 0.05). One table when every device agrees to
+    0.05 pp (the same .tflite files should), else one per device."""
     pivots = {dev: _accuracy_pivot(summary[summary["device"] == dev]) for dev in devices(summary)}
-    pivots = {dev: p for dev, p in pivots.items() if not p.empty}
+    pivots = {dev: p for dev, p in pivots.items() if not p[0].empty}
     if not pivots:
         return {}
-    first = next(iter(pivots.values()))
+    first, first_dagger = next(iter(pivots.values()))
     same = all(p.shape == first.shape and list(p.index) == list(first.index)
                and list(p.columns) == list(first.columns)
                and ((p - first).abs().fillna(0) <= 0.0005).all().all()
-               and (p.isna() == first.isna()).all().all()
-               for p in pivots.values())
-    chosen = {"all devices": first} if same and len(pivots) > 1 else pivots
-    return {label: _display_pivot(p) for label, p in chosen.items()}
+               and (p.isna() == first.isna()).all().all() and (dg == first_dagger).all().all()
+               for p, dg in pivots.values())
+    chosen = {"all devices": (first, first_dagger)} if same and len(pivots) > 1 else pivots
+    return {label: _display_pivot(*p) for label, p in chosen.items()}
 
 
-def _display_pivot(pivot: pd.DataFrame) -> pd.DataFrame:
+def _display_pivot(pivot: pd.DataFrame, dagger: pd.DataFrame) -> pd.DataFrame:
     shown = pivot.map(lambda v: "error" if v == -1.0 else fmt_pct(v))
+    shown = shown.where(~dagger, shown + "†")
     shown.columns = [f"{c} (%)" for c in shown.columns]
     shown.insert(0, "model", shown.index)
     return shown.reset_index(drop=True)
@@ -211,12 +295,13 @@ def cross_device_view(summary: pd.DataFrame) -> pd.DataFrame:
     devs = devices(summary)
     if len(devs) < 2:
         return pd.DataFrame()
-    keys = summary.drop_duplicates(["model", "recipe"])[["model", "recipe"]]
-    table = keys.reset_index(drop=True).copy()
+    cols = ["model", "recipe", "compute_unit"]
+    keys = summary.drop_duplicates(cols)[cols]
+    table = keys.reset_index(drop=True).rename(columns={"compute_unit": "unit"})
     idx = pd.MultiIndex.from_frame(keys)
     for dev in devs:
         d = summary[summary["device"] == dev].sort_values("threads", kind="stable")
-        at = d.drop_duplicates(["model", "recipe"], keep="last").set_index(["model", "recipe"])
+        at = d.drop_duplicates(cols, keep="last").set_index(cols)
         at = at.reindex(idx)
         threads = set(at["threads"].dropna())
         one = len(threads) == 1
@@ -238,39 +323,19 @@ def cross_device_view(summary: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-def looks_numeric(value) -> bool:
-    """Whether a display cell is a number ("1,234", "+0.5", "3.00×"), for right alignment."""
-    s = str(value).replace(",", "").rstrip("×").strip()
-    try:
-        float(s)
-        return True
-    except ValueError:
-        return False
-
-
-def text_table(table: pd.DataFrame) -> str:
-    """A fixed-width plain-text table (for the terminal), numbers right-aligned."""
-    cols = list(table.columns)
-    cells = [[str(v) for v in row] for row in table.itertuples(index=False)]
-    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(cols)]
-    right = [bool(cells) and all(looks_numeric(r[i]) or not r[i] for r in cells)
-             and any(r[i] for r in cells) for i in range(len(cols))]
-
-    def line(vals):
-        return "  ".join(v.rjust(w) if r else v.ljust(w)
-                         for v, w, r in zip(vals, widths, right)).rstrip()
-
-    return "\n".join([line(cols), line(["-" * w for w in widths])] + [line(r) for r in cells])
-
-
 def headline(summary: pd.DataFrame) -> str:
     """The headline table as text, one block per device: what `bench-host run` prints at the
     end."""
     blocks = []
     for dev in devices(summary):
         t = device_table(summary, dev)
-        t = t[["model", "recipe", "threads", "size (MB)", "accuracy (%)", "Δ acc vs fp32 (pp)",
-               "p50 (ms)", "speedup vs fp32", "flags"]].copy()
+        d = summary[summary["device"] == dev].reset_index(drop=True)
+        # The terminal gets the difference and its p-value, the report the whole sentence.
+        t["Δ acc vs fp32 (pp)"] = [fmt_pp(v) + (f" (p {fmt_p(p)})" if pd.notna(p) else "")
+                                  for v, p in zip(d["delta_accuracy_pp"], d["mcnemar_p"])]
+        cols = ["model", "recipe", "unit", "threads", "size (MB)", "accuracy (%)",
+                "Δ acc vs fp32 (pp)", "p50 (ms)", "speedup vs fp32", "speedup vs CPU", "flags"]
+        t = t[[c for c in cols if c in t.columns]].copy()
         # A long stack message would wrap every line of a terminal table.
         t["flags"] = t["flags"].map(lambda f: f if len(f) <= 70 else f[:67] + "...")
         blocks.append(f"{dev}\n{text_table(t)}")

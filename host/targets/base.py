@@ -18,7 +18,23 @@ LineSink = Callable[[str], None]
 
 
 class LinkDropped(Exception):
-    """The connection to the target went away mid-operation; the caller may reconnect and retry."""
+    """The connection to the target went away mid-operation; the caller may reconnect and retry.
+
+    `why` is the cause alone ("connection reset", "no answer for 60 s"); `placed` is true once the
+    message also says what was being done (and how far it got), so outer layers keep it as is."""
+
+    def __init__(self, message: str, why: Optional[str] = None, placed: bool = False):
+        super().__init__(message)
+        self.why = why or message
+        self.placed = placed
+
+
+def dropped_while(target: "Target", doing: str, exc: LinkDropped) -> LinkDropped:
+    """The message a user reads: which device, what was being done, how far it got, and why."""
+    if exc.placed:
+        return exc
+    return LinkDropped(f"{target.describe()}: link dropped while {doing}: {exc.why}", exc.why,
+                       placed=True)
 
 
 @dataclass
@@ -46,6 +62,7 @@ class TargetSpec:
     identity_files: list = field(default_factory=list)
     python: Optional[str] = None       # interpreter on the device (a venv's python, say)
     remote_dir: Optional[str] = None   # working folder on the device (default ~/.edgebench)
+    proxy_jump: Optional[str] = None   # jump hosts, as OpenSSH's ProxyJump / -J: [user@]host[:port],...
 
     def label(self) -> str:
         if self.kind == "local":
@@ -86,8 +103,11 @@ class Target(abc.ABC):
 
     # --- files ------------------------------------------------------------------------------
     @abc.abstractmethod
-    def put(self, local_path: str, remote_path: str, progress: Optional[Progress] = None) -> None:
-        """Copy one file to the target, as is (atomicity is transfer.py's job)."""
+    def put(self, local_path: str, remote_path: str, progress: Optional[Progress] = None,
+            offset: int = 0) -> None:
+        """Copy one file to the target, as is (atomicity is transfer.py's job). With offset > 0 the
+        remote file already holds the first `offset` bytes (checked by the caller) and only the
+        rest is written, at that offset; progress counts from offset."""
 
     @abc.abstractmethod
     def get(self, remote_path: str, local_path: str, progress: Optional[Progress] = None) -> None:
@@ -134,6 +154,10 @@ class Process(abc.ABC):
     @abc.abstractmethod
     def readline(self, timeout: float) -> Optional[str]:
         """The next stdout line, or None at end of output / timeout."""
+
+    @abc.abstractmethod
+    def send(self, data: bytes) -> bool:
+        """Write to its stdin; False when that is no longer possible."""
 
     @abc.abstractmethod
     def stop(self) -> None:

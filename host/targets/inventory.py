@@ -9,6 +9,7 @@ TOML:
     port = 22
     identity_file = "~/.ssh/id_ed25519"
     remote_dir = "~/.edgebench"
+    proxy_jump = "gw.lab"      # optional: jump hosts, as ssh -J / ProxyJump
     [devices.bench-box]
     host = "local"             # this machine
 
@@ -30,13 +31,14 @@ from edgebench.host.errors import UserError
 from edgebench.host.targets.base import TargetSpec
 from edgebench.host.targets.transfer import safe_name
 
-_TOML_KEYS = {"host", "user", "port", "identity_file", "python", "remote_dir"}
+_TOML_KEYS = {"host", "user", "port", "identity_file", "python", "remote_dir", "proxy_jump"}
 _ANSIBLE = {
     "ansible_host": "host", "ansible_ssh_host": "host",
     "ansible_user": "user", "ansible_ssh_user": "user",
     "ansible_port": "port", "ansible_ssh_port": "port",
     "ansible_ssh_private_key_file": "identity_file", "ansible_private_key_file": "identity_file",
     "ansible_python_interpreter": "python", "edgebench_remote_dir": "remote_dir",
+    "edgebench_proxy_jump": "proxy_jump",
 }
 
 
@@ -76,7 +78,7 @@ def _spec(name: str, values: dict, where: str) -> TargetSpec:
     key = values.get("identity_file")
     return TargetSpec(name=name, kind="ssh", host=host, user=values.get("user"), port=port,
                       identity_files=[key] if key else [], python=values.get("python"),
-                      remote_dir=values.get("remote_dir"))
+                      remote_dir=values.get("remote_dir"), proxy_jump=values.get("proxy_jump"))
 
 
 def _from_toml(text: str, path: str) -> list:

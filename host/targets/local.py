@@ -68,8 +68,9 @@ class LocalTarget(Target):
     def start(self, argv: Sequence[str]) -> Process:
         return _LocalProcess([str(a) for a in argv])
 
-    def put(self, local_path, remote_path, progress: Optional[Progress] = None) -> None:
-        _copy(str(local_path), self.expand(remote_path), progress)
+    def put(self, local_path, remote_path, progress: Optional[Progress] = None,
+            offset: int = 0) -> None:
+        _copy(str(local_path), self.expand(remote_path), progress, offset)
 
     def get(self, remote_path, local_path, progress: Optional[Progress] = None) -> None:
         _copy(self.expand(remote_path), str(local_path), progress)
@@ -84,10 +85,13 @@ class LocalTarget(Target):
         return os.path.exists(self.expand(remote_path))
 
 
-def _copy(src: str, dst: str, progress: Optional[Progress]) -> None:
+def _copy(src: str, dst: str, progress: Optional[Progress], offset: int = 0) -> None:
     total = os.path.getsize(src)
-    done = 0
-    with open(src, "rb") as fi, open(dst, "wb") as fo:
+    done = offset
+    with open(src, "rb") as fi, open(dst, "r+b" if offset else "wb") as fo:
+        fi.seek(offset)
+        fo.seek(offset)
+        fo.truncate()
         while True:
             chunk = fi.read(_CHUNK)
             if not chunk:
@@ -102,7 +106,7 @@ def _copy(src: str, dst: str, progress: Optional[Progress]) -> None:
 class _LocalProcess(Process):
     def __init__(self, argv):
         self._proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                      stderr=subprocess.DEVNULL, text=True)
+                                      stderr=subprocess.DEVNULL, text=True, bufsize=1)
         self._lines: "collections.deque[str]" = collections.deque()
         self._cv = threading.Condition()
         self._eof = False
@@ -121,6 +125,14 @@ class _LocalProcess(Process):
         with self._cv:
             self._cv.wait_for(lambda: self._lines or self._eof, timeout)
             return self._lines.popleft() if self._lines else None
+
+    def send(self, data: bytes) -> bool:
+        try:
+            self._proc.stdin.write(data.decode("ascii", "replace"))
+            self._proc.stdin.flush()
+            return True
+        except (OSError, ValueError):   # ValueError: stdin already closed by stop()
+            return False
 
     def stop(self) -> None:
         try:

@@ -1,6 +1,7 @@
 """Where an SSH target is and whether we trust it: `user@host[:port]` parsing, `~/.ssh/config`
-aliases (HostName, User, Port, IdentityFile, UserKnownHostsFile) and the known_hosts policy
-(OpenSSH's StrictHostKeyChecking=yes, or =accept-new when asked)."""
+aliases (HostName, User, Port, IdentityFile, UserKnownHostsFile, ProxyJump, ProxyCommand), jump
+host chains (`-J a,b` as OpenSSH's ProxyJump) and the known_hosts policy (OpenSSH's
+StrictHostKeyChecking=yes, or =accept-new when asked), applied to every hop alike."""
 from __future__ import annotations
 
 import base64
@@ -33,6 +34,18 @@ class ConnectOptions:
     keepalive_s: int = 15
     allow_agent: bool = True
     look_for_keys: bool = True             # ~/.ssh/id_* as OpenSSH does
+    proxy_jump: Optional[str] = None       # -J: jump hosts for every target, beats ~/.ssh/config
+    # A link that has not answered a keepalive for this long is given up as dropped (then
+    # retried): a vanished Wi-Fi link raises no error by itself, TCP would wait for hours.
+    link_timeout_s: float = 60.0
+
+
+@dataclass
+class Route:
+    """How to reach the device: jump hosts in order (each a resolved TargetSpec) or a
+    ProxyCommand whose stdin/stdout carry the first connection (not both, as in OpenSSH)."""
+    jumps: list = field(default_factory=list)
+    proxy_command: Optional[str] = None
 
 
 def parse_target(text: str) -> TargetSpec:
@@ -52,20 +65,33 @@ def parse_target(text: str) -> TargetSpec:
 
 def resolve(spec: TargetSpec, options: ConnectOptions) -> tuple:
     """Fill host/user/port/keys from ~/.ssh/config (explicit values win, as with ssh itself).
-    Returns (resolved spec, known_hosts files from the config or None)."""
+    Returns (resolved spec, known_hosts files from the config or None, Route)."""
+    entry = _lookup(spec.host or spec.name, options)
+    resolved = _fill(spec, entry)
+    known = entry.get("userknownhostsfile")
+    route = _route(options.proxy_jump or spec.proxy_jump, entry, options, spec.name, 0)
+    return resolved, ([os.path.expanduser(p) for p in known.split()] if known else None), route
+
+
+def _config_path(options: ConnectOptions) -> str:
     path = options.ssh_config or os.path.expanduser("~/.ssh/config")
     if options.ssh_config and not os.path.exists(path):
         raise UserError(f"ssh config {path} does not exist")
-    entry: dict = {}
-    if os.path.exists(path):
-        try:
-            entry = paramiko.SSHConfig.from_path(path).lookup(spec.host or spec.name)
-        except Exception as exc:  # paramiko raises several types for a malformed file
-            raise UserError(f"cannot read ssh config {path}: {exc}") from None
-    if "proxycommand" in entry or "proxyjump" in entry:
-        raise UserError(f"{spec.name}: ProxyCommand/ProxyJump in {path} are not supported; "
-                        f"reach the device directly or through a tunnel on a local port")
-    resolved = dataclasses.replace(
+    return path
+
+
+def _lookup(host: str, options: ConnectOptions) -> dict:
+    path = _config_path(options)
+    if not os.path.exists(path):
+        return {}
+    try:
+        return paramiko.SSHConfig.from_path(path).lookup(host)
+    except Exception as exc:  # paramiko raises several types for a malformed file
+        raise UserError(f"cannot read ssh config {path}: {exc}") from None
+
+
+def _fill(spec: TargetSpec, entry: dict) -> TargetSpec:
+    return dataclasses.replace(
         spec,
         host=entry.get("hostname", spec.host or spec.name),
         user=spec.user or entry.get("user") or _local_user(),
@@ -73,8 +99,46 @@ def resolve(spec: TargetSpec, options: ConnectOptions) -> tuple:
         identity_files=list(spec.identity_files) + [os.path.expanduser(p) for p in
                                                    entry.get("identityfile", [])],
     )
-    known = entry.get("userknownhostsfile")
-    return resolved, ([os.path.expanduser(p) for p in known.split()] if known else None)
+
+
+_MAX_HOPS = 8
+
+
+def _route(jump: Optional[str], entry: dict, options: ConnectOptions, who: str,
+           depth: int) -> Route:
+    """OpenSSH's rules: an explicit jump list (-J, the inventory) beats the config; ProxyJump
+    beats ProxyCommand; the first hop's own ProxyJump/ProxyCommand from the config is honoured
+    (the later hops are reached through the earlier ones)."""
+    jump = jump or entry.get("proxyjump")
+    if jump and jump.strip().lower() != "none":
+        hops = [parse_hop(text, who) for text in jump.split(",")]
+        if depth + len(hops) > _MAX_HOPS:
+            raise UserError(f"{who}: more than {_MAX_HOPS} jump hosts (a ProxyJump loop in "
+                            f"the ssh config?)")
+        first_entry = _lookup(hops[0].host, options)
+        head = _route(None, first_entry, options, who, depth + len(hops))
+        resolved = [_fill(h, _lookup(h.host, options)) for h in hops]
+        return Route(jumps=head.jumps + resolved, proxy_command=head.proxy_command)
+    command = entry.get("proxycommand")
+    if command and command.strip().lower() != "none":
+        return Route(proxy_command=command)
+    return Route()
+
+
+def parse_hop(text: str, who: str = "") -> TargetSpec:
+    """One jump host: [user@]host[:port] or ssh://[user@]host[:port] (as in ProxyJump / -J)."""
+    text = text.strip()
+    if text.startswith("ssh://"):
+        text = text[len("ssh://"):].rstrip("/")
+    m = _TARGET_RE.match(text)
+    if not m or text == "local":
+        raise UserError(f"{who + ': ' if who else ''}bad jump host {text!r}: expected "
+                        f"[user@]host[:port], several joined by commas")
+    port = int(m["port"]) if m["port"] else None
+    if port is not None and not 0 < port < 65536:
+        raise UserError(f"bad port in jump host {text!r}")
+    return TargetSpec(name=text, kind="ssh", host=m["host"].strip("[]"), user=m["user"],
+                      port=port)
 
 
 def _local_user() -> str:
@@ -105,10 +169,16 @@ class KnownHostsPolicy(paramiko.MissingHostKeyPolicy):
     with none is refused unless accept_new, in which case the key is appended to the user's
     known_hosts file, so the next connection verifies against it."""
 
-    def __init__(self, write_path: str, accept_new: bool, keys: paramiko.HostKeys):
+    def __init__(self, write_path: str, accept_new: bool, keys: paramiko.HostKeys,
+                 role: str = "device"):
         self.write_path = write_path
         self.accept_new = accept_new
         self.keys = keys
+        self.role = role              # "device" or "jump host": named in what we say
+        self.recorded: list = []      # one line per key recorded under accept-new
+
+    def _who(self, hostname: str) -> str:
+        return hostname if self.role == "device" else f"{self.role} {hostname}"
 
     def missing_host_key(self, client, hostname, key):
         recorded = self.keys.lookup(hostname)
@@ -117,8 +187,8 @@ class KnownHostsPolicy(paramiko.MissingHostKeyPolicy):
             raise UserError(changed_message(hostname, key, other, self.write_path))
         if not self.accept_new:
             raise UserError(
-                f"host key for {hostname} is not known ({_key_kind(key)} key fingerprint "
-                f"{fingerprint(key)}); check that fingerprint on the device "
+                f"host key for {self._who(hostname)} is not known ({_key_kind(key)} key "
+                f"fingerprint {fingerprint(key)}); check that fingerprint on the {self.role} "
                 f"(ssh-keygen -lf /etc/ssh/ssh_host_{_key_kind(key).lower()}_key.pub), then rerun "
                 f"with --accept-new-host-key to record it in {self.write_path}")
         with _save_lock:
@@ -126,6 +196,8 @@ class KnownHostsPolicy(paramiko.MissingHostKeyPolicy):
             with open(self.write_path, "a") as f:
                 f.write(f"{hostname} {key.get_name()} {key.get_base64()}\n")
         self.keys.add(hostname, key.get_name(), key)
+        self.recorded.append(f"recorded the host key of {self.role} {hostname} "
+                             f"({_key_kind(key)} {fingerprint(key)}) in {self.write_path}")
 
 
 def changed_message(hostname: str, offered: paramiko.PKey, recorded: paramiko.PKey,

@@ -1,34 +1,77 @@
-"""Content-addressed uploads of a bundle to a target.
+"""Content-addressed, resumable uploads of a bundle to a target.
 
 On the device every file lives once in `<remote_dir>/store/<sha256>`; a run's bundle folder is
 made of hard links into the store. A file whose hash the store already holds is not sent again.
-Uploads go to `store/.tmp-<sha256>-<nonce>`, are hashed on the device, and only then renamed to
-their final name, so a cut upload never leaves a file that a later run would trust."""
+Each upload goes to `store/.part-<sha256>` (named by the content it is for), is hashed on the
+device as soon as it has arrived and only then renamed to its final name: files are committed one
+by one, so a cut loses at most the file in flight, and a cut upload never leaves a file that a
+later run would trust. The next attempt continues a partial from its length, after checking that
+the bytes already there are the file's first bytes (a sha256 of the prefix on the device against
+the local one). Partials of content this bundle does not want are removed once they are older
+than max_partial_age_s. The caller holds the device lock, so no other upload is live."""
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Callable, Optional, Sequence
 
 from edgebench.host.errors import UserError
 from edgebench.host.files import sha256_file
-from edgebench.host.targets.base import Target, quote_argv
+from edgebench.host.targets.base import LinkDropped, Target, dropped_while, quote_argv
 
 _SAFE_PART = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._+-]{0,127}$")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
-# Runs on the device's python (checked by preflight): hashes each path given, one line per file.
-_HASH_SCRIPT = (
-    "import hashlib,sys\n"
-    "for p in sys.argv[1:]:\n"
-    "    h=hashlib.sha256()\n"
-    "    f=open(p,'rb')\n"
-    "    for b in iter(lambda: f.read(1<<20), b''): h.update(b)\n"
-    "    f.close()\n"
-    "    sys.stdout.write(h.hexdigest()+' '+p+'\\n')\n")
+DEFAULT_PARTIAL_AGE_S = 24 * 3600.0
+# Files that arrived are committed once this many bytes await it (and at the end): big files one
+# by one, small ones together (one python start on the device for several files).
+COMMIT_BYTES = 1 << 20
+
+# Runs on the device's python (checked by preflight). `plan STORE MAX_AGE SHA...`: one JSON object
+# {sha: [held, partial length, sha256 of the partial]} after removing partials nobody wants that
+# are older than MAX_AGE (and the .tmp-* files of older versions, never resumable).
+# `commit STORE SHA`: hash .part-SHA, rename it to SHA when it matches, else remove it; prints
+# "ok" or "bad DIGEST".
+_STORE_SCRIPT = r'''
+import hashlib, json, os, sys, time
+mode, store = sys.argv[1], sys.argv[2]
+def digest(p):
+    h = hashlib.sha256()
+    with open(p, "rb") as f:
+        for b in iter(lambda: f.read(1 << 20), b""):
+            h.update(b)
+    return h.hexdigest()
+if mode == "plan":
+    max_age, wanted = float(sys.argv[3]), sys.argv[4:]
+    names = set(os.listdir(store))
+    now = time.time()
+    for n in names:
+        p = os.path.join(store, n)
+        old = now - os.path.getmtime(p) > max_age
+        if n.startswith(".tmp-") or (n.startswith(".part-") and n[6:] not in wanted and old):
+            os.remove(p)
+    out = {}
+    for sha in wanted:
+        part = os.path.join(store, ".part-" + sha)
+        has = ".part-" + sha in names and os.path.exists(part)
+        out[sha] = [sha in names, os.path.getsize(part) if has else 0,
+                    digest(part) if has else None]
+    sys.stdout.write(json.dumps(out) + "\n")
+else:
+    for sha in sys.argv[3:]:
+        part, final = os.path.join(store, ".part-" + sha), os.path.join(store, sha)
+        got = digest(part)
+        if got == sha:
+            os.rename(part, final)
+            sys.stdout.write("ok " + sha + "\n")
+        else:
+            os.remove(part)
+            sys.stdout.write("bad " + sha + " " + got + "\n")
+'''
 
 
 @dataclass(frozen=True)
@@ -41,11 +84,20 @@ class BundleFile:
 
 @dataclass
 class TransferStats:
-    bytes_sent: int = 0
-    bytes_skipped: int = 0
+    bytes_sent: int = 0       # file bytes written to the device (resumed prefixes not counted)
+    bytes_skipped: int = 0    # already in the store
+    bytes_resumed: int = 0    # found in partial uploads of earlier attempts, checked, kept
     files_sent: int = 0
     files_skipped: int = 0
+    files_resumed: int = 0
     seconds: float = 0.0
+
+    def add(self, other: "TransferStats") -> None:
+        """Fold one attempt into a deploy's totals: what was sent adds up, what was found
+        cached is the last attempt's view."""
+        for name in ("bytes_sent", "bytes_resumed", "files_sent", "files_resumed", "seconds"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.bytes_skipped, self.files_skipped = other.bytes_skipped, other.files_skipped
 
 
 def safe_name(text: str, what: str) -> str:
@@ -78,76 +130,110 @@ def bundle_file(bundle_dir: Path, rel: str, expected_sha: Optional[str] = None) 
     return BundleFile(rel, local, digest, local.stat().st_size)
 
 
-def plan(target: Target, files: Sequence[BundleFile], remote_root: str) -> tuple:
-    """(files whose content the device lacks, files it already holds), deduplicated by hash."""
-    held = set(target.listdir(f"{remote_root}/store"))
-    missing, seen = [], set()
-    for f in files:
-        if f.sha256 not in held and f.sha256 not in seen:
-            missing.append(f)
-            seen.add(f.sha256)
-    present = [f for f in files if f.sha256 in held]
-    return missing, present
+def prefix_sha256(path: Path, length: int) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        left = length
+        while left > 0:
+            block = f.read(min(left, 1 << 20))
+            if not block:
+                break
+            h.update(block)
+            left -= len(block)
+    return h.hexdigest()
 
 
 def sync(target: Target, files: Sequence[BundleFile], remote_root: str, dest: str,
-         python: str, progress: Optional[Callable[[int], None]] = None) -> TransferStats:
-    """Make `dest` (absolute, under remote_root) hold `files`, sending only unknown content.
-
-    progress(n) is called with every increment of bytes sent. Raises LinkDropped when the link
-    goes away (the partial temp file is never renamed into the store)."""
+         python: str, progress: Optional[Callable[[int], None]] = None,
+         stats: Optional[TransferStats] = None,
+         max_partial_age_s: float = DEFAULT_PARTIAL_AGE_S) -> TransferStats:
+    """Make `dest` (absolute, under remote_root) hold `files`, sending only unknown content and
+    resuming partial uploads. progress(n) is called with every increment of bytes sent; `stats`
+    (filled as the upload goes, so a caller sees how far a cut attempt got) is returned. Raises
+    LinkDropped, naming the file in flight and how far it got, when the link goes away."""
     start = time.monotonic()
+    stats = stats if stats is not None else TransferStats()
     store = f"{remote_root}/store"
     for f in files:
         if not _HEX64.match(f.sha256):
             raise UserError(f"bad sha256 for {f.rel!r}")
-    # Stale temp files belong to cut uploads; the caller holds the device lock, so none is live.
-    target.sh(f"mkdir -p {quote_argv([store, dest])} && rm -f {quote_argv([store])}/.tmp-*")
-    missing, _ = plan(target, files, remote_root)
-    stats = TransferStats()
-    temps = {}
-    for f in missing:
-        tmp = f"{store}/.tmp-{f.sha256}-{uuid.uuid4().hex[:8]}"
-        last = [0]
-
-        def tick(done, total, last=last):
-            if progress and done > last[0]:
-                progress(done - last[0])
-            last[0] = done
-        target.put(str(f.local), tmp, tick)
-        temps[f.sha256] = (tmp, f)
-        stats.bytes_sent += f.size
-        stats.files_sent += 1
-    if temps:
-        _verify_and_commit(target, python, store, temps)
-    sent = set(temps)
+    try:
+        target.sh(f"mkdir -p {quote_argv([store, dest])}")
+        wanted = list(dict.fromkeys(f.sha256 for f in files))
+        res = target.run([python, "-c", _STORE_SCRIPT, "plan", store, str(max_partial_age_s),
+                          *wanted])
+    except LinkDropped as exc:
+        raise dropped_while(target, "checking the device's store", exc) from None
+    try:
+        state = json.loads(res.stdout.splitlines()[-1])
+    except (ValueError, IndexError):
+        raise UserError(f"{target.describe()}: cannot read the store {store}: "
+                        f"{res.stderr.strip()[-300:]}") from None
+    missing = list({f.sha256: f for f in files if not state[f.sha256][0]}.values())
+    pending: list = []
+    for i, f in enumerate(missing):
+        _upload(target, store, f, state[f.sha256], stats, progress,
+                f"{i} of {len(missing)} files complete before it")
+        pending.append(f)
+        if sum(p.size for p in pending) >= COMMIT_BYTES or i == len(missing) - 1:
+            _commit(target, python, store, pending)
+            pending = []
     for f in files:
-        if f.sha256 not in sent:
+        if state[f.sha256][0]:
             stats.bytes_skipped += f.size
             stats.files_skipped += 1
-    _link(target, files, store, dest)
+    try:
+        _link(target, files, store, dest)
+    except LinkDropped as exc:
+        raise dropped_while(target, f"assembling the bundle in {dest}", exc) from None
     stats.seconds = time.monotonic() - start
     return stats
 
 
-def _verify_and_commit(target: Target, python: str, store: str, temps: dict) -> None:
-    paths = [tmp for tmp, _ in temps.values()]
-    res = target.run([python, "-c", _HASH_SCRIPT] + paths)
-    got = {}
-    for line in res.stdout.splitlines():
-        digest, _, path = line.partition(" ")
-        got[path] = digest
-    bad = [f.rel for sha, (tmp, f) in temps.items() if got.get(tmp) != sha]
-    if bad or not res.ok:
-        target.sh("rm -f " + quote_argv(paths))
-        raise UserError(f"{target.describe()}: upload of {', '.join(bad) or 'bundle'} arrived "
-                        f"corrupt (hash mismatch on the device); rerun the deploy "
-                        f"{res.stderr.strip()[-200:]}")
-    script = " && ".join(f"mv -f {quote_argv([tmp, f'{store}/{sha}'])}"
-                         for sha, (tmp, _) in temps.items())
-    res = target.sh(script)
-    if not res.ok:
-        raise UserError(f"{target.describe()}: cannot move uploads into {store}: {res.stderr}")
+def _upload(target: Target, store: str, f: BundleFile, state: list, stats: TransferStats,
+            progress, complete: str) -> None:
+    """Send one file, from where a partial left off if its prefix checks out."""
+    part = f"{store}/.part-{f.sha256}"
+    _, length, prefix = state
+    offset = length if 0 < length <= f.size and prefix == prefix_sha256(f.local, length) else 0
+    sent = [offset]
+
+    def tick(done, total):
+        if progress and done > sent[0]:
+            progress(done - sent[0])
+        sent[0] = done
+    try:
+        target.put(str(f.local), part, tick, offset=offset)
+    except LinkDropped as exc:
+        stats.bytes_sent += sent[0] - offset
+        resumed = f", resumed at byte {offset:,}" if offset else ""
+        raise LinkDropped(
+            f"{target.describe()}: link dropped while uploading {f.rel} ({sent[0]:,} of "
+            f"{f.size:,} bytes sent{resumed}; {complete}): {exc.why}; what arrived is kept "
+            f"(store/.part-{f.sha256[:12]}…) and the retry resumes from it", exc.why,
+            placed=True) from None
+    stats.bytes_sent += f.size - offset
+    stats.files_sent += 1
+    if offset:
+        stats.bytes_resumed += offset
+        stats.files_resumed += 1
+
+
+def _commit(target: Target, python: str, store: str, files: list) -> None:
+    """Hash the arrived files on the device and rename the whole ones into the store."""
+    try:
+        res = target.run([python, "-c", _STORE_SCRIPT, "commit", store,
+                          *[f.sha256 for f in files]])
+    except LinkDropped as exc:
+        names = ", ".join(f.rel for f in files)
+        raise dropped_while(target, f"verifying {names} on the device (all sent; the retry "
+                                    f"verifies them again)", exc) from None
+    ok = {line.split()[1] for line in res.stdout.splitlines() if line.startswith("ok ")}
+    bad = [f.rel for f in files if f.sha256 not in ok]
+    if bad:
+        err = res.stderr.strip()[-200:]
+        raise UserError(f"{target.describe()}: upload of {', '.join(bad)} arrived corrupt (hash "
+                        f"mismatch on the device{': ' + err if err else ''}); rerun the deploy")
 
 
 def _link(target: Target, files: Sequence[BundleFile], store: str, dest: str) -> None:

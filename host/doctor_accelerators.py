@@ -1,0 +1,183 @@
+"""What a device can accelerate with: the compute-unit half of `bench-host doctor`.
+
+A small script runs on the device's python and reports facts as JSON: the LiteRT version and
+whether it has CompiledModel and a GPU accelerator, the Vulkan loader and drivers, the GPU
+adapter LiteRT actually selects (found by compiling a one-op probe model on the GPU in a child
+process: LiteRT names its adapter only in its log), NPU dispatch libraries and external delegate
+libraries on the usual paths. The host turns the facts into rows with the exact install hint."""
+from __future__ import annotations
+
+import json
+
+from edgebench.host.doctor import Check
+from edgebench.host.targets.base import Target
+
+# A 1 KB model computing relu(2x + 1) on a 1×8 float input, made with TensorFlow 2.19
+# (tf.lite.TFLiteConverter.from_saved_model of a tf.Module), zlib-compressed and base64-encoded.
+# tests/test_doctor_accelerators.py runs it and checks the arithmetic.
+PROBE_MODEL_B64 = (
+    "eNplUz1P21AUvXacD0GUUkgrWmXI0BGlQD+kdqFRSlUkvkSjTqiuJRtkKTFScCKQOjAwdKoYMjJWTAwd2GBg6FBVqANiK0N/"
+    "AGJibd1z37u23PQpR34+Pve+c+99qRBR89X8ozJVqULjVKYRKoIrkIU9gSPaBS6BE4PoDPiVIcKPsIWa15CK4pghvBUl7jFw"
+    "C9j0Oj0/WLddb83ptkIVZwGfoyiyZM/ctjz5/ccf/Y3ftwBT8jF3ibi87MeAxtLi29mVN3NLi/bCbLP+st6sw4v2U8D3XErb"
+    "9gO70w1Cv+3ZPa+z6W8ESsP1XQCn7AvYB/pAKLHvxOv7pGbuUSk5g7kHis0pLj6TVD/ivlqqN+Gn3O69428/DanLEo/Ttaln"
+    "tUmi73IW55yqPWEqWXu/o6gPXKd6h/Vi8FzN78ycQvsV4DkszM+tVBsbAeoOPbemeltWulLikHOUhOcZHgJfgCPJ2Xb8gMS3"
+    "m4q/L/HDEl/Rvob5WZU5ao955ZGpeNacK5NoSipnOpf0+05R9n3cDUNiTOmLmbo7hnBZ4EZq+AC8lu9P0TuWjUi+rHi8Qt7b"
+    "eC47ndAPcTM8t+G0Ws8nU/l51r2B+HhWE+DZU7vb+kd/MKDPSN9WwWe1/uG2eD4f0Jqi/Shax3UTLdFdNTeSyemVB6v7G+cw"
+    "pL4z5Bj7//9ob6HCtF9T5ldQtVmqvqKaBymG5zCqzxj9CzmwlbE="
+)
+
+DELEGATES = {  # file name -> (what it is, where it comes from)
+    "libedgetpu.so.1": ("Coral Edge TPU", "install libedgetpu1-std from Coral's apt repository"),
+    "libarmnnDelegate.so": ("Arm NN", "take libarmnnDelegate.so from an Arm NN release (or build "
+                                      "it) and pass --delegate /path/libarmnnDelegate.so:"
+                                      "backends=CpuAcc,GpuAcc"),
+    "libvx_delegate.so": ("NXP VX (i.MX 8M Plus NPU)", "part of NXP's i.MX BSP (tflite-vx-delegate)"),
+}
+
+# Python-3-compatible on purpose (no f-strings), like doctor's facts script.
+_SCRIPT = r'''
+import base64, ctypes, glob, json, os, subprocess, sys, tempfile, zlib
+GPU_LIBS = ("libLiteRtWebGpuAccelerator.so", "libLiteRtOpenClAccelerator.so",
+            "libLiteRtGpuAccelerator.so")
+out = {"litert": None, "compiled_model": False, "gpu_accelerator": None, "vulkan": None,
+       "icds": [], "adapter": None, "adapter_error": None, "npu": [], "delegates": {}}
+folder = None
+try:
+    import importlib.util
+    spec = importlib.util.find_spec("ai_edge_litert")
+    if spec is not None and spec.origin:
+        folder = os.path.dirname(spec.origin)
+        try:
+            from importlib import metadata
+            out["litert"] = metadata.version("ai-edge-litert")
+        except Exception:
+            out["litert"] = "present"
+except Exception:
+    pass
+if folder:
+    out["compiled_model"] = os.path.isfile(os.path.join(folder, "compiled_model.py"))
+    libs = [n for n in GPU_LIBS if os.path.isfile(os.path.join(folder, n))]
+    out["gpu_accelerator"] = libs[0] if libs else None
+    for lib in sorted(glob.glob(os.path.join(folder, "vendors", "*", "dispatch", "*.so"))):
+        try:
+            ctypes.CDLL(lib); err = None
+        except OSError as e:
+            err = str(e)
+        out["npu"].append([lib.split(os.sep)[-3], os.path.basename(lib), err])
+try:
+    ctypes.CDLL("libvulkan.so.1"); out["vulkan"] = True
+except OSError as e:
+    out["vulkan"] = str(e)
+for d in ("/usr/share/vulkan/icd.d", "/etc/vulkan/icd.d", "/usr/local/share/vulkan/icd.d"):
+    out["icds"] += sorted(os.path.basename(p) for p in glob.glob(os.path.join(d, "*.json")))
+dirs = ["/usr/lib", "/usr/local/lib", "/usr/lib/aarch64-linux-gnu", "/usr/lib/x86_64-linux-gnu",
+        "/usr/lib/arm-linux-gnueabihf"]
+dirs += [p for p in os.environ.get("LD_LIBRARY_PATH", "").split(":") if p]
+for name in sys.argv[2:]:
+    hits = [os.path.join(d, name) for d in dirs if os.path.isfile(os.path.join(d, name))]
+    out["delegates"][name] = hits[0] if hits else None
+if out["compiled_model"] and out["gpu_accelerator"] and out["vulkan"] is True:
+    work = tempfile.mkdtemp(prefix="edgebench-doctor-")
+    model = os.path.join(work, "probe.tflite")
+    with open(model, "wb") as fh:
+        fh.write(zlib.decompress(base64.b64decode(sys.argv[1])))
+    env = dict(os.environ)
+    if not env.get("XDG_RUNTIME_DIR") or not os.path.isdir(env["XDG_RUNTIME_DIR"]):
+        env["XDG_RUNTIME_DIR"] = work
+    probe = ("from ai_edge_litert import compiled_model as cm; "
+             "cm.CompiledModel.from_file(%r, hardware_accel=cm.HardwareAccelerator.GPU"
+             " | cm.HardwareAccelerator.CPU)" % model)
+    try:
+        p = subprocess.run([sys.executable, "-c", probe], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, timeout=120, env=env)
+        log = p.stdout.decode("utf-8", "replace")
+        lines = [l.split("Selected adapter:", 1)[1].strip() for l in log.splitlines()
+                 if "Selected adapter:" in l]
+        out["adapter"] = lines[-1] if lines else None
+        if p.returncode != 0 or not lines:
+            errs = [l.strip() for l in log.splitlines() if "ERROR" in l or "No adapters" in l]
+            out["adapter_error"] = (errs[-1] if errs else "exit status %d" % p.returncode)[:300]
+    except Exception as e:
+        out["adapter_error"] = "probe failed: %s" % e
+    try:
+        os.remove(model); os.rmdir(work)
+    except OSError:
+        pass
+sys.stdout.write(json.dumps(out) + "\n")
+'''
+
+
+def gather_accelerators(target: Target, python: str) -> list:
+    """Doctor rows for the compute units; informational (ok None) unless something is broken in a
+    way the user asked about, because a CPU-only device is a fine device."""
+    res = target.run([python, "-c", _SCRIPT, "".join(PROBE_MODEL_B64), *DELEGATES], timeout=180)
+    try:
+        facts = json.loads(res.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        detail = (res.stderr.strip().splitlines() or ["no output"])[-1]
+        return [_info("accelerators", f"could not probe: {detail}")]
+    return accelerator_checks(facts, python)
+
+
+def accelerator_checks(f: dict, py: str) -> list:
+    from edgebench.device.agent import adapter_from_log
+
+    rows = []
+    litert = f.get("litert")
+    new_enough = bool(litert) and _version(litert) >= (2, 3)
+    if not litert:
+        rows.append(_info("LiteRT", "ai-edge-litert absent: cpu only (through the "
+                                          "interpreter found above)",
+                          f"for gpu/npu: {py} -m pip install ai-edge-litert==2.3.0"))
+    else:
+        rows.append(_info("LiteRT", f"ai-edge-litert {litert}, CompiledModel "
+                          f"{'yes' if f.get('compiled_model') else 'no'}, GPU accelerator "
+                          f"{f.get('gpu_accelerator') or 'no'}",
+                          "" if new_enough else
+                          f"gpu/npu need ai-edge-litert >= 2.3: {py} -m pip install "
+                          f"ai-edge-litert==2.3.0"))
+    vulkan = f.get("vulkan")
+    icds = ", ".join(f.get("icds") or []) or "no Vulkan driver (ICD) files"
+    rows.append(_info("Vulkan", f"loader {'ok' if vulkan is True else 'missing'}; {icds}",
+                      "" if vulkan is True and f.get("icds") else
+                      "sudo apt install libvulkan1 mesa-vulkan-drivers (Raspberry Pi 5: Mesa's "
+                      "V3D driver; Jetson: the L4T/JetPack Vulkan driver)"))
+    if f.get("adapter"):
+        adapter, software = adapter_from_log("Selected adapter: " + f["adapter"])
+        rows.append(_info("GPU adapter", adapter + (" — a software GPU: correct results, "
+                                                          "timings not representative"
+                                                          if software else "")))
+    elif f.get("adapter_error"):
+        rows.append(_info("GPU adapter", f"none: {f['adapter_error']}",
+                          "install a Vulkan driver for this GPU (see the Vulkan row)"))
+    else:
+        rows.append(_info("GPU adapter", "not probed (needs ai-edge-litert >= 2.3 and the "
+                                               "Vulkan loader)"))
+    npu = f.get("npu") or []
+    loadable = [v for v, _, err in npu if not err]
+    missing = [f"{v} ({err})" for v, _, err in npu if err]
+    rows.append(_info("NPU dispatch",
+                      ", ".join(loadable) + (" loadable" if loadable else "") if loadable else
+                      ("none loadable: " + "; ".join(missing) if missing else
+                       "no vendor dispatch library in ai-edge-litert"),
+                      "" if loadable else "install the NPU vendor's runtime (e.g. OpenVINO for "
+                                          "Intel's NPU, QNN for Qualcomm)"))
+    for name, (what, hint) in DELEGATES.items():
+        where = (f.get("delegates") or {}).get(name)
+        rows.append(_info(f"delegate {what}", f"{where}" if where else f"{name} not found",
+                          "" if where else hint))
+    return rows
+
+
+def _info(name: str, detail: str, hint: str = "") -> Check:
+    """An informational row: a device without an accelerator is not broken, so the hint is part
+    of the detail (doctor prints fixes only for failed checks)."""
+    return Check(name, None, detail + (f"  → {hint}" if hint else ""))
+
+
+def _version(text: str) -> tuple:
+    parts = []
+    for piece in str(text).split(".")[:2]:
+        digits = "".join(ch for ch in piece if ch.isdigit())
+        parts.append(int(digits) if digits else 0)
+    return tuple(parts)
