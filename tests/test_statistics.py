@@ -121,7 +121,8 @@ def test_constructed_predictions_give_known_numbers_in_the_report(tmp_path):
         for i in range(n):
             preds.append({"schema_version": RESULTS_SCHEMA_VERSION, "run_id": "run-1",
                           "model": row["model"], "sha256": row["sha256"], "runtime": "litert",
-                          "xnnpack": "on", "compute_unit": "cpu", "positive_class": 1,
+                          "xnnpack": "on", "compute_unit": "cpu", "testset": "clean",
+                          "positive_class": 1,
                           "image": i, "label": labels[i], "predicted": pred[i],
                           "score": 0.9 if pred[i] == 1 else 0.1})
     _write(device / "results.csv", RESULT_COLUMNS, rows)
