@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from pathlib import Path
 
 
@@ -25,6 +24,10 @@ def register(sub) -> None:
     p.add_argument("--run-id", help="results/<run-id>/ (default: the profile's name)")
     p.add_argument("--results", type=Path, default=Path("results"), help="results root (default results/)")
     p.add_argument("--threads", help="agent thread counts, e.g. 1,2")
+    from edgebench.host.torch_device import AMP_HELP, DEVICE_HELP
+
+    p.add_argument("--device", default="auto", help=f"training: {DEVICE_HELP}")
+    p.add_argument("--amp", action="store_true", help=f"training: {AMP_HELP}")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     from edgebench.host.commands.deploy import add_target_args
 
@@ -40,14 +43,18 @@ def run(args) -> int:
         print(describe(PROFILES, "profile"))
         return 0
     profile = lookup(PROFILES, args.profile, "profile")
-    profile = dataclasses.replace(profile, **_overrides(args))
+    profile = profile.with_overrides(**_overrides(args))
+    from edgebench.host.torch_device import resolve_device
+
+    resolve_device(args.device, args.amp)  # a device this machine lacks: refused before any work
 
     from edgebench.host.commands.deploy import targets_from_args
     from edgebench.host.pipeline import run_pipeline
 
     targets, options = targets_from_args(args)
     result = run_pipeline(profile, args.results, args.run_id or profile.name, targets, options,
-                          remote_python=args.remote_python, quiet=args.quiet, threads=args.threads)
+                          remote_python=args.remote_python, quiet=args.quiet, threads=args.threads,
+                          device=args.device, amp=args.amp)
     from edgebench.host.deploy import summary
 
     print(summary(result.outcomes))
@@ -61,7 +68,7 @@ def _overrides(args) -> dict:
     from edgebench.host.errors import UserError
     from edgebench.host.export.recipes import parse_recipes
     from edgebench.host.registry import lookup
-    from edgebench.models import MODELS
+    from edgebench.models import MODELS, canonical_name
 
     out = {}
     if args.data:
@@ -70,6 +77,7 @@ def _overrides(args) -> dict:
         names = tuple(m.strip() for m in args.models.split(",") if m.strip())
         for name in names:
             lookup(MODELS, name, "model")
+        names = tuple(dict.fromkeys(canonical_name(n) for n in names))  # conv -> vgg16
         if not names:
             raise UserError("--models names no model")
         out["models"] = names
