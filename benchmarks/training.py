@@ -4,7 +4,8 @@
         [--img-size 224] [--data phantom:1400] [--epochs 2] [--amp] [--readme benchmarks/README.md]
 
 Trains each model with the `paper` profile's settings on each device and reports the median
-epoch time after the first (which pays for warm-up: cuDNN autotuning, allocator growth) and the
+epoch time (training + validation) after the first (which pays for warm-up: cuDNN autotuning,
+allocator growth) and the
 images per second; with --readme replaces the "Training on a GPU" section of benchmarks/README.md.
 A device this machine lacks is reported as such, not skipped in silence."""
 from __future__ import annotations
