@@ -5,9 +5,9 @@
 
 Trains each model with the `paper` profile's settings on each device and reports the median
 epoch time (training + validation) after the first (which pays for warm-up: cuDNN autotuning,
-allocator growth) and the
-images per second; with --readme replaces the "Training on a GPU" section of benchmarks/README.md.
-A device this machine lacks is reported as such, not skipped in silence."""
+allocator growth) and the images per second; with --readme replaces the "Training on a GPU"
+section of benchmarks/README.md. A device this machine lacks is a row saying so, never a silent
+omission."""
 from __future__ import annotations
 
 import argparse
