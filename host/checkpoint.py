@@ -28,6 +28,8 @@ class CheckpointMeta:
     epoch: int = 0
     val_metrics: dict = field(default_factory=dict)
     train_args: dict = field(default_factory=dict)
+    # where it was trained: requested and resolved torch device, its name, autocast dtype, torch
+    trained_on: dict = field(default_factory=dict)
 
     def normalization(self) -> dict:
         return {"pixel_scale": self.pixel_scale, "mean": list(self.mean), "std": list(self.std)}
@@ -62,7 +64,7 @@ def load_checkpoint(path: Path) -> tuple[CheckpointMeta, dict]:
 
 
 def build_from_checkpoint(path: Path):
-    """Rebuild the torch model (eval mode) and return (model, meta)."""
+    """Rebuild the torch model (eval mode, on the CPU) and return (model, meta)."""
     from edgebench.host.registry import lookup
     from edgebench.models import MODELS
 

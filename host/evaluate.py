@@ -7,16 +7,20 @@ from edgebench.host.errors import UserError
 
 
 def evaluate_checkpoint(checkpoint: Path, data_spec: str | None = None, split: str = "test",
-                        expect_model: str | None = None) -> dict:
+                        expect_model: str | None = None, device: str = "auto") -> dict:
     """Metrics of the checkpoint on `split` of `data_spec` (default: the spec it was trained on,
-    with its own split seed, so the test images are the ones training never saw)."""
+    with its own split seed, so the test images are the ones training never saw), computed in
+    float32 on `device` (`--device`)."""
     from edgebench.host.checkpoint import build_from_checkpoint, load_checkpoint
     from edgebench.host.data import load_splits
     from edgebench.host.metrics import classification_metrics
+    from edgebench.host.torch_device import resolve_device
     from edgebench.host.train import predict_logits, to_tensor
+    from edgebench.models import canonical_name
 
+    dev = resolve_device(device)
     meta, _ = load_checkpoint(checkpoint)
-    if expect_model and expect_model != meta.architecture:
+    if expect_model and canonical_name(expect_model) != meta.architecture:
         raise UserError(f"checkpoint {checkpoint} holds a {meta.architecture!r} model, "
                         f"not {expect_model!r}")
     model, meta = build_from_checkpoint(checkpoint)
@@ -27,10 +31,10 @@ def evaluate_checkpoint(checkpoint: Path, data_spec: str | None = None, split: s
     images, labels = splits[split]
     if len(labels) == 0:
         raise UserError(f"the {split} split of {spec} is empty")
-    logits = predict_logits(model, to_tensor(images, meta.mean, meta.std))
+    logits = predict_logits(model.to(dev.torch), to_tensor(images, meta.mean, meta.std))
     metrics = classification_metrics(labels, logits, positive=meta.positive_class)
     return {"checkpoint": str(checkpoint), "architecture": meta.architecture, "data": spec,
-            "split": split, "img_size": meta.img_size, **metrics}
+            "split": split, "img_size": meta.img_size, "device": dev.torch, **metrics}
 
 
 def format_metrics(m: dict) -> str:

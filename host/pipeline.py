@@ -76,10 +76,10 @@ class StageProgress:
 def run_pipeline(profile: Profile, results_root: Path, run_id: str, targets: list,
                  options=None, remote_python: str | None = None, quiet: bool = False,
                  threads: str | None = None, agent_extra: Sequence[str] = (),
-                 robustness: list | None = None, debug: bool = False,
-                 mixed=None) -> PipelineResult:
+                 robustness: list | None = None, debug: bool = False, mixed=None,
+                 device: str = "auto", amp: bool = False) -> PipelineResult:
     """`debug` runs the layer debugger for the integer recipes; `mixed` (MixedOptions) chooses
-    int8-mixed's float layers."""
+    int8-mixed's float layers; `device`/`amp` are training's (--device, --amp)."""
     from edgebench.host.deploy import deploy
     from edgebench.host.report import build_report
 
@@ -92,19 +92,21 @@ def run_pipeline(profile: Profile, results_root: Path, run_id: str, targets: lis
     export_keys = []
     for arch in profile.models:
         model_dir = run_dir / "models" / arch
-        train_key = _key({k: v for k, v in profile.stage_inputs().items()
-                          if k in ("data", "img_size", "channels", "epochs", "batch", "lr", "seed")}
-                         | {"model": arch})
+        # The device is not part of the key (a run resumed elsewhere keeps its checkpoints);
+        # mixed precision changes the numbers, so it is.
+        train_key = _key(profile.train_settings(arch) | {"model": arch}
+                         | ({"amp": True} if amp else {}))
         ckpt = model_dir / "best.pt"
         fresh = book.fresh(f"train:{arch}", train_key, [ckpt])
-        progress.run(f"train {arch}", lambda: _train(profile, arch, model_dir, quiet), skip=fresh)
+        progress.run(f"train {arch}", lambda: _train(profile, arch, model_dir, quiet, device, amp),
+                     skip=fresh)
         if fresh:
             skipped.append(f"train:{arch}")
         else:
             book.record(f"train:{arch}", train_key)
 
-        export_key = _key([train_key, profile.recipes, profile.calib]
-                          + ([debug, mixed] if debug or mixed else []))
+        export_key = _key([train_key, profile.recipes, profile.calib, profile.calib_split,
+                           profile.io] + ([debug, mixed] if debug or mixed else []))
         outputs = [model_dir / f"{arch}.{r}.tflite" for r in profile.recipes]
         fresh = book.fresh(f"export:{arch}", export_key, outputs + [model_dir / "verify.csv"])
         progress.run(f"convert + quantize + verify {arch} ({', '.join(profile.recipes)})",
@@ -147,12 +149,11 @@ def run_pipeline(profile: Profile, results_root: Path, run_id: str, targets: lis
     return PipelineResult(run_dir, report, outcomes, progress.seconds, skipped)
 
 
-def _train(profile: Profile, arch: str, out: Path, quiet: bool) -> None:
+def _train(profile: Profile, arch: str, out: Path, quiet: bool, device: str, amp: bool) -> None:
     from edgebench.host.train import TrainConfig, train
 
-    train(TrainConfig(model=arch, data=profile.data, epochs=profile.epochs, lr=profile.lr,
-                      batch=profile.batch, img_size=profile.img_size, channels=profile.channels,
-                      seed=profile.seed, out=out), progress=not quiet)
+    train(TrainConfig(model=arch, out=out, device=device, amp=amp,
+                      **profile.train_settings(arch)), progress=not quiet)
 
 
 def _export(profile: Profile, checkpoint: Path, out: Path, quiet: bool, debug: bool = False,
@@ -177,10 +178,13 @@ def _export(profile: Profile, checkpoint: Path, out: Path, quiet: bool, debug: b
     results = [conv.fp32]
     rest = [r for r in profile.recipes if r != "fp32"]
     if rest:
-        calib = draw(splits["train"][0], profile.calib, profile.seed)
+        if profile.calib_split == "val":  # the seed's: the first validation images, in order
+            calib = splits["val"][0][:profile.calib]
+        else:
+            calib = draw(splits["train"][0], profile.calib, profile.seed)
         results += quantize(Path(source.saved_model), rest, normalize(calib, source.normalization),
-                            out, source, verify=reference_for(source, test_images, test_labels,
-                                                              model=model),
+                            out, source, io=profile.io,
+                            verify=reference_for(source, test_images, test_labels, model=model),
                             progress=not quiet, debug=debug, mixed=mixed)
     record_verification(out, results, source.architecture)
 

@@ -1,7 +1,12 @@
 """Training: data spec → stratified split → Adam + cosine annealing → best-validation checkpoint.
 
 Everything a later stage needs (architecture, channels, image size, normalisation, class names,
-data spec, split seed) goes into the checkpoint, so convert/quantize/bundle never ask again."""
+data spec, split seed) goes into the checkpoint, so convert/quantize/bundle never ask again.
+
+Two recipes share this loop: ours (the defaults: per-step cosine, augmentation, weight decay,
+mean/std normalisation, best validation accuracy) and the paper's (`bench-host run --profile
+paper`: the seed's per-epoch cosine over T_max = epochs, no augmentation or weight decay, inputs
+in [0, 1], best validation loss from the second epoch on)."""
 from __future__ import annotations
 
 import csv
@@ -14,6 +19,9 @@ import numpy as np
 
 from edgebench.host.checkpoint import CheckpointMeta, save_checkpoint
 from edgebench.host.errors import UserError
+
+SCHEDULES = ("step", "epoch")  # cosine annealing stepped per optimizer step, or per epoch
+SELECTIONS = ("accuracy", "loss")  # what "best validation" means for the kept checkpoint
 
 
 @dataclass
@@ -28,6 +36,12 @@ class TrainConfig:
     seed: int = 0
     weight_decay: float = 1e-4
     augment: bool = True
+    normalise: bool = True  # mean/std of the training split; False: pixels / 255 only
+    schedule: str = "step"
+    select: str = "accuracy"
+    min_epoch: int = 1  # the first epoch (1-based) whose checkpoint may be kept
+    device: str = "auto"
+    amp: bool = False
     out: Path = field(default_factory=lambda: Path("runs/train"))
 
 
@@ -38,6 +52,7 @@ class TrainResult:
     history: list[dict]
     test_metrics: dict
     seconds: float
+    device: dict = field(default_factory=dict)
 
 
 def _normalisation(train_images: np.ndarray) -> tuple[list[float], list[float]]:
@@ -60,14 +75,42 @@ def to_tensor(images: np.ndarray, mean, std):
 
 def _augment(x, gen):
     """Horizontal flips and small shifts: lesion shape cues survive both (no vertical flip:
-    shadowing is always below the lesion in B-mode)."""
+    shadowing is always below the lesion in B-mode). The draws come from the CPU generator
+    whatever the device, so a run's randomness does not depend on where it trains."""
     import torch
 
-    flip = torch.rand(x.shape[0], generator=gen) < 0.5
+    flip = (torch.rand(x.shape[0], generator=gen) < 0.5).to(x.device)
     x = torch.where(flip.view(-1, 1, 1, 1), x.flip(3), x)
     max_shift = max(1, x.shape[-1] // 16)
     dy, dx = (int(v) for v in torch.randint(-max_shift, max_shift + 1, (2,), generator=gen))
     return torch.roll(x, shifts=(dy, dx), dims=(2, 3))
+
+
+class CosineSchedule:
+    """Cosine annealing from `lr` to 0 over the run, stepped per optimizer step (T_max = all
+    steps: smooth even over a few epochs) or per epoch (T_max = epochs, as the seed steps
+    `CosineAnnealingLR` after each epoch: the LR of epoch e, 0-based, is lr·(1 + cos(π·e/T))/2)."""
+
+    def __init__(self, opt, schedule: str, epochs: int, steps_per_epoch: int):
+        import torch
+
+        if schedule not in SCHEDULES:
+            raise UserError(f"unknown schedule {schedule!r}; choose one of: {', '.join(SCHEDULES)}")
+        self.per_step = schedule == "step"
+        t_max = epochs * steps_per_epoch if self.per_step else epochs
+        self.opt = opt
+        self.sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=t_max)
+
+    def lr(self) -> float:
+        return float(self.opt.param_groups[0]["lr"])
+
+    def after_step(self) -> None:
+        if self.per_step:
+            self.sched.step()
+
+    def after_epoch(self) -> None:
+        if not self.per_step:
+            self.sched.step()
 
 
 def absolute_spec(spec: str) -> str:
@@ -79,15 +122,44 @@ def absolute_spec(spec: str) -> str:
     return spec
 
 
-def predict_logits(model, x, batch: int = 128) -> np.ndarray:
+def predict_logits(model, x, batch: int = 128, device=None) -> np.ndarray:
+    """Logits of `x` (a CPU tensor) in float32 on the CPU; batches go to `device` (a torch
+    device string, default: wherever the model is) one by one."""
     import torch
 
+    if device is None:
+        device = next(model.parameters()).device
     model.eval()
     outs = []
     with torch.inference_mode():
         for i in range(0, x.shape[0], batch):
-            outs.append(model(x[i:i + batch]).float().numpy())
+            outs.append(model(x[i:i + batch].to(device, non_blocking=True)).float().cpu().numpy())
     return np.concatenate(outs) if outs else np.zeros((0, 2), np.float32)
+
+
+def _check(cfg: TrainConfig) -> None:
+    if cfg.epochs < 1 or cfg.batch < 1 or cfg.lr <= 0:
+        raise UserError("--epochs and --batch must be ≥ 1 and --lr > 0")
+    if cfg.img_size < 32:
+        raise UserError(f"--img-size must be at least 32 px (got {cfg.img_size})")
+    if cfg.select not in SELECTIONS:
+        raise UserError(f"unknown selection {cfg.select!r}; choose one of: {', '.join(SELECTIONS)}")
+    if cfg.schedule not in SCHEDULES:
+        raise UserError(f"unknown schedule {cfg.schedule!r}; choose one of: {', '.join(SCHEDULES)}")
+
+
+def _on_device(x, device: str):
+    """The training split lives on the accelerator for the whole run (a few hundred MB at
+    224 px): no per-step host work or copy. If it does not fit, it stays in pinned host memory
+    and each batch is copied asynchronously. On the CPU nothing moves."""
+    import torch
+
+    if device == "cpu":
+        return x
+    try:
+        return x.to(device)
+    except torch.OutOfMemoryError:
+        return x.pin_memory() if device.startswith("cuda") else x
 
 
 def train(cfg: TrainConfig, progress: bool = True) -> TrainResult:
@@ -97,13 +169,13 @@ def train(cfg: TrainConfig, progress: bool = True) -> TrainResult:
     from edgebench.host.data import load_dataset, split_dataset, write_split
     from edgebench.host.metrics import classification_metrics
     from edgebench.host.registry import lookup
-    from edgebench.models import MODELS
+    from edgebench.host.torch_device import autocast, grad_scaler, resolve_device
+    from edgebench.models import MODELS, canonical_name
 
-    if cfg.epochs < 1 or cfg.batch < 1 or cfg.lr <= 0:
-        raise UserError("--epochs and --batch must be ≥ 1 and --lr > 0")
-    if cfg.img_size < 32:
-        raise UserError(f"--img-size must be at least 32 px (got {cfg.img_size})")
+    _check(cfg)
     spec = lookup(MODELS, cfg.model, "model")
+    cfg.model = canonical_name(cfg.model)
+    dev = resolve_device(cfg.device, cfg.amp)
     cfg.data = absolute_spec(cfg.data)
     t0 = time.perf_counter()
     torch.manual_seed(cfg.seed)
@@ -113,17 +185,24 @@ def train(cfg: TrainConfig, progress: bool = True) -> TrainResult:
     out.mkdir(parents=True, exist_ok=True)
     write_split(out / "split.json", ds, split, cfg.seed)
 
-    mean, std = _normalisation(ds.images[split.train])
+    if cfg.normalise:
+        mean, std = _normalisation(ds.images[split.train])
+    else:  # the seed's ToTensor(): pixels / 255, nothing subtracted
+        mean, std = [0.0] * cfg.channels, [1.0] * cfg.channels
     xs = {k: to_tensor(ds.images[getattr(split, k)], mean, std) for k in ("train", "val", "test")}
     ys = {k: torch.from_numpy(ds.labels[getattr(split, k)]).long() for k in ("train", "val", "test")}
+    x_train, y_train = _on_device(xs["train"], dev.torch), _on_device(ys["train"], dev.torch)
 
     model = spec.build(in_channels=cfg.channels, num_classes=len(ds.class_names))
-    model = model.to(memory_format=torch.channels_last)
+    # channels_last speeds up convs on CPU and CUDA; MPS handles it poorly, so it stays NCHW.
+    fmt = torch.contiguous_format if dev.type == "mps" else torch.channels_last
+    model = model.to(dev.torch, memory_format=fmt)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     n_train = xs["train"].shape[0]
     steps_per_epoch = max(1, -(-n_train // cfg.batch))
-    # Cosine annealing per step: a constant Adam LR left 2-epoch models at chance (TOOLCHAIN.md).
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs * steps_per_epoch)
+    # Cosine annealing: a constant Adam LR left 2-epoch models at chance (TOOLCHAIN.md).
+    sched = CosineSchedule(opt, cfg.schedule, cfg.epochs, steps_per_epoch)
+    scaler = grad_scaler(dev)
     loss_fn = torch.nn.CrossEntropyLoss()
     gen = torch.Generator().manual_seed(cfg.seed)
 
@@ -132,11 +211,15 @@ def train(cfg: TrainConfig, progress: bool = True) -> TrainResult:
         img_size=cfg.img_size, class_names=list(ds.class_names), mean=mean, std=std,
         data_spec=cfg.data, split_seed=cfg.seed,
         train_args={k: (str(v) if isinstance(v, Path) else v) for k, v in vars(cfg).items()},
+        trained_on=dev.record(),
     )
     ckpt_path = out / "best.pt"
     history: list[dict] = []
     best_key = None
+    # With fewer epochs than min_epoch the last one is kept: a run always leaves a checkpoint.
+    first_eligible = min(cfg.min_epoch, cfg.epochs)
     for epoch in range(1, cfg.epochs + 1):
+        epoch_start = time.perf_counter()
         model.train()
         perm = torch.randperm(n_train, generator=gen)
         total_loss, correct = 0.0, 0
@@ -144,44 +227,53 @@ def train(cfg: TrainConfig, progress: bool = True) -> TrainResult:
                    unit="batch", disable=not progress, leave=False)
         for step in bar:
             idx = perm[step * cfg.batch:(step + 1) * cfg.batch]
-            xb, yb = xs["train"][idx], ys["train"][idx]
+            xb = x_train[idx].to(dev.torch, non_blocking=True)
+            yb = y_train[idx].to(dev.torch, non_blocking=True)
             if cfg.augment:
                 xb = _augment(xb, gen)
-            logits = model(xb)
-            loss = loss_fn(logits, yb)
+            with autocast(dev):
+                logits = model(xb)
+                loss = loss_fn(logits, yb)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
+            scaler.scale(loss).backward()
+            epoch_lr = sched.lr()
+            scaler.step(opt)
+            scaler.update()
+            sched.after_step()
             total_loss += loss.item() * len(idx)
             correct += int((logits.argmax(1) == yb).sum())
             bar.set_postfix(loss=f"{loss.item():.3f}")
-        val_logits = predict_logits(model, xs["val"])
+        val_logits = predict_logits(model, xs["val"], device=dev.torch)
         val_loss = float(loss_fn(torch.from_numpy(val_logits), ys["val"]))
         val = classification_metrics(ys["val"].numpy(), val_logits)
+        sched.after_epoch()
         row = {"epoch": epoch, "train_loss": total_loss / n_train, "train_accuracy": correct / n_train,
                "val_loss": val_loss, "val_accuracy": val["accuracy"], "val_auc": val["auc"],
-               "lr": sched.get_last_lr()[0]}
+               "lr": epoch_lr, "seconds": round(time.perf_counter() - epoch_start, 3),
+               "device": dev.torch}
         history.append(row)
-        key = (val["accuracy"], -val_loss)  # best accuracy; lower loss breaks ties
-        if best_key is None or key > best_key:
+        # best accuracy (lower loss breaks ties), or lowest loss as the seed keeps it
+        key = (val["accuracy"], -val_loss) if cfg.select == "accuracy" else (-val_loss,)
+        if epoch >= first_eligible and (best_key is None or key > best_key):
             best_key = key
             meta.epoch, meta.val_metrics = epoch, {"accuracy": val["accuracy"], "auc": val["auc"],
                                                    "loss": val_loss}
-            save_checkpoint(ckpt_path, meta, model.state_dict())
+            save_checkpoint(ckpt_path, meta, {k: v.cpu() for k, v in model.state_dict().items()})
         if progress:
             print(f"epoch {epoch}/{cfg.epochs}: train loss {row['train_loss']:.3f} "
                   f"acc {row['train_accuracy']:.3f} | val loss {val_loss:.3f} "
-                  f"acc {val['accuracy']:.3f} auc {val['auc']:.3f}", flush=True)
+                  f"acc {val['accuracy']:.3f} auc {val['auc']:.3f} | {row['seconds']:.1f} s "
+                  f"on {dev.torch}", flush=True)
         _write_history(out, history)
 
     from edgebench.host.checkpoint import build_from_checkpoint
 
     best_model, _ = build_from_checkpoint(ckpt_path)
+    best_model = best_model.to(dev.torch)
     test = classification_metrics(ys["test"].numpy(), predict_logits(best_model, xs["test"]))
     (out / "test_metrics.json").write_text(json.dumps(test, indent=2) + "\n")
     return TrainResult(checkpoint=ckpt_path, best_epoch=meta.epoch, history=history,
-                       test_metrics=test, seconds=time.perf_counter() - t0)
+                       test_metrics=test, seconds=time.perf_counter() - t0, device=dev.record())
 
 
 def _write_history(out: Path, history: list[dict]) -> None:

@@ -1,5 +1,7 @@
-"""ResNet-18/34 (BasicBlock) and ResNet-50 (Bottleneck), He et al. 2016, torchvision's layout
-(stride on the 3x3 conv of the bottleneck, "ResNet v1.5"), so parameter counts match its models."""
+"""ResNet-18/34 (BasicBlock) and ResNet-50/101 (Bottleneck), He et al. 2016, torchvision's layout
+(stride on the 3x3 conv of the bottleneck, "ResNet v1.5"), so parameter counts match its models.
+The seed (the paper authors' code) strides the bottleneck's first 1x1 conv instead ("v1"): the
+same parameters, slightly different features; ResNet-18/34 are identical to the seed's."""
 from __future__ import annotations
 
 import torch
@@ -88,3 +90,7 @@ def resnet34(in_channels: int = 1, num_classes: int = 2) -> ResNet:
 
 def resnet50(in_channels: int = 1, num_classes: int = 2) -> ResNet:
     return ResNet(Bottleneck, (3, 4, 6, 3), in_channels, num_classes)
+
+
+def resnet101(in_channels: int = 1, num_classes: int = 2) -> ResNet:
+    return ResNet(Bottleneck, (3, 4, 23, 3), in_channels, num_classes)

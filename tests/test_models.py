@@ -11,19 +11,35 @@ import pytest
 import torch
 from torch import nn
 
-from edgebench.models import MODELS, ModelSpec, build_model
+from edgebench.models import MODELS, ModelSpec, architectures, build_model, canonical_name
 
-NAMES = ["vgg16", "googlenet", "resnet18", "resnet34", "resnet50", "mobilenet_v2"]
+NAMES = ["vgg16", "googlenet", "googlenet_tv", "resnet18", "resnet34", "resnet50", "resnet101",
+         "mobilenet_v2"]
+ALIASES = {"conv": "vgg16"}  # the seed's names for our networks
 
 # torchvision's published counts (3 channels, 1000 classes) for the standard architectures; the
-# vgg16 variant is VGG16-BN's conv stack (no conv bias before BN) + a 512->1024 conv + one FC.
+# vgg16 variant is VGG16-BN's conv stack (no conv bias before BN) + a 512->1024 conv + one FC;
+# the paper's googlenet is torchvision's layout with true 5x5 convs and a biased 3x3 1024 conv.
+FIVE_BY_FIVE = 16 * (16 * 32 + 32 * 96 + 16 * 48 + 24 * 64 + 24 * 64 + 32 * 64 + 32 * 128
+                     + 32 * 128 + 48 * 128)  # (25 - 9) taps more per "5x5" branch weight
 REFERENCE_PARAMS = {
     "vgg16": 14_718_912 + (512 * 9 * 1024 + 2 * 1024) + (1024 * 1000 + 1000),
-    "googlenet": 6_624_904,
+    "googlenet": 6_624_904 + FIVE_BY_FIVE + (1024 * 1024 * 9 + 1024),
+    "googlenet_tv": 6_624_904,
     "resnet18": 11_689_512,
     "resnet34": 21_797_672,
     "resnet50": 25_557_032,
+    "resnet101": 44_549_160,
     "mobilenet_v2": 3_504_872,
+}
+
+# At 1 channel / 2 classes, counted from the authors' code (the seed) where it has the model:
+# its GoogLeNet and ResNet-34 exactly; its ConvNet (our vgg16) has 19,439,426, 1,024 fewer: its
+# extra conv has a bias where ours has BatchNorm (folded away at export).
+SEED_PARAMS = {
+    "googlenet": 15_414_818,
+    "vgg16": 19_440_450,
+    "resnet34": 21_279_426,
 }
 
 # What onnx2tf turns into plain TFLite builtins (BatchNorm is folded and Dropout dropped at export).
@@ -41,11 +57,16 @@ def _params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def test_registry_lists_the_six_models_in_order():
-    assert list(MODELS) == NAMES
+def test_registry_lists_the_models_in_order_with_the_seeds_aliases():
+    assert architectures() == NAMES
+    assert [n for n in MODELS if n not in ALIASES] == NAMES
     for name, spec in MODELS.items():
         assert isinstance(spec, ModelSpec) and spec.name == name
         assert spec.summary and "\n" not in spec.summary
+    for alias, target in ALIASES.items():
+        assert MODELS[alias].alias_of == target and canonical_name(alias) == target
+        assert _params(build_model(alias)) == _params(build_model(target))
+    assert canonical_name("resnet18") == "resnet18" and canonical_name("nope") == "nope"
 
 
 def test_unknown_name_raises_keyerror_listing_valid_names():
@@ -89,6 +110,11 @@ def test_parameter_count_matches_reference_architecture(name):
     assert _params(build_model(name, in_channels=3, num_classes=1000)) == REFERENCE_PARAMS[name]
 
 
+@pytest.mark.parametrize("name", sorted(SEED_PARAMS))
+def test_parameter_count_at_one_channel_two_classes_is_pinned(name):
+    assert _params(build_model(name)) == SEED_PARAMS[name]
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_summary_states_the_default_parameter_count(name):
     stated = float(re.search(r"([\d.]+) M params", MODELS[name].summary).group(1))
@@ -125,6 +151,23 @@ def test_vgg16_head_is_1024_conv_then_gap_and_one_linear():
     assert len(linears) == 1 and linears[0].in_features == 1024 and linears[0].out_features == 2
     assert isinstance(model.pool, nn.AdaptiveAvgPool2d) and model.pool.output_size in (1, (1, 1))
     assert sum(isinstance(m, nn.BatchNorm2d) for m in model.modules()) == 14
+    # the seed's ConvNet pools four times: the extra conv sees 1/16 of the input
+    assert sum(isinstance(m, nn.MaxPool2d) for m in model.modules()) == 4
+    with torch.no_grad():
+        assert model.features(torch.zeros(1, 1, 224, 224)).shape[-2:] == (14, 14)
+
+
+def test_googlenet_is_the_papers_variant():
+    model = _model("googlenet", 1, 2)
+    head = model.head[0]
+    assert (head.in_channels, head.out_channels, head.kernel_size) == (1024, 1024, (3, 3))
+    assert head.bias is not None and isinstance(model.head[1], nn.ReLU)
+    assert not any(isinstance(m, nn.Dropout) for m in model.modules())
+    fives = [m.branch3[1][0].kernel_size for m in model.modules() if hasattr(m, "branch3")]
+    assert len(fives) == 9 and set(fives) == {(5, 5)}
+    tv = _model("googlenet_tv", 1, 2)
+    assert {m.branch3[1][0].kernel_size for m in tv.modules() if hasattr(m, "branch3")} == {(3, 3)}
+    assert isinstance(tv.head, nn.Identity)
 
 
 @pytest.mark.parametrize("name", NAMES)

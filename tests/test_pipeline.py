@@ -17,6 +17,36 @@ def test_profile_help_and_unknown_profile():
     assert "unknown profile 'fastest'" in proc.stderr and "quick" in proc.stderr
 
 
+def test_paper_profile_is_the_papers():
+    from edgebench.host.profiles import PROFILES
+
+    paper = PROFILES["paper"]
+    for model in paper.models:
+        s = paper.train_settings(model)
+        assert (s["lr"], s["batch"], s["img_size"], s["channels"], s["seed"]) == (1e-4, 32, 224, 1, 42)
+        assert (s["schedule"], s["select"], s["min_epoch"]) == ("epoch", "loss", 2)
+        assert (s["augment"], s["normalise"], s["weight_decay"]) == (False, False, 0.0)
+    assert paper.models == ("vgg16", "googlenet", "resnet34")
+    assert paper.recipes == ("fp32", "dynamic", "fp16", "int8")
+    assert (paper.io, paper.calib, paper.calib_split) == ("uint8", 199, "val")
+    assert "500" in paper.summary  # says that the seed trains longer than its default
+    # --epochs 500 gives the seed's run: T_max = 500 epochs, per epoch
+    assert paper.with_overrides(epochs=500).train_settings("googlenet")["epochs"] == 500
+
+
+def test_per_model_settings_yield_to_the_command_line():
+    from edgebench.host.profiles import PROFILES
+
+    quick = PROFILES["quick"]
+    assert "int16x8" not in quick.recipes
+    own = {m: quick.train_settings(m)["epochs"] for m in quick.models}
+    assert own["vgg16"] != quick.epochs and own["resnet18"] == quick.epochs
+    again = quick.with_overrides(epochs=2, img_size=32)
+    assert {m: again.train_settings(m)["epochs"] for m in quick.models} == dict.fromkeys(quick.models, 2)
+    assert again.train_settings("vgg16")["img_size"] == 32
+    assert quick.train_settings("vgg16")["epochs"] == own["vgg16"]  # the registry is untouched
+
+
 def test_unknown_model_or_recipe_is_refused_before_any_work(tmp_path):
     proc = run_bench_host("run", "--models", "resnet18,alexnet", "--results", tmp_path)
     assert proc.returncode == 2 and "alexnet" in proc.stderr and "Traceback" not in proc.stderr

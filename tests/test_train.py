@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -9,16 +10,133 @@ import torch
 
 from cli_runner import run_bench_host, run_cli
 from edgebench.host.checkpoint import build_from_checkpoint, load_checkpoint, save_checkpoint
-from edgebench.host.train import TrainConfig, train
+from edgebench.host.errors import UserError
+from edgebench.host.torch_device import pick_device, resolve_device
+from edgebench.host.train import CosineSchedule, TrainConfig, train
+from edgebench.models import architectures
 
-ZOO = ("vgg16", "googlenet", "resnet18", "resnet34", "resnet50", "mobilenet_v2")
+ZOO = tuple(architectures())
 
 
-def test_model_help_lists_the_six_models():
+def test_model_help_lists_every_model_and_the_seeds_names():
     code, out, _ = run_cli("train", "--model", "help")
     assert code == 0
-    for name in ZOO:
-        assert name in out
+    for name in ZOO + ("conv", "resnet101", "googlenet_tv"):
+        assert f"  {name} " in out, name
+    assert "alias" in next(line for line in out.splitlines() if line.strip().startswith("conv "))
+
+
+# --- where torch runs: --device ----------------------------------------------------------------
+
+@pytest.mark.parametrize("spec,cuda,mps,want", [
+    ("auto", 0, False, "cpu"), ("auto", 2, False, "cuda:0"), ("auto", 0, True, "mps"),
+    ("auto", 1, True, "cuda:0"), (None, 0, False, "cpu"), ("cpu", 2, True, "cpu"),
+    ("cuda", 1, False, "cuda:0"), ("cuda:1", 2, False, "cuda:1"), ("CUDA:0", 1, False, "cuda:0"),
+    ("mps", 0, True, "mps"),
+])
+def test_device_selection(spec, cuda, mps, want):
+    assert pick_device(spec, cuda, mps) == want
+
+
+@pytest.mark.parametrize("spec,cuda,mps,needles", [
+    ("cuda", 0, False, ["--device cuda", "no CUDA", "--device cpu"]),
+    ("cuda:0", 0, True, ["no CUDA"]),
+    ("cuda:2", 2, False, ["2 CUDA device", "cuda:0 to cuda:1"]),
+    ("mps", 1, False, ["MPS", "not available"]),
+    ("tpu", 1, True, ["unknown --device 'tpu'", "cuda:N"]),
+    ("cuda:x", 1, False, ["unknown --device"]),
+])
+def test_device_selection_refuses_what_the_machine_lacks(spec, cuda, mps, needles):
+    with pytest.raises(UserError) as err:
+        pick_device(spec, cuda, mps, "2.13.0+cpu")
+    message = str(err.value)
+    assert "\n" not in message
+    for needle in needles:
+        assert needle in message, message
+
+
+def test_auto_resolves_to_what_this_machine_has():
+    import torch
+
+    dev = resolve_device("auto")
+    if torch.cuda.is_available():
+        assert dev.torch == "cuda:0"
+    elif dev.torch != "mps":
+        assert dev.torch == "cpu" and dev.name and dev.amp is None
+    assert resolve_device("cpu", amp=True).amp == "bfloat16"
+
+
+@pytest.mark.skipif("torch.cuda.is_available()")
+def test_cuda_without_cuda_is_one_line_before_any_work(tmp_path):
+    for command in (("train", "--data", "phantom:20", "--img-size", "32", "--out", tmp_path / "t"),
+                    ("evaluate", tmp_path / "missing.pt"),
+                    ("run", "--results", tmp_path / "r")):
+        proc = run_bench_host(*command, "--device", "cuda")
+        _one_line_error(proc, "--device cuda", "no CUDA")
+    assert not any(tmp_path.iterdir())  # nothing was trained or written
+
+
+# --- the paper's training recipe --------------------------------------------------------------
+
+def _lrs(schedule: str, epochs: int, steps: int) -> list[float]:
+    """The LR of each epoch as the trainer sees it: stepped as the training loop steps it."""
+    param = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.Adam([param], lr=1e-4)
+    sched = CosineSchedule(opt, schedule, epochs, steps)
+    out = []
+    for _ in range(epochs):
+        for _ in range(steps):
+            out_lr = sched.lr()
+            opt.step()
+            sched.after_step()
+        out.append(out_lr)
+        sched.after_epoch()
+    return out
+
+
+def test_per_epoch_schedule_is_the_seeds_over_500_epochs():
+    # The seed: CosineAnnealingLR(Adam(lr=1e-4), T_max=500), stepped once after each epoch, so
+    # epoch e (0-based) trains at 1e-4 * (1 + cos(pi * e / 500)) / 2, whatever the batch count.
+    got = _lrs("epoch", 500, 32)  # 1000 training images / batch 32
+    want = [1e-4 * (1 + math.cos(math.pi * e / 500)) / 2 for e in range(500)]
+    assert got == pytest.approx(want, rel=1e-9, abs=1e-15)
+    assert got[0] == 1e-4 and got[-1] < 1e-9
+    # ours (per step) anneals within the epoch: not the seed's
+    assert _lrs("step", 500, 32)[1] != pytest.approx(want[1], rel=1e-6)
+
+
+@pytest.mark.slow
+def test_training_like_the_paper(tmp_path):
+    """`--like paper`: per-epoch cosine, inputs in [0, 1], best validation loss from epoch 2,
+    no augmentation, seed 42; the history and the checkpoint say where it ran."""
+    proc = run_bench_host("train", "--model", "conv", "--like", "paper", "--data", "phantom:60",
+                          "--img-size", "32", "--epochs", "3", "--out", tmp_path, "--quiet",
+                          "--device", "cpu")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    meta, _ = load_checkpoint(tmp_path / "best.pt")
+    assert meta.architecture == "vgg16"  # the seed's name, our canonical one in the checkpoint
+    assert meta.mean == [0.0] and meta.std == [1.0]
+    args = meta.train_args
+    assert (args["lr"], args["batch"], args["seed"], args["weight_decay"], args["augment"],
+            args["schedule"], args["select"]) == (1e-4, 32, 42, 0.0, False, "epoch", "loss")
+    assert meta.trained_on["device"] == "cpu" and meta.trained_on["requested"] == "cpu"
+    history = json.loads((tmp_path / "history.json").read_text())
+    assert [round(h["lr"] / 1e-4, 9) for h in history] == [1.0, 0.75, 0.25]
+    assert {h["device"] for h in history} == {"cpu"} and all(h["seconds"] > 0 for h in history)
+    best = min(history[1:], key=lambda h: h["val_loss"])  # the first epoch is never kept
+    assert meta.epoch == best["epoch"] and meta.val_metrics["loss"] == best["val_loss"]
+
+
+@pytest.mark.slow
+def test_mixed_precision_on_the_cpu_trains(tmp_path):
+    cfg = TrainConfig(model="resnet18", data="phantom:40", epochs=1, batch=16, img_size=32,
+                      amp=True, device="cpu", out=tmp_path)
+    result = train(cfg, progress=False)
+    assert result.device["amp"] == "bfloat16"
+    assert np.isfinite(result.history[0]["train_loss"])
+    meta, state = load_checkpoint(result.checkpoint)
+    assert meta.trained_on["amp"] == "bfloat16"
+    assert all(v.dtype in (torch.float32, torch.int64) for v in state.values())  # float32 weights
 
 
 @pytest.mark.slow

@@ -16,13 +16,17 @@ def register(sub) -> None:
     p.add_argument("--model", default=None,
                    help="expected architecture; refuse a checkpoint of another one")
     p.add_argument("--json", type=Path, default=None, help="also write the metrics to this JSON file")
+    from edgebench.host.torch_device import DEVICE_HELP
+
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
     from edgebench.host.evaluate import evaluate_checkpoint, format_metrics
 
-    m = evaluate_checkpoint(args.checkpoint, args.data, args.split, expect_model=args.model)
+    m = evaluate_checkpoint(args.checkpoint, args.data, args.split, expect_model=args.model,
+                            device=args.device)
     print(format_metrics(m))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

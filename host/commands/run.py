@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from pathlib import Path
 
 
@@ -29,6 +28,10 @@ def register(sub) -> None:
                    help="also measure every model on the test set under MedMNIST-C's "
                         "breast-ultrasound corruptions ('all', a list, NAME:1+5; 'help' lists "
                         "them)")
+    from edgebench.host.torch_device import AMP_HELP, DEVICE_HELP
+
+    p.add_argument("--device", default="auto", help=f"training: {DEVICE_HELP}")
+    p.add_argument("--amp", action="store_true", help=f"training: {AMP_HELP}")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     from edgebench.host.commands.export_args import add_quantization_debug
 
@@ -55,7 +58,10 @@ def run(args) -> int:
         return 0
     robustness = corruptions.parse(args.robustness) if args.robustness else None
     profile = lookup(PROFILES, args.profile, "profile")
-    profile = dataclasses.replace(profile, **_overrides(args))
+    profile = profile.with_overrides(**_overrides(args))
+    from edgebench.host.torch_device import resolve_device
+
+    resolve_device(args.device, args.amp)  # a device this machine lacks: refused before any work
 
     from edgebench.host.commands.deploy import targets_from_args
     from edgebench.host.pipeline import run_pipeline
@@ -69,7 +75,8 @@ def run(args) -> int:
     result = run_pipeline(profile, args.results, args.run_id or profile.name, targets, options,
                           remote_python=args.remote_python, quiet=args.quiet, threads=args.threads,
                           agent_extra=agent_args, robustness=robustness, debug=args.debug,
-                          mixed=mixed if mixed != type(mixed)() else None)
+                          mixed=mixed if mixed != type(mixed)() else None, device=args.device,
+                          amp=args.amp)
     from edgebench.host.deploy import summary
 
     print(summary(result.outcomes))
@@ -83,7 +90,7 @@ def _overrides(args) -> dict:
     from edgebench.host.errors import UserError
     from edgebench.host.export.recipes import parse_recipes
     from edgebench.host.registry import lookup
-    from edgebench.models import MODELS
+    from edgebench.models import MODELS, canonical_name
 
     out = {}
     if args.data:
@@ -92,6 +99,7 @@ def _overrides(args) -> dict:
         names = tuple(m.strip() for m in args.models.split(",") if m.strip())
         for name in names:
             lookup(MODELS, name, "model")
+        names = tuple(dict.fromkeys(canonical_name(n) for n in names))  # conv -> vgg16
         if not names:
             raise UserError("--models names no model")
         out["models"] = names
