@@ -34,7 +34,31 @@ def evaluate_checkpoint(checkpoint: Path, data_spec: str | None = None, split: s
     logits = predict_logits(model.to(dev.torch), to_tensor(images, meta.mean, meta.std))
     metrics = classification_metrics(labels, logits, positive=meta.positive_class)
     return {"checkpoint": str(checkpoint), "architecture": meta.architecture, "data": spec,
-            "split": split, "img_size": meta.img_size, "device": dev.torch, **metrics}
+            "split": split, "img_size": meta.img_size, "device": dev.torch, **metrics,
+            "_per_image": (labels, logits, meta.positive_class)}
+
+
+def write_predictions(m: dict, path: Path) -> Path:
+    """predictions.csv of the PyTorch model, in the agent's schema (PREDICTION_COLUMNS), so a
+    device's rows can be paired with the float model's image by image: runtime "torch", the
+    torch device as compute unit, the checkpoint's sha256 as the model's."""
+    import csv
+
+    from edgebench.device.agent import PREDICTION_COLUMNS, RESULTS_SCHEMA_VERSION, cell, per_image
+    from edgebench.host.files import sha256_file
+
+    labels, logits, positive = m["_per_image"]
+    key = [RESULTS_SCHEMA_VERSION, Path(m["checkpoint"]).parent.name,
+           f"{m['architecture']}.torch", sha256_file(Path(m["checkpoint"])), "torch", "",
+           m["device"]]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as fh:
+        out = csv.writer(fh)
+        out.writerow(PREDICTION_COLUMNS)
+        for testset, pos, i, label, pred, score in per_image(logits, labels, positive,
+                                                             m["split"]):
+            out.writerow(key + [testset, pos, i, label, pred, cell(score)])
+    return path
 
 
 def format_metrics(m: dict) -> str:

@@ -172,6 +172,19 @@ def test_evaluate_matches_the_metrics_training_wrote(tiny_checkpoint, tmp_path):
         assert got[key] == pytest.approx(written[key]), key
     assert got["tp"] + got["tn"] + got["fp"] + got["fn"] == got["n"] > 0
     assert "confusion matrix" in text and "%" in text
+    # per-image predictions in the agent's schema, consistent with the confusion matrix
+    import csv
+
+    from edgebench.device.agent import PREDICTION_COLUMNS
+
+    with open(tiny_checkpoint.parent / "predictions.test.csv", newline="") as fh:
+        reader = csv.DictReader(fh)
+        assert tuple(reader.fieldnames) == PREDICTION_COLUMNS
+        rows = list(reader)
+    assert len(rows) == got["n"] and {r["runtime"] for r in rows} == {"torch"}
+    right = sum(r["label"] == r["predicted"] for r in rows)
+    assert right == got["tp"] + got["tn"]
+    assert all(0.0 <= float(r["score"]) <= 1.0 for r in rows)
 
 
 @pytest.mark.slow

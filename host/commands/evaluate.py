@@ -16,6 +16,9 @@ def register(sub) -> None:
     p.add_argument("--model", default=None,
                    help="expected architecture; refuse a checkpoint of another one")
     p.add_argument("--json", type=Path, default=None, help="also write the metrics to this JSON file")
+    p.add_argument("--predictions", type=Path, default=None, metavar="FILE.csv",
+                   help="per-image predictions in the agent's predictions.csv format (default: "
+                        "predictions.<split>.csv beside the checkpoint)")
     from edgebench.host.torch_device import DEVICE_HELP
 
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
@@ -23,11 +26,15 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from edgebench.host.evaluate import evaluate_checkpoint, format_metrics
+    from edgebench.host.evaluate import evaluate_checkpoint, format_metrics, write_predictions
 
     m = evaluate_checkpoint(args.checkpoint, args.data, args.split, expect_model=args.model,
                             device=args.device)
     print(format_metrics(m))
+    path = write_predictions(m, args.predictions or
+                             args.checkpoint.parent / f"predictions.{args.split}.csv")
+    print(f"  per-image predictions: {path}")
+    m.pop("_per_image")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(m, indent=2) + "\n")
