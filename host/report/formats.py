@@ -20,7 +20,8 @@ def fmt_pct(v) -> str:
 
 
 def fmt_pp(v) -> str:
-    return "" if pd.isna(v) else f"{float(v):+.1f}"
+    # + 0.0 turns a -0.04 rounded to -0.0 into +0.0: no sign on nothing
+    return "" if pd.isna(v) else f"{round(float(v), 1) + 0.0:+.1f}"
 
 
 def fmt_speedup(v) -> str:

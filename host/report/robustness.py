@@ -99,8 +99,8 @@ def gap_table(rs: pd.DataFrame, device: str) -> pd.DataFrame:
     def interval(r):
         if math.isnan(r["gap_difference_ci_low_pp"]):
             return r["note"]
-        return (f"{r['gap_difference_ci_low_pp']:+.1f} to {r['gap_difference_ci_high_pp']:+.1f}"
-                f" ({r['note']})")
+        return (f"{fmt_pp(r['gap_difference_ci_low_pp'])} to "
+                f"{fmt_pp(r['gap_difference_ci_high_pp'])} ({r['note']})")
 
     return pd.DataFrame({
         "model": d["architecture"], "recipe": d["recipe"], "unit": d["compute_unit"],
