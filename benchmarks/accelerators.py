@@ -30,6 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from harness_overhead import cpu_model
 from readme_section import update_section
 
 REPO = Path(__file__).resolve().parents[1]
@@ -127,13 +128,6 @@ def measure(args) -> dict:
               f"{data['sync'][-1]:.3f} ms, enqueue {data['enqueue'][-1]:.4f} ms", file=sys.stderr)
     data["load"].append(os.getloadavg()[0])
     return data
-
-
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
 
 
 def summarize(data: dict, args) -> str:
