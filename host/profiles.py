@@ -45,6 +45,9 @@ class Profile:
     min_seconds: float = 0.5
     max_seconds: float = 5.0
     threads: str = ""  # "" = the agent's default
+    # train/val/test image counts ("1000/200/200"), appended to the data spec as @1000/200/200
+    # unless the spec has its own; "" = 70/15/15
+    split: str = ""
 
     def stage_inputs(self) -> dict:
         return asdict(self)
@@ -53,6 +56,11 @@ class Profile:
         """Everything training needs for `model`: the profile's values, then its own overrides."""
         settings = {k: getattr(self, k) for k in TRAIN_KEYS}
         settings.update(self.per_model.get(model, {}))
+        if self.split:
+            from edgebench.host.data import split_of
+
+            if split_of(settings["data"])[0] == settings["data"].strip():  # no split of its own
+                settings["data"] = f"{settings['data']}@{self.split}"
         return settings
 
     def with_overrides(self, **changes) -> "Profile":
@@ -78,10 +86,12 @@ PROFILES: dict[str, Profile] = {
                 "mean/std), vgg16, googlenet, resnet34, Adam lr 1e-4, batch 32, cosine annealing "
                 "stepped per epoch (T_max = epochs), cross-entropy, best validation loss from "
                 "epoch 2, no augmentation, seed 42; 50 epochs by default (the seed trains 500: "
-                "--epochs 500); int8 with uint8 I/O calibrated on 199 validation images; hours on "
+                "--epochs 500); 1000/200/200 train/val/test images (in those proportions when the data "
+                "set has another size); int8 with uint8 I/O calibrated on 199 validation images; hours on "
                 "a CPU, minutes on a GPU; give --data busi:PATH for real images",
         data="phantom:1400", img_size=224, models=("vgg16", "googlenet", "resnet34"), epochs=50,
         batch=32, lr=1e-4, recipes=RECIPES_PAPER, seed=42, weight_decay=0.0, augment=False,
         normalise=False, schedule="epoch", select="loss", min_epoch=2, calib=199,
-        calib_split="val", io="uint8", min_runs=50, min_seconds=5.0, max_seconds=60.0),
+        calib_split="val", io="uint8", split="1000/200/200", min_runs=50, min_seconds=5.0,
+        max_seconds=60.0),
 }

@@ -116,9 +116,13 @@ class CosineSchedule:
 def absolute_spec(spec: str) -> str:
     """`folder:rel/path` → `folder:/abs/path`: the checkpoint records the spec, and later stages
     may run from another working folder."""
-    name, sep, arg = spec.partition(":")
+    from edgebench.host.data import split_of
+
+    base, _ = split_of(spec)
+    suffix = spec.strip()[len(base):]  # the split (@1000/200/200), kept as it is
+    name, sep, arg = base.partition(":")
     if sep and name != "phantom" and arg:
-        return f"{name}:{Path(arg).expanduser().resolve()}"
+        return f"{name}:{Path(arg).expanduser().resolve()}{suffix}"
     return spec
 
 
@@ -166,7 +170,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> TrainResult:
     import torch
     from tqdm import tqdm
 
-    from edgebench.host.data import load_dataset, split_dataset, write_split
+    from edgebench.host.data import load_dataset, split_dataset, split_of, write_split
     from edgebench.host.metrics import classification_metrics
     from edgebench.host.registry import lookup
     from edgebench.host.torch_device import autocast, grad_scaler, resolve_device
@@ -180,7 +184,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> TrainResult:
     t0 = time.perf_counter()
     torch.manual_seed(cfg.seed)
     ds = load_dataset(cfg.data, cfg.img_size, channels=cfg.channels, seed=cfg.seed)
-    split = split_dataset(ds, seed=cfg.seed)
+    split = split_dataset(ds, seed=cfg.seed, fractions=split_of(cfg.data)[1])
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     write_split(out / "split.json", ds, split, cfg.seed)

@@ -3,6 +3,7 @@ and the stratified split."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 import subprocess
 import sys
 
@@ -259,6 +260,37 @@ def test_load_splits_reproduces_the_split_a_checkpoint_names():
     assert np.array_equal(x, ds.images[test_idx]) and np.array_equal(y, ds.labels[test_idx])
     x2, y2 = load_splits("phantom:40", 16, 1, 7)["test"]
     assert np.array_equal(x, x2) and np.array_equal(y, y2)
+
+
+def test_a_split_suffix_gives_those_counts_and_travels_with_the_spec(tmp_path):
+    """'@TRAIN/VAL/TEST' (the paper's 1000/200/200) splits in those counts when the data set has
+    that many images, in those proportions otherwise, and is kept by absolute_spec (checkpoints
+    record it, so later stages re-derive the same test images)."""
+    from edgebench.host.data import split_of
+    from edgebench.host.train import absolute_spec
+
+    counts = {k: len(y) for k, (_, y) in load_splits("phantom:140@100/20/20", 16, 1, 0).items()}
+    assert counts == {"train": 100, "val": 20, "test": 20}
+    scaled = {k: len(y) for k, (_, y) in load_splits("phantom:70@100/20/20", 16, 1, 0).items()}
+    assert scaled == {"train": 50, "val": 10, "test": 10}
+    plain = load_splits("phantom:140", 16, 1, 0)
+    assert [len(y) for _, y in plain.values()] == [98, 21, 21]  # 70/15/15 without the suffix
+    assert split_of("busi:/data/set@1000/200/200") == ("busi:/data/set", (5 / 7, 1 / 7, 1 / 7))
+    rel = absolute_spec("folder:data/x@1000/200/200")
+    assert rel.endswith("@1000/200/200") and rel.startswith(f"folder:{Path.cwd()}")
+    with pytest.raises(UserError, match="needs training images"):
+        split_of("phantom:10@0/5/5")
+
+
+def test_the_paper_profile_splits_1000_200_200():
+    from edgebench.host.profiles import PROFILES
+
+    paper = PROFILES["paper"]
+    assert paper.train_settings("vgg16")["data"] == "phantom:1400@1000/200/200"
+    busi = paper.with_overrides(data="busi:/data/BUSI").train_settings("vgg16")["data"]
+    assert busi == "busi:/data/BUSI@1000/200/200"   # too few images there: the proportions
+    own = paper.with_overrides(data="phantom:700@500/100/100").train_settings("vgg16")["data"]
+    assert own == "phantom:700@500/100/100"           # a split of the user's own wins
 
 
 def test_data_loads_without_torch():

@@ -4,6 +4,8 @@
 Label 0 = benign, 1 = malignant (the positive class) for every source."""
 from __future__ import annotations
 
+import re
+
 from collections import OrderedDict
 from dataclasses import dataclass, replace
 from typing import Callable
@@ -16,7 +18,7 @@ from edgebench.host.errors import UserError
 from edgebench.host.registry import lookup
 
 __all__ = ["CLASS_NAMES", "DATASETS", "DataSource", "Dataset", "Split", "load_dataset",
-           "load_splits", "parse_spec", "read_split", "split_dataset", "write_split"]
+           "load_splits", "parse_spec", "read_split", "split_dataset", "split_of", "write_split"]
 
 CLASS_NAMES = ("benign", "malignant")
 DEFAULT_PHANTOM_SIZE = 600
@@ -76,10 +78,30 @@ DATASETS: dict[str, DataSource] = {s.name: s for s in (
 )}
 
 
+DEFAULT_FRACTIONS = (0.7, 0.15, 0.15)
+_SPLIT_SUFFIX = re.compile(r"@(\d+)/(\d+)/(\d+)$")
+
+
+def split_of(spec: str) -> tuple[str, tuple[float, float, float]]:
+    """('phantom:1400', (5/7, 1/7, 1/7)) for 'phantom:1400@1000/200/200': a spec may end in
+    @TRAIN/VAL/TEST image counts (the paper's 1000/200/200), split in those proportions — exactly
+    those counts when the data set has that many images. Without the suffix: 70/15/15. Being part
+    of the spec, the split travels with it into checkpoints and cards, so every stage re-derives
+    the same test images."""
+    spec = (spec or "").strip()
+    found = _SPLIT_SUFFIX.search(spec)
+    if not found:
+        return spec, DEFAULT_FRACTIONS
+    counts = [int(v) for v in found.groups()]
+    if sum(counts) == 0 or counts[0] == 0:
+        raise UserError(f"{spec}: the split @TRAIN/VAL/TEST needs training images")
+    return spec[:found.start()], tuple(c / sum(counts) for c in counts)
+
+
 def parse_spec(spec: str) -> tuple[DataSource, str]:
     """'busi:/data/x' -> (DATASETS['busi'], '/data/x'). Only the first ':' separates, so paths
-    may contain colons."""
-    name, _, arg = (spec or "").strip().partition(":")
+    may contain colons; a split suffix (@1000/200/200) is not part of the argument."""
+    name, _, arg = split_of(spec)[0].partition(":")
     source = lookup(DATASETS, name.strip().lower(), "data set")
     if source.needs_arg and not arg:
         raise UserError(f"data set {source.name!r} needs an argument: {source.usage}")
@@ -129,6 +151,6 @@ def load_splits(spec: str, img_size: int, channels: int, seed: int
     (data_spec, img_size, in_channels, split_seed): the same seed generates the phantom and
     splits it, so the test split comes back exactly as training saw it."""
     ds = load_dataset(spec, img_size, channels, seed)
-    split = split_dataset(ds, seed)
+    split = split_dataset(ds, seed, split_of(spec)[1])
     return {name: (ds.images[idx], ds.labels[idx]) for name, idx in split.items()}
 
