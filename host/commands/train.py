@@ -60,9 +60,16 @@ def settings(args) -> dict:
     from edgebench.models import canonical_name
 
     base = dict(DEFAULTS)
+    profile = None
     if args.like:
-        base.update(lookup(PROFILES, args.like, "profile").train_settings(canonical_name(args.model)))
-    return {k: getattr(args, k) if getattr(args, k) is not None else v for k, v in base.items()}
+        profile = lookup(PROFILES, args.like, "profile")
+        if args.data is not None:  # the profile's split (paper: 1000/200/200) applies to it too
+            profile = profile.with_overrides(data=args.data)
+        base.update(profile.train_settings(canonical_name(args.model)))
+    chosen = {k: getattr(args, k) if getattr(args, k) is not None else v for k, v in base.items()}
+    if profile is not None:
+        chosen["data"] = base["data"]
+    return chosen
 
 
 def run(args) -> int:
