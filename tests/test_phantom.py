@@ -1,6 +1,6 @@
-"""The synthetic phantom, checked by statistics (not byte hashes): determinism, balance, speckle,
-lesion contrast, and that only shape, margin and shadow (not brightness or size) tell the
-classes apart."""
+"""The synthetic phantom, checked by statistics (and by bytes only where machines must agree):
+determinism, balance, speckle, lesion contrast, and that only shape, margin and shadow (not
+brightness or size) tell the classes apart."""
 from __future__ import annotations
 
 import numpy as np
@@ -38,6 +38,32 @@ def test_same_seed_same_images_and_other_seed_differs():
     c, _, _ = P.generate(6, 32, seed=4)
     assert np.array_equal(a, b) and np.array_equal(la, lb) and ida == idb
     assert all(not np.array_equal(a[i], c[i]) for i in range(6))
+
+
+_DIGEST = ("import hashlib, sys; from edgebench.host.data.phantom import generate; "
+           "print(hashlib.sha256(generate(120, 40, 0)[0].tobytes()).hexdigest())")
+
+
+@pytest.mark.parametrize("kernels", [
+    {"OPENBLAS_CORETYPE": "Haswell"},  # another BLAS kernel than this CPU's own
+    {"NPY_DISABLE_CPU_FEATURES": "AVX512F AVX512CD AVX512_SKX AVX512_CLX AVX512_CNL AVX512_ICL"},
+])
+def test_same_pixels_whatever_simd_kernels_the_cpu_gets(kernels):
+    """Two machines of one kind gave different phantoms (and so different trained models) when
+    it was computed in float32: BLAS and numpy pick SIMD kernels by CPU. The same images must come
+    out under another kernel choice, byte for byte."""
+    import os
+    import subprocess
+    import sys
+
+    def digest(extra):
+        env = {k: v for k, v in os.environ.items()
+               if k not in ("OPENBLAS_CORETYPE", "NPY_DISABLE_CPU_FEATURES")}
+        return subprocess.run([sys.executable, "-c", _DIGEST], env={**env, **extra}, check=True,
+                              capture_output=True, text=True).stdout.strip()
+
+    own = digest({})
+    assert len(own) == 64 and digest(kernels) == own
 
 
 def test_image_i_does_not_depend_on_n():

@@ -7,7 +7,7 @@ import sys
 
 
 def register(subparsers) -> None:
-    from edgebench.host.commands.deploy import add_target_args
+    from edgebench.host.commands.target_args import add_target_args
 
     p = subparsers.add_parser(
         "doctor", help="check devices: python, numpy, interpreter, disk, sensors, accelerators",
@@ -42,7 +42,7 @@ def check(spec, options, remote_python, remote_dir) -> tuple:
 
 
 def run(args) -> int:
-    from edgebench.host.commands.deploy import targets_from_args
+    from edgebench.host.commands.target_args import targets_from_args
 
     specs, options = targets_from_args(args)
     with concurrent.futures.ThreadPoolExecutor(max_workers=len(specs)) as pool:

@@ -37,7 +37,7 @@ def register(sub) -> None:
 
     add_quantization_debug(p)  # --debug, and int8-mixed's --keep-float/--target-agreement
     from edgebench.host.commands.agent_options import add_agent_args
-    from edgebench.host.commands.deploy import add_target_args
+    from edgebench.host.commands.target_args import add_target_args
 
     add_agent_args(p)
     add_target_args(p)
@@ -63,7 +63,7 @@ def run(args) -> int:
 
     resolve_device(args.device, args.amp)  # a device this machine lacks: refused before any work
 
-    from edgebench.host.commands.deploy import targets_from_args
+    from edgebench.host.commands.target_args import targets_from_args
     from edgebench.host.pipeline import run_pipeline
 
     from edgebench.host.commands.agent_options import agent_args_from

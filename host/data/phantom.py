@@ -41,6 +41,11 @@ LATERAL_SIGMA_PX = 2.0
 _REF_SIM = 448
 _MIN_PULSE = 0.5  # below half the reference pulse the band would run into DC and Nyquist
 _PAD = 12  # simulation pixels around the field so the FFT convolution does not wrap
+# Everything is computed in float64: float32 results of BLAS, FFT and numpy's vectorised maths
+# depend on which SIMD kernels the CPU gets (measured: the same 480 images at 40 px came out with
+# different pixels under OpenBLAS's Cooperlake and Haswell kernels, and with numpy's AVX-512 loops
+# switched off), so two machines of one kind produced different data sets and trained different
+# models. In float64 those differences stay far below one grey level.
 
 
 @dataclass
@@ -156,20 +161,20 @@ def _smooth_field(grid: np.ndarray, n: int) -> np.ndarray:
         centres = np.linspace(-0.1, 1.1, k)
         x = (np.arange(n) + 0.5) / n
         w = np.exp(-0.5 * ((x[:, None] - centres[None, :]) / (1.2 / (k - 1))) ** 2)
-        _BASES[n, k] = (w / w.sum(axis=1, keepdims=True)).astype(np.float32)
+        _BASES[n, k] = w / w.sum(axis=1, keepdims=True)
     w = _BASES[n, k]
-    field = w @ grid.astype(np.float32) @ w.T
+    field = w @ grid.astype(np.float64) @ w.T
     return (field - field.mean()) / (field.std() + 1e-12)
 
 
 def _boundary(x: np.ndarray, base: float, wave: np.ndarray) -> np.ndarray:
     edge = base + sum(a * np.sin(2 * np.pi * (i + 1) * x + p) for i, (a, p) in enumerate(wave))
-    return edge.astype(np.float32)
+    return np.asarray(edge, np.float64)
 
 
 def echo_map(case: Case, n: int) -> tuple[np.ndarray, np.ndarray]:
     """Echogenicity in dB (n×n, 0 dB = average gland) and the lesion's soft mask (0..1)."""
-    x = (np.arange(n, dtype=np.float32) + 0.5) / n
+    x = (np.arange(n, dtype=np.float64) + 0.5) / n
     y = x[:, None]
 
     def step(edge: np.ndarray) -> np.ndarray:
@@ -182,10 +187,10 @@ def echo_map(case: Case, n: int) -> tuple[np.ndarray, np.ndarray]:
     below = step(wall_top + case.wall_thick)
     lobular = 5.0 * (0.8 * _smooth_field(case.lobular, n) + 0.6 * _smooth_field(case.fine, n))
     db = (12.0 * (1 - skin) + skin * (1 - fat) * (-5.0 + 0.7 * lobular) + fat * lobular
-          + 9.0 * wall - 9.0 * below * (1 - wall)).astype(np.float32)
+          + 9.0 * wall - 9.0 * below * (1 - wall))
     db += case.tgc_db * (y - 0.5)
 
-    mask = np.zeros((n, n), np.float32)
+    mask = np.zeros((n, n), np.float64)
     # Work inside the lesion's bounding box only: most of the field is plain tissue.
     reach = case.radius * case.shape_scale * (1.0 + case.spikes[:, 1].max(initial=0.0)
                                               + np.abs(case.lobes[:, 1]).sum()) * 2.2 + 0.02
@@ -219,7 +224,7 @@ def echo_map(case: Case, n: int) -> tuple[np.ndarray, np.ndarray]:
         sigma = 0.012 * n
         reach_px = int(4 * sigma) + 1
         lo, hi = max(0, r1 + cols[0] - reach_px), min(n, r1 + cols[-1] + reach_px + 1)
-        strip = np.zeros((n, hi - lo), np.float32)
+        strip = np.zeros((n, hi - lo), np.float64)
         strip[:, r1 + cols - lo] = post
         db[:, lo:hi] += case.posterior_db * gaussian_filter1d(strip, sigma=sigma, axis=1)
     return db, mask
@@ -235,7 +240,7 @@ def _pulse_spectrum(rows: int, cols: int, scale: float) -> np.ndarray:
     h = (np.exp(-0.5 * ((fy - f0) * 2 * np.pi * AXIAL_SIGMA_PX * scale) ** 2)
          * np.exp(-0.5 * (fx * 2 * np.pi * LATERAL_SIGMA_PX * scale) ** 2)) * (fy > 0)
     h /= np.sqrt(np.mean(h ** 2))
-    return h.astype(np.complex64)
+    return h.astype(np.complex128)
 
 
 _SPECTRA: dict[tuple[int, int, float], np.ndarray] = {}
@@ -247,8 +252,9 @@ def speckle_envelope(brightness: np.ndarray, rng: np.random.Generator,
 
     Edges are padded so the circular convolution does not wrap; in a homogeneous region the
     envelope is Rayleigh-distributed, mean/std = sqrt(pi / (4 - pi)) = 1.91."""
-    padded = np.pad(brightness.astype(np.float32), _PAD, mode="edge")
-    scat = rng.standard_normal(padded.shape, dtype=np.float32) * np.sqrt(padded)
+    padded = np.pad(brightness.astype(np.float64), _PAD, mode="edge")
+    # Drawn in float32 (the stream the phantom was defined with), computed on in float64.
+    scat = rng.standard_normal(padded.shape, dtype=np.float32).astype(np.float64) * np.sqrt(padded)
     key = (*padded.shape, pulse_scale)
     if key not in _SPECTRA:
         _SPECTRA[key] = _pulse_spectrum(*key)

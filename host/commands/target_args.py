@@ -1,0 +1,77 @@
+"""The target arguments every command that reaches devices takes (deploy, doctor, run): where the
+devices are, how to reach them and how far to trust them."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+class TargetAction(argparse.Action):
+    """`--target` collects targets; `--target help` prints the kinds and exits, for every
+    command that takes targets (deploy, doctor, run)."""
+
+    def __call__(self, parser, namespace, value, option_string=None):
+        if value == "help":
+            from edgebench.host.targets import describe_targets
+
+            print(describe_targets() + "\n  --target local | user@host[:port] | ALIAS (from "
+                  "~/.ssh/config); --inventory FILE for a fleet")
+            parser.exit(0)
+        getattr(namespace, self.dest).append(value)
+
+
+def add_target_args(p: argparse.ArgumentParser) -> None:
+    """The "targets and SSH" argument group."""
+    g = p.add_argument_group("targets and SSH")
+    g.add_argument("--target", action=TargetAction, default=[], metavar="TARGET",
+                   help="local, user@host[:port] or a ~/.ssh/config alias; repeat for a fleet "
+                        "(default: local)")
+    g.add_argument("--inventory", metavar="FILE",
+                   help="fleet file: TOML ([devices.NAME] host/user/port/...) or Ansible INI")
+    g.add_argument("-i", "--identity", action="append", default=[], metavar="KEY",
+                   help="private key to try first (ssh-agent and ~/.ssh/id_* are tried too)")
+    g.add_argument("--accept-new-host-key", action="store_true",
+                   help="trust and record the host key of a device seen for the first time "
+                        "(OpenSSH StrictHostKeyChecking=accept-new); a changed key is always "
+                        "refused")
+    g.add_argument("--known-hosts", metavar="FILE", help="known_hosts file "
+                                                         "(default ~/.ssh/known_hosts)")
+    g.add_argument("--ssh-config", metavar="FILE", help="ssh config (default ~/.ssh/config)")
+    g.add_argument("--connect-timeout", type=float, default=10.0, metavar="S",
+                   help="seconds to wait for a device to answer")
+    g.add_argument("-J", "--jump", metavar="[USER@]HOST[:PORT],...",
+                   help="reach the devices through these jump hosts, in order (as ssh -J; "
+                        "beats ProxyJump/ProxyCommand from ~/.ssh/config); every hop's host key "
+                        "is checked like the device's")
+    g.add_argument("--remote-python", metavar="PATH",
+                   help="python on the device, e.g. a venv's bin/python (default python3)")
+    g.add_argument("--remote-dir", metavar="DIR",
+                   help="working folder on the device (default ~/.edgebench)")
+
+
+def targets_from_args(args) -> tuple:
+    """(list of TargetSpec, ConnectOptions) from the shared arguments."""
+    from edgebench.host.errors import UserError
+    from edgebench.host.targets import ConnectOptions, parse_target
+    from edgebench.host.targets.inventory import load_inventory
+
+    from edgebench.host.targets.sshconfig import parse_hop
+
+    for key in args.identity:
+        if not Path(key).expanduser().is_file():
+            raise UserError(f"-i {key}: no such key file")
+    for text in args.jump.split(",") if args.jump else []:
+        parse_hop(text, "-J")
+    specs = [parse_target(t) for t in args.target]
+    if args.inventory:
+        specs += load_inventory(args.inventory)
+    if not specs:
+        specs = [parse_target("local")]
+    options = ConnectOptions(known_hosts=args.known_hosts,
+                             accept_new_host_key=args.accept_new_host_key,
+                             identity_files=[str(Path(k).expanduser()) for k in args.identity],
+                             ssh_config=args.ssh_config, connect_timeout=args.connect_timeout,
+                             proxy_jump=args.jump)
+    if getattr(args, "lease_timeout", None):
+        options.link_timeout_s = args.lease_timeout
+    return specs, options
