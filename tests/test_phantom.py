@@ -40,7 +40,7 @@ def test_same_seed_same_images_and_other_seed_differs():
     assert all(not np.array_equal(a[i], c[i]) for i in range(6))
 
 
-_DIGEST = ("import hashlib, sys; from edgebench.host.data.phantom import generate; "
+_DIGEST = ("import hashlib; from edgebench.host.data.phantom import generate; "
            "print(hashlib.sha256(generate(120, 40, 0)[0].tobytes()).hexdigest())")
 
 
