@@ -41,6 +41,9 @@ def register(sub) -> None:
 
     add_agent_args(p)
     add_target_args(p)
+    from edgebench.host.commands.db_args import add_db_arg
+
+    add_db_arg(p)
     p.set_defaults(func=run)
 
 
@@ -83,6 +86,9 @@ def run(args) -> int:
     print(result.report.headline)
     print(f"\nreport: {result.report.markdown}  (also {result.report.html.name}, "
           f"{result.report.summary_csv.name} and plots in {result.report.out_dir})")
+    from edgebench.host.commands.db_args import record_results
+
+    record_results(args, [result.report.out_dir], args.results)
     return 0 if all(o.ok for o in result.outcomes) else 1
 
 

@@ -1,0 +1,21 @@
+"""--db, shared by every command that writes to or reads from the results database."""
+from __future__ import annotations
+
+
+def add_db_arg(parser, writes: bool = True) -> None:
+    what = ("also record the results in this database" if writes else
+            "the results database to read")
+    parser.add_argument(
+        "--db", metavar="URL",
+        help=f"{what}: a SQLite file path (default RESULTS/edgebench.sqlite, or $EDGEBENCH_DB), "
+             f"postgresql://USER[:PASSWORD]@HOST[:PORT]/DB (pip install -e '.[postgres]')"
+             + (", or 'none' to record nothing" if writes else ""))
+
+
+def record_results(args, paths, results_root=None) -> None:
+    """After a command's files are written: import them into the database, or say in one line
+    why not (the command's exit status does not change)."""
+    from edgebench.host.results_db.connect import resolve
+    from edgebench.host.results_db.record import record
+
+    record(list(paths), resolve(args.db, results_root), quiet=getattr(args, "quiet", False))
