@@ -83,7 +83,7 @@ def test_sqlite_by_default_and_postgres_give_the_same_history(three_runs, tmp_pa
     lines = [line for line in text.splitlines() if re.match(r"^(local|pi5)\s", line)]
     assert [line.split()[:2] for line in lines] == [["local", "r1"], ["local", "r2"],
                                                      ["local", "r3"], ["pi5", "r3"]]
-    p50 = [float(line.split()[6]) for line in lines]
+    p50 = [float(line.split()[5]) for line in lines]
     assert p50[1] == pytest.approx(1.1 * p50[0], rel=0.03)  # the slow run shows
     acc = _history(str(sqlite), tmp_path, "--model", "resnet18.int8", "--metric", "accuracy",
                    "--device", "local")
@@ -169,3 +169,21 @@ def test_history_bad_input(three_runs, tmp_path):
     code, _, err = run_cli("history", "--model", "resnet18.int8", "--metric", "energy",
                            "--db", db)
     assert code == 2 and "energy" in err and "not recorded" in err
+
+
+def test_the_report_names_the_previous_run_and_its_headline(three_runs, tmp_path):
+    db = str(tmp_path / "db.sqlite")
+    assert run_cli("report", three_runs[0], "--db", db, "--quiet")[0] == 0
+    assert "previous run" not in (three_runs[0] / "report.md").read_text()  # nothing before it
+    code, _, err = run_cli("report", three_runs[1], "--db", db, "--quiet")
+    assert code == 0, err
+    md = (three_runs[1] / "report.md").read_text()
+    assert "## Changes since the previous run" in md
+    assert "### local: against the previous run, r1@2026-11-20T10:00:00Z" in md
+    assert "2 row(s) compared: 1 slower, 0 faster, 1 with no measurable difference" in md
+    assert "Changes since the previous run" in (three_runs[1] / "report.html").read_text()
+    # re-reporting r1 later still links to nothing earlier; r3's link is r2, not r1
+    assert run_cli("report", three_runs[2], "--db", db, "--quiet")[0] == 0
+    assert "against the previous run, r2@" in (three_runs[2] / "report.md").read_text()
+    assert run_cli("report", three_runs[0], "--db", db, "--quiet")[0] == 0
+    assert "previous run" not in (three_runs[0] / "report.md").read_text()

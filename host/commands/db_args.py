@@ -19,3 +19,17 @@ def record_results(args, paths, results_root=None) -> None:
     from edgebench.host.results_db.record import record
 
     record(list(paths), resolve(args.db, results_root), quiet=getattr(args, "quiet", False))
+
+
+def report_links(args, results_root=None):
+    """A function of the reported folders giving the report's blocks on the previous run of the
+    same models (nothing without a database or an earlier run)."""
+    from edgebench.host.results_db.connect import resolve
+
+    url = resolve(args.db, results_root)
+
+    def links(folders) -> list:
+        from edgebench.host.results_db.link import previous_run_blocks
+
+        return previous_run_blocks(url, folders if isinstance(folders, list) else [folders])
+    return links

@@ -28,7 +28,9 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from edgebench.host.report import build_report  # pandas/matplotlib: only when reporting
 
-    paths = build_report(args.results, args.out)
+    from edgebench.host.commands.db_args import report_links
+
+    paths = build_report(args.results, args.out, report_links(args)(args.results))
     if not args.quiet:
         print(paths.headline)
         print()

@@ -70,6 +70,7 @@ def run(args) -> int:
     from edgebench.host.pipeline import run_pipeline
 
     from edgebench.host.commands.agent_options import agent_args_from
+    from edgebench.host.commands.db_args import report_links
     from edgebench.host.commands.export_args import mixed_options
 
     mixed = mixed_options(args)
@@ -79,7 +80,7 @@ def run(args) -> int:
                           remote_python=args.remote_python, quiet=args.quiet, threads=args.threads,
                           agent_extra=agent_args, robustness=robustness, debug=args.debug,
                           mixed=mixed if mixed != type(mixed)() else None, device=args.device,
-                          amp=args.amp)
+                          amp=args.amp, report_links=report_links(args, args.results))
     from edgebench.host.deploy import summary
 
     print(summary(result.outcomes))
