@@ -53,7 +53,7 @@ def _load(spec: str, args, engine_box: list):
     path = Path(spec)
     if path.exists():
         return load_results([path]), path
-    from edgebench.host.results_db.connect import open_db, resolve
+    from edgebench.host.results_db.connect import guarded, open_db, resolve
     from edgebench.host.results_db.read import load_run
 
     url = resolve(args.db)
@@ -61,7 +61,8 @@ def _load(spec: str, args, engine_box: list):
         raise UserError(f"{spec}: no such folder (and --db none: no database to look it up in)")
     if not engine_box:
         engine_box.append(open_db(url))
-    return load_run(engine_box[0], spec, args.device), None
+    with guarded(url):
+        return load_run(engine_box[0], spec, args.device), None
 
 
 def run(args) -> int:

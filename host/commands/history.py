@@ -39,7 +39,7 @@ def run(args) -> int:
                         f"(--metric help)")
     from edgebench.host.report.formats import text_table
     from edgebench.host.report.plots import slug
-    from edgebench.host.results_db.connect import open_db, resolve
+    from edgebench.host.results_db.connect import guarded, open_db, resolve
 
     url = resolve(args.db)
     if url is None:
@@ -47,7 +47,8 @@ def run(args) -> int:
         raise UserError("--db none: history needs a database")
     engine = open_db(url)
     try:
-        df = history.series(engine, args.model, args.device, args.metric)
+        with guarded(url):
+            df = history.series(engine, args.model, args.device, args.metric)
     finally:
         engine.dispose()
     if df["value"].isna().all():

@@ -20,7 +20,7 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     from edgebench.host.errors import UserError
-    from edgebench.host.results_db.connect import open_db, resolve, safe
+    from edgebench.host.results_db.connect import guarded, open_db, resolve, safe
     from edgebench.host.results_db.store import import_results
 
     url = resolve(args.db)
@@ -28,7 +28,8 @@ def run(args) -> int:
         raise UserError("--db none: nothing to import into")
     engine = open_db(url)
     try:
-        added = import_results(engine, args.results)
+        with guarded(url):
+            added = import_results(engine, args.results)
     finally:
         engine.dispose()
     print(f"{safe(url)}: {added}")

@@ -4,6 +4,7 @@ DatabaseError: one line that names the database without its password."""
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 from edgebench.host.errors import UserError
@@ -85,3 +86,15 @@ def _connect_args(url: str) -> dict:
     if url.startswith(("postgresql://", "postgres://", "postgresql+")):
         return {"connect_timeout": 10}  # a server that is down must not hang a run
     return {}
+
+
+@contextmanager
+def guarded(url: str):
+    """A database that fails after it was opened (the server went away, a lock timed out) is a
+    one-line DatabaseError too, never a traceback."""
+    from sqlalchemy import exc as sa_exc
+
+    try:
+        yield
+    except sa_exc.SQLAlchemyError as e:
+        raise DatabaseError(f"{safe(url)}: {_first_line(e)}") from None
