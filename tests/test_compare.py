@@ -3,7 +3,6 @@ slowdown, identical distributions, an 8:0 split of changed images), the --fail-i
 codes, energy where the column exists, and a real end-to-end comparison of two agent runs."""
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import pandas as pd
@@ -12,7 +11,6 @@ import pytest
 from cli_runner import run_cli
 from compare_runs import all_correct, eight_wrong, write_run
 from edgebench.host.compare import compare_runs
-from edgebench.host.errors import UserError
 from edgebench.host.report.load import load_results
 
 
@@ -53,7 +51,7 @@ def test_identical_distributions_give_no_measurable_difference(runs):
     comp = compare_runs(load_results([runs["base"]]), load_results([runs["same"]]))
     assert set(comp.table["p50_verdict"]) == {"no measurable difference"}
     assert (comp.table["p50_ratio_low"] < 1).all() and (comp.table["p50_ratio_high"] > 1).all()
-    # the same folder against itself: every resample agrees exactly
+    # the same folder against itself: two independent resamplings of the same data
     comp = compare_runs(load_results([runs["base"]]), load_results([runs["base"]]))
     assert set(comp.table["p50_verdict"]) == {"no measurable difference"}
 

@@ -177,8 +177,8 @@ def compare_runs(run_a: ResultSet, run_b: ResultSet, match: tuple = DEFAULT_MATC
         records.append(rec)
     for name, (va, vb) in per_round.items():
         if not va or not vb:
-            notes.append(f"{name}: not recorded in {'either run' if not va and not vb else 'run A' if not va else 'run B'}; "
-                         f"not compared")
+            where = "either run" if not va and not vb else "run A" if not va else "run B"
+            notes.append(f"{name}: not recorded in {where}; not compared")
     return Comparison(table=pd.DataFrame(records), notes=notes, label_a=label_a,
                       label_b=label_b, match=match)
 

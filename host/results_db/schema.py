@@ -1,8 +1,8 @@
 """The tables. Natural keys make re-importing a folder idempotent: a device is its name and a
-fingerprint of its environment, a model its file's sha256, a run its run id, device and start time, a row
-its run, model, threads, XNNPACK setting, runtime, compute unit and round; samples hang off their
-row in the order they were measured (the block bootstrap needs that order), predictions off their
-run by the agent's output key."""
+fingerprint of its environment, a model its file's sha256, a run its run id, device and start
+time, a row its run, model, threads, XNNPACK setting, runtime, compute unit and round; samples
+hang off their row in the order they were measured (the block bootstrap needs that order),
+predictions off their run by the agent's output key."""
 from __future__ import annotations
 
 from sqlalchemy import (Column, Float, ForeignKey, Integer, MetaData, PrimaryKeyConstraint,
