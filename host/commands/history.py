@@ -39,18 +39,10 @@ def run(args) -> int:
                         f"(--metric help)")
     from edgebench.host.report.formats import text_table
     from edgebench.host.report.plots import slug
-    from edgebench.host.results_db.connect import guarded, open_db, resolve
+    from edgebench.host.results_db.connect import opened
 
-    url = resolve(args.db)
-    if url is None:
-        from edgebench.host.errors import UserError
-        raise UserError("--db none: history needs a database")
-    engine = open_db(url)
-    try:
-        with guarded(url):
-            df = history.series(engine, args.model, args.device, args.metric)
-    finally:
-        engine.dispose()
+    with opened(args.db, "history") as (engine, _):
+        df = history.series(engine, args.model, args.device, args.metric)
     if df["value"].isna().all():
         from edgebench.host.errors import UserError
         raise UserError(f"{args.metric}: not recorded for {args.model} in any stored run"

@@ -19,18 +19,10 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from edgebench.host.errors import UserError
-    from edgebench.host.results_db.connect import guarded, open_db, resolve, safe
+    from edgebench.host.results_db.connect import opened, safe
     from edgebench.host.results_db.store import import_results
 
-    url = resolve(args.db)
-    if url is None:
-        raise UserError("--db none: nothing to import into")
-    engine = open_db(url)
-    try:
-        with guarded(url):
-            added = import_results(engine, args.results)
-    finally:
-        engine.dispose()
+    with opened(args.db, "import") as (engine, url):
+        added = import_results(engine, args.results)
     print(f"{safe(url)}: {added}")
     return 0

@@ -98,3 +98,18 @@ def guarded(url: str):
         yield
     except sa_exc.SQLAlchemyError as e:
         raise DatabaseError(f"{safe(url)}: {_first_line(e)}") from None
+
+
+@contextmanager
+def opened(db_arg: str | None, purpose: str):
+    """(engine, url) of the database --db names, for a command that cannot work without one;
+    every failure inside is a one-line DatabaseError, and the engine is closed after."""
+    url = resolve(db_arg)
+    if url is None:
+        raise UserError(f"--db none: {purpose} needs a database")
+    engine = open_db(url)
+    try:
+        with guarded(url):
+            yield engine, url
+    finally:
+        engine.dispose()
