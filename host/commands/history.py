@@ -17,7 +17,7 @@ def register(subparsers) -> None:
         epilog="examples:\n  bench-host history --model resnet18.int8\n"
                "  bench-host history --model vgg16.fp32 --device pi5 --metric accuracy",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", required=True, help="the model's name, architecture.recipe")
+    p.add_argument("--model", help="the model's name, architecture.recipe (required)")
     p.add_argument("--device", metavar="NAME", help="only this device")
     p.add_argument("--metric", default="p50", metavar="p50|accuracy|energy|memory|help",
                    help="what to follow (default p50)")
@@ -33,8 +33,11 @@ def run(args) -> int:
     if args.metric == "help":
         print(history.describe())
         return 0
+    from edgebench.host.errors import UserError
+
+    if not args.model:
+        raise UserError("--model NAME is required (architecture.recipe, e.g. resnet18.int8)")
     if args.metric not in history.METRICS:
-        from edgebench.host.errors import UserError
         raise UserError(f"--metric {args.metric!r}: choose from {', '.join(history.METRICS)} "
                         f"(--metric help)")
     from edgebench.host.report.formats import text_table
@@ -44,7 +47,6 @@ def run(args) -> int:
     with opened(args.db, "history") as (engine, _):
         df = history.series(engine, args.model, args.device, args.metric)
     if df["value"].isna().all():
-        from edgebench.host.errors import UserError
         raise UserError(f"{args.metric}: not recorded for {args.model} in any stored run"
                         + (" (energy needs results with an energy_mj column)"
                            if args.metric == "energy" else ""))
