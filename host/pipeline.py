@@ -77,7 +77,8 @@ def run_pipeline(profile: Profile, results_root: Path, run_id: str, targets: lis
                  options=None, remote_python: str | None = None, quiet: bool = False,
                  threads: str | None = None, agent_extra: Sequence[str] = (),
                  robustness: list | None = None, debug: bool = False, mixed=None,
-                 device: str = "auto", amp: bool = False) -> PipelineResult:
+                 device: str = "auto", amp: bool = False,
+                 report_links=None) -> PipelineResult:
     """`debug` runs the layer debugger for the integer recipes; `mixed` (MixedOptions) chooses
     int8-mixed's float layers; `device`/`amp` are training's (--device, --amp)."""
     from edgebench.host.deploy import deploy
@@ -145,7 +146,9 @@ def run_pipeline(profile: Profile, results_root: Path, run_id: str, targets: lis
                             for o in outcomes if o.error)
         raise UserError(f"no target measured anything ({reasons}); the trained and converted "
                         f"models are kept in {run_dir}, rerun to resume")
-    report = progress.run("report", lambda: build_report([run_dir], run_dir))
+    # report_links(run_dir) -> report blocks (the comparison with the previous run, if any)
+    extra = report_links(run_dir) if report_links else None
+    report = progress.run("report", lambda: build_report([run_dir], run_dir, extra))
     return PipelineResult(run_dir, report, outcomes, progress.seconds, skipped)
 
 

@@ -36,3 +36,13 @@ def test_delegates(tmp_path_factory) -> dict[str, Path]:
         return build_delegates(tmp_path_factory.mktemp("delegates"))
     except BuildError as e:
         pytest.fail(str(e))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def results_db(tmp_path_factory) -> Path:
+    """deploy/run/report record every run in a database, by default results/edgebench.sqlite under
+    the working folder; the suite's go to one file of its own instead (tests that test the
+    default unset EDGEBENCH_DB)."""
+    path = tmp_path_factory.mktemp("results-db") / "edgebench.sqlite"
+    os.environ["EDGEBENCH_DB"] = str(path)
+    return path

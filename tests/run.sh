@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The README's test command. On a fresh machine of this kind it installs what the suite needs
 # (OpenSSH server for the loopback deploy tests, qemu for the virtual Pi, Mesa's software Vulkan
-# for the GPU path, gcc for the test delegates, the project venv), then runs the whole suite.
+# for the GPU path, gcc for the test delegates, PostgreSQL for the results database, the project
+# venv), then runs the whole suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! command -v sshd >/dev/null 2>&1 && [ ! -x /usr/sbin/sshd ]; then
@@ -33,6 +34,9 @@ fi
 # The test delegates (tests/delegates/*.c) are compiled by the suite.
 command -v gcc >/dev/null 2>&1 || { apt-get update -qq && \
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc libc6-dev >/dev/null; }
+# The results database's tests (tests/test_results_db.py) start a PostgreSQL server of their own.
+ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || { apt-get update -qq && \
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
 export EDGEBENCH_REQUIRE_EMULATION=1  # missing emulation fails the tests instead of skipping them
 [ -x .venv/bin/python ] || python3.11 -m venv .venv
 .venv/bin/pip install -q -e '.[test]'

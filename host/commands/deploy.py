@@ -54,6 +54,9 @@ def register(subparsers) -> None:
                    help="a link silent this long is given up and retried, and a device lock "
                         "whose run stopped answering this long is taken over (default 60)")
     o.add_argument("--no-progress", action="store_true", help="no progress bars")
+    from edgebench.host.commands.db_args import add_db_arg
+
+    add_db_arg(o)
     p.set_defaults(func=run)
 
 
@@ -82,4 +85,9 @@ def run(args) -> int:
                       backoff_s=args.backoff, lease_timeout_s=args.lease_timeout)
     print(summary(outcomes))
     sys.stdout.flush()
+    pulled = [o.results for o in outcomes if o.results and (o.results / "results.csv").is_file()]
+    if pulled:
+        from edgebench.host.commands.db_args import record_results
+
+        record_results(args, pulled, args.results)
     return 0 if all(o.ok for o in outcomes) else 1

@@ -19,16 +19,24 @@ def register(subparsers) -> None:
     p.add_argument("--out", type=Path, default=None, metavar="DIR",
                    help="where to write the report (default: the first RESULTS_DIR)")
     p.add_argument("--quiet", action="store_true", help="print only the report's path")
+    from edgebench.host.commands.db_args import add_db_arg
+
+    add_db_arg(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from edgebench.host.report import build_report  # pandas/matplotlib: only when reporting
 
-    paths = build_report(args.results, args.out)
+    from edgebench.host.commands.db_args import report_links
+
+    paths = build_report(args.results, args.out, report_links(args)(args.results))
     if not args.quiet:
         print(paths.headline)
         print()
     print(f"report: {paths.markdown}  ({paths.html.name}, {paths.summary_csv.name}, "
           f"{len(paths.plots)} plot(s); {paths.rows} row(s) from {len(paths.devices)} device(s))")
+    from edgebench.host.commands.db_args import record_results
+
+    record_results(args, args.results)
     return 0

@@ -41,6 +41,9 @@ def register(sub) -> None:
 
     add_agent_args(p)
     add_target_args(p)
+    from edgebench.host.commands.db_args import add_db_arg
+
+    add_db_arg(p)
     p.set_defaults(func=run)
 
 
@@ -67,6 +70,7 @@ def run(args) -> int:
     from edgebench.host.pipeline import run_pipeline
 
     from edgebench.host.commands.agent_options import agent_args_from
+    from edgebench.host.commands.db_args import report_links
     from edgebench.host.commands.export_args import mixed_options
 
     mixed = mixed_options(args)
@@ -76,13 +80,16 @@ def run(args) -> int:
                           remote_python=args.remote_python, quiet=args.quiet, threads=args.threads,
                           agent_extra=agent_args, robustness=robustness, debug=args.debug,
                           mixed=mixed if mixed != type(mixed)() else None, device=args.device,
-                          amp=args.amp)
+                          amp=args.amp, report_links=report_links(args, args.results))
     from edgebench.host.deploy import summary
 
     print(summary(result.outcomes))
     print(result.report.headline)
     print(f"\nreport: {result.report.markdown}  (also {result.report.html.name}, "
           f"{result.report.summary_csv.name} and plots in {result.report.out_dir})")
+    from edgebench.host.commands.db_args import record_results
+
+    record_results(args, [result.report.out_dir], args.results)
     return 0 if all(o.ok for o in result.outcomes) else 1
 
 

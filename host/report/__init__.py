@@ -128,9 +128,11 @@ def _document(rs: ResultSet, summary, plots: dict[str, Path], out_dir: Path,
     return _render.Document(title="edgebench report", blocks=blocks)
 
 
-def build_report(result_dirs: list[Path], out_dir: Path | None = None) -> ReportPaths:
+def build_report(result_dirs: list[Path], out_dir: Path | None = None,
+                 extra_blocks: list | None = None) -> ReportPaths:
     """Read every results.csv under result_dirs and write report.md, report.html, summary.csv and
-    the PNG plots into out_dir (default: the first of result_dirs)."""
+    the PNG plots into out_dir (default: the first of result_dirs). `extra_blocks` (e.g. the
+    comparison with the previous run, results_db/link.py) go before the sources."""
     result_dirs = [Path(p) for p in result_dirs]
     rs = load_results(result_dirs)
     if out_dir is None:
@@ -159,6 +161,7 @@ def build_report(result_dirs: list[Path], out_dir: Path | None = None) -> Report
     doc = _document(rs, summary, plots, out_dir, robust)
     from edgebench.host.report import quantization  # op census, layer error, int8-mixed
     doc.blocks[-2:-2] = quantization.blocks(result_dirs + [out_dir], summary)
+    doc.blocks[-2:-2] = list(extra_blocks or [])
     markdown = out_dir / MARKDOWN_FILE
     markdown.write_text(_render.to_markdown(doc, out_dir), encoding="utf-8")
     html_path = out_dir / HTML_FILE

@@ -1,0 +1,28 @@
+"""`bench-host import RESULTS_DIR…`: load results folders (older runs, or runs whose database
+update failed) into the results database; importing the same folder twice adds nothing."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from edgebench.host.commands.db_args import add_db_arg
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "import", help="load results folders into the results database",
+        description="Import every results.csv under the given folders (with its latency samples, "
+                    "predictions and env.json) into the results database. Rows already there "
+                    "are skipped, so importing a folder again adds only what is new.")
+    p.add_argument("results", nargs="+", type=Path, metavar="RESULTS_DIR")
+    add_db_arg(p, writes=False)
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from edgebench.host.results_db.connect import opened, safe
+    from edgebench.host.results_db.store import import_results
+
+    with opened(args.db, "import") as (engine, url):
+        added = import_results(engine, args.results)
+    print(f"{safe(url)}: {added}")
+    return 0

@@ -1,0 +1,198 @@
+"""Results folders into the database. Each results.csv under the folder is one run on one
+device; everything is inserted only where its natural key is not there yet, so importing the same
+folder twice adds nothing, and a folder that grew (a resumed run) adds only its new rows."""
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import sqlalchemy as sa
+
+from edgebench.host.errors import UserError
+from edgebench.host.report.load import ResultSet, find_results, load_results
+from edgebench.host.results_db import schema as S
+
+_FINGERPRINT = ("machine", "cpu", "device_model", "os", "hostname")
+
+
+@dataclass
+class Imported:
+    runs: int = 0
+    rows: int = 0
+    samples: int = 0
+    predictions: int = 0
+
+    def __iadd__(self, other: "Imported") -> "Imported":
+        for f in ("runs", "rows", "samples", "predictions"):
+            setattr(self, f, getattr(self, f) + getattr(other, f))
+        return self
+
+    def __str__(self) -> str:
+        return (f"{self.runs} run(s), {self.rows} row(s), {self.samples} latency sample(s), "
+                f"{self.predictions} prediction(s) added")
+
+
+def plain(value):
+    """A DataFrame cell as JSON-able Python (NaN and pd.NA as None)."""
+    if value is None or value is pd.NA:
+        return None
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if hasattr(value, "item"):  # numpy scalars
+        value = value.item()
+        if isinstance(value, float) and math.isnan(value):
+            return None
+    return value
+
+
+def xnnpack_text(value) -> str:
+    return "" if value is None or pd.isna(value) else ("on" if bool(value) else "off")
+
+
+def _threads(value) -> int:
+    return -1 if pd.isna(value) else int(value)
+
+
+def _get_or_create(conn, table, key: dict, values: dict) -> tuple[int, bool]:
+    where = sa.and_(*(table.c[k] == v for k, v in key.items()))
+    found = conn.execute(sa.select(table.c.id).where(where)).scalar()
+    if found is not None:
+        return found, False
+    return conn.execute(table.insert().values(**key, **values)).inserted_primary_key[0], True
+
+
+def _cards(folder: Path) -> dict[str, dict]:
+    """The bundle's manifest entries by sha256 (the bundle sits beside the target folders)."""
+    for manifest in (folder / "manifest.json", folder.parent / "bundle" / "manifest.json"):
+        try:
+            data = json.loads(manifest.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        entries = data.get("models", []) if isinstance(data, dict) else []
+        return {e["sha256"]: e for e in entries if isinstance(e, dict) and "sha256" in e}
+    return {}
+
+
+def _device(conn, rs: ResultSet, name: str) -> int:
+    env = rs.env.get(name, {})
+    first = rs.rows.iloc[0]
+    fields = {k: plain(env.get(k)) if env.get(k) not in (None, "") else plain(first.get(k))
+              for k in _FINGERPRINT}
+    fields = {k: None if v is None else str(v) for k, v in fields.items()}
+    fingerprint = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
+    pk, _ = _get_or_create(conn, S.devices, {"name": name, "fingerprint": fingerprint},
+                           dict(fields, env=json.dumps(env, sort_keys=True, default=str)))
+    return pk
+
+
+def _import_file(conn, csv_path: Path) -> Imported:
+    try:
+        rs = load_results([csv_path])
+    except UserError as e:
+        if str(e).startswith("no result rows"):
+            return Imported()  # a run that stopped before its first row: nothing to keep
+        raise
+    name = rs.rows["device"].iloc[0]
+    device_pk = _device(conn, rs, name)
+    cards = _cards(csv_path.parent)
+    now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    added = Imported()
+    row_pks: dict[tuple, int] = {}
+    run_pks: dict[str, int] = {}
+    for _, row in rs.rows.iterrows():
+        run_id = str(plain(row["run_id"]) or "")
+        if run_id not in run_pks:
+            started = rs.rows.loc[rs.rows["run_id"].fillna("") == run_id, "started_utc"].dropna()
+            run_pks[run_id], new = _get_or_create(
+                conn, S.runs, {"run_id": run_id, "device_id": device_pk,
+                               "started_utc": str(started.min()) if len(started) else None},
+                {"imported_utc": now, "source": str(csv_path.parent)})
+            added.runs += new
+        sha = str(row["sha256"])
+        model_pk, _ = _get_or_create(conn, S.models, {"sha256": sha}, {
+            "name": plain(row["model"]), "architecture": plain(row["architecture"]),
+            "recipe": plain(row["recipe"]), "file_size_mb": plain(row["file_size_mb"]),
+            "card": json.dumps(cards[sha], sort_keys=True) if sha in cards else None})
+        key = {"run_pk": run_pks[run_id], "model_pk": model_pk,
+               "threads": _threads(row["threads"]), "xnnpack": xnnpack_text(row["xnnpack"]),
+               "runtime": str(plain(row["runtime"]) or ""),
+               "compute_unit": str(plain(row["compute_unit"]) or "cpu"),
+               "round": int(plain(row["round"]) or 1)}
+        data = {k: plain(v) for k, v in row.items() if k not in ("device", "source")}
+        pk, new = _get_or_create(conn, S.rows, key, {
+            "status": row["status"], "p50_ms": plain(row["p50_ms"]),
+            "accuracy": plain(row["accuracy"]), "peak_rss_mb": plain(row["peak_rss_mb"]),
+            "energy_mj": plain(row.get("energy_mj")), "data": json.dumps(data, sort_keys=True)})
+        if new:
+            added.rows += 1
+            row_pks[(run_id, sha, key["threads"], key["xnnpack"], key["runtime"],
+                     key["compute_unit"], key["round"])] = pk
+    added.samples = _insert_samples(conn, rs.samples, row_pks)
+    added.predictions = _insert_predictions(conn, rs.predictions, run_pks)
+    return added
+
+
+def _insert_samples(conn, samples: pd.DataFrame | None, row_pks: dict) -> int:
+    """The raw latencies of the rows just added, in file order (older rows already have theirs)."""
+    if samples is None or samples.empty or not row_pks:
+        return 0
+    count = 0
+    cols = ["run_id", "sha256", "threads", "xnnpack", "runtime", "compute_unit", "round"]
+    for key, group in samples.groupby(cols, sort=False, dropna=False):
+        run_id, sha, threads, xnn, runtime, unit, rnd = key
+        pk = row_pks.get((str(plain(run_id) or ""), str(sha), _threads(threads),
+                          xnnpack_text(xnn), str(plain(runtime) or ""), str(plain(unit) or "cpu"),
+                          int(plain(rnd) or 1)))
+        if pk is None:
+            continue
+        values = [{"row_pk": pk, "seq": i, "latency_ms": float(v)}
+                  for i, v in enumerate(group["latency_ms"].dropna())]
+        if values:
+            conn.execute(S.samples.insert(), values)
+            count += len(values)
+    return count
+
+
+def _insert_predictions(conn, preds: pd.DataFrame | None, run_pks: dict) -> int:
+    if preds is None or preds.empty:
+        return 0
+    count = 0
+    cols = ["run_id", "sha256", "runtime", "xnnpack", "compute_unit", "testset"]
+    for key, group in preds.groupby(cols, sort=False, dropna=False):
+        run_id, sha, runtime, xnn, unit, testset = key
+        run_pk = run_pks.get(str(plain(run_id) or ""))
+        if run_pk is None:
+            continue
+        ident = {"run_pk": run_pk, "sha256": str(sha), "runtime": str(plain(runtime) or ""),
+                 "xnnpack": xnnpack_text(xnn), "compute_unit": str(plain(unit) or "cpu"),
+                 "testset": str(plain(testset) or "clean")}
+        where = sa.and_(*(S.predictions.c[k] == v for k, v in ident.items()))
+        if conn.execute(sa.select(sa.func.count()).select_from(S.predictions)
+                        .where(where)).scalar():
+            continue
+        group = group.drop_duplicates("image")
+        values = [dict(ident, image=int(r.image), label=plain(r.label),
+                       predicted=plain(r.predicted), score=plain(r.score),
+                       positive_class=plain(r.positive_class))
+                  for r in group.itertuples(index=False) if pd.notna(r.image)]
+        for v in values:
+            for c in ("label", "predicted", "positive_class"):
+                v[c] = None if v[c] is None else int(v[c])
+        if values:
+            conn.execute(S.predictions.insert(), values)
+            count += len(values)
+    return count
+
+
+def import_results(engine, paths: list[Path]) -> Imported:
+    """Every results.csv under `paths` into the database, each file in its own transaction."""
+    total = Imported()
+    for csv_path in find_results([Path(p) for p in paths]):
+        with engine.begin() as conn:
+            total += _import_file(conn, csv_path)
+    return total
