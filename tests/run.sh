@@ -33,6 +33,15 @@ fi
 # The test delegates (tests/delegates/*.c) are compiled by the suite.
 command -v gcc >/dev/null 2>&1 || { apt-get update -qq && \
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc libc6-dev >/dev/null; }
+# labgrid (tests/test_labgrid.py runs a real coordinator and exporter) in its own environment:
+# labgrid 26.0.1 needs protobuf >= 5.29.6, the host venv pins 4.25.5.
+LABGRID=.cache/labgrid-26.0.1
+if ! cmp -s tests/labgrid-requirements.txt "$LABGRID/requirements.txt"; then
+  rm -rf "$LABGRID" && python3.11 -m venv "$LABGRID" \
+    && "$LABGRID/bin/pip" install -q -r tests/labgrid-requirements.txt \
+    && cp tests/labgrid-requirements.txt "$LABGRID/requirements.txt"
+fi
+export EDGEBENCH_LABGRID_BIN="$PWD/$LABGRID/bin"  # missing labgrid then fails its tests
 export EDGEBENCH_REQUIRE_EMULATION=1  # missing emulation fails the tests instead of skipping them
 [ -x .venv/bin/python ] || python3.11 -m venv .venv
 .venv/bin/pip install -q -e '.[test]'
