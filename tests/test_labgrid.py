@@ -174,13 +174,23 @@ def test_a_place_held_by_another_owner_is_named_or_waited_for(
         assert "/alice" in busy.error and "--wait" in busy.error
         assert lab.farm.holder("pi-b").endswith("/alice")   # never taken from its owner
 
-        timer = threading.Timer(4.0, lambda: lab.farm.lg("release", place="pi-b", user="alice"))
-        timer.start()
-        start = time.monotonic()
+        queued = []
+
+        def release_once_we_queue():   # alice lets go once our reservation is waiting for it
+            deadline = time.monotonic() + 90
+            while time.monotonic() < deadline:
+                if "state: waiting" in lab.farm.lg("reservations").stdout:
+                    queued.append(time.monotonic())
+                    time.sleep(2.0)
+                    lab.farm.lg("release", place="pi-b", user="alice")
+                    return
+                time.sleep(0.3)
+        alice = threading.Thread(target=release_once_we_queue)
+        alice.start()
         waited = fleet(lab, bundle, ["pi-b"], tmp_path / "r2", rdir, wait_s=90)[0]
-        timer.join()
+        alice.join()
+        assert queued, "no reservation was queued for the busy place"
         assert waited.ok, waited.error
-        assert time.monotonic() - start > 4.0
         assert any("waiting up to 90 s" in n for n in waited.notes)
         assert waited.rows == len(RECIPES)
         assert lab.farm.holder("pi-b") is None
