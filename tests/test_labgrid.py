@@ -270,7 +270,10 @@ def test_a_run_killed_mid_deploy_is_released_by_the_next_run(
     assert again.returncode == 0, out + err
     assert f"left acquired by an edgebench run that died (pid {proc.pid}" in out + err
     rows = rows_of(tmp_path / "results" / load_bundle(bundle).run_id / "pi-a" / "results.csv")
-    assert len(rows) == len(RECIPES)          # the row measured before the kill was kept
+    assert len(rows) == len(RECIPES)
+    # the row measured before the kill was kept on the board, not measured a second time
+    device_csv = next((lab.homes["pi-a"] / rdir).glob("runs/*/out/results.csv"))
+    assert len(rows_of(device_csv)) == len(RECIPES)
     assert lab.farm.holder("pi-a") is None
 
 
