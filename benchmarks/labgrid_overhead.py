@@ -50,6 +50,7 @@ def main() -> int:
     os.chmod(work, 0o755)
     S, env = session(work)
     server = S.make_server(env).start()
+    (work / "farm").mkdir()
     farm = start_farm(work / "farm")
     try:
         farm.start_exporter("bench", {"bench-a": {"NetworkService": {

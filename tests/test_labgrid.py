@@ -143,8 +143,7 @@ def test_places_by_tag_deploy_concurrently_and_the_report_groups_them(
 
     code, out, err = run_cli("report", run)
     assert code == 0, out + err
-    summary_rows = rows_of(run / "report" / "summary.csv") if (run / "report").exists() else \
-        rows_of(next(run.rglob("summary.csv")))
+    summary_rows = rows_of(next(run.rglob("summary.csv")))
     places = {(r["device"], r["place"], r["place_tags"]) for r in summary_rows}
     assert places == {("pi-a", "pi-a", "board=pi5,lab=desk"), ("pi-b", "pi-b", "board=pi5")}
     report_md = next(run.rglob("report.md")).read_text()
@@ -293,3 +292,13 @@ def test_sigterm_mid_deploy_releases_the_place(lab, bundle, rdir, records, tmp_p
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)
             proc.communicate()
+
+
+@pytest.mark.parametrize("argv,match", [
+    (["--target", "labgrid:"], "expected labgrid:PLACE"),
+    (["--labgrid-tags", "board"], "expected KEY=VALUE"),
+    (["--target", "labgrid:pi-a", "--wait", "-3"], "--wait must be >= 0"),
+])
+def test_bad_labgrid_arguments_are_one_line(bundle, argv, match):
+    code, out, err = run_cli("deploy", "--bundle", bundle, *argv)
+    assert code == 2 and err.count("\n") == 1 and match in err, err

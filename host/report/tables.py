@@ -20,7 +20,8 @@ BASELINE = "fp32"
 
 # summary.csv columns, units in the names so the file explains itself.
 SUMMARY_COLUMNS = (
-    "device", "place", "place_tags", "run_id", "model", "recipe", "compute_unit", "threads", "status", "flags", "error",
+    "device", "place", "place_tags", "run_id", "model", "recipe", "compute_unit", "threads",
+    "status", "flags", "error",
     "size_mb", "accuracy", "delta_accuracy_pp", "sensitivity", "specificity", "auc", "agreement",
     "n_test", "p50_ms", "p90_ms", "mean_ms", "std_ms", "count", "speedup_vs_fp32",
     "speedup_vs_cpu", "load_ms", "first_inference_ms", "peak_rss_mb", "accelerator", "api",
