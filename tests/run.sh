@@ -39,7 +39,8 @@ LABGRID=.cache/labgrid-26.0.1
 if ! cmp -s tests/labgrid-requirements.txt "$LABGRID/requirements.txt"; then
   rm -rf "$LABGRID" && python3.11 -m venv "$LABGRID" \
     && "$LABGRID/bin/pip" install -q -r tests/labgrid-requirements.txt \
-    && cp tests/labgrid-requirements.txt "$LABGRID/requirements.txt"
+    && cp tests/labgrid-requirements.txt "$LABGRID/requirements.txt" \
+    || { echo "tests/run.sh: could not install labgrid into $LABGRID" >&2; exit 1; }
 fi
 export EDGEBENCH_LABGRID_BIN="$PWD/$LABGRID/bin"  # missing labgrid then fails its tests
 export EDGEBENCH_REQUIRE_EMULATION=1  # missing emulation fails the tests instead of skipping them
