@@ -109,8 +109,9 @@ def main() -> int:
         "",
         "| labgrid-client call, alone | median s |", "|---|---:|",
         *(f"| `labgrid-client {k}` | {v:.2f} |" for k, v in per_call.items()), "",
-        "The labgrid path makes four such calls when the place is free (`-v places` to check the "
-        "names, `show`, `acquire`, `show` for the acquired resources) and one to release it. "
+        "The labgrid path makes three such calls when the place is free (`-v places`, once for "
+        "all places: the names and tags; `acquire`; `show` for the acquired resources) and one "
+        "to release it (an earlier version with a `show` before `acquire` added 13.1 s). "
         "Nearly all of each call is labgrid-client starting and importing labgrid (its gRPC "
         "stubs), not the coordinator: that is the price of driving labgrid through its own "
         "program (host/targets/labgrid_client.py says why), and it is paid once per place, not "

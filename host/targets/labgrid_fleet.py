@@ -41,7 +41,9 @@ def deploy_fleet(deploy_fn: Callable, bundle_dir, specs: Sequence, results_dir,
 
     plain = [s for s in specs if not is_labgrid(s)]
     client = lab.client()
-    names = select_places(client, [s.name for s in specs if is_labgrid(s)], lab.tags)
+    listed = {p.name: p for p in select_places(client, [s.name for s in specs if is_labgrid(s)],
+                                               lab.tags)}
+    names = list(listed)
     run_id = load_bundle(bundle_dir).run_id
     # Several deploys side by side would draw their progress bars over each other's line.
     bars = progress and len(names) + (1 if plain else 0) == 1
@@ -55,7 +57,7 @@ def deploy_fleet(deploy_fn: Callable, bundle_dir, specs: Sequence, results_dir,
 
     def run_place(name: str) -> None:
         start = time.monotonic()
-        hold = PlaceHold(client, name, lab, note=say)
+        hold = PlaceHold(client, name, lab, note=say, listed=listed[name])
         holds[name] = hold
         try:
             with hold:
@@ -136,11 +138,13 @@ def doctor_places(check_fn: Callable, specs: Sequence, lab: LabgridOptions) -> l
     tags and its resources."""
     plain = [s for s in specs if not is_labgrid(s)]
     client = lab.client()
-    names = select_places(client, [s.name for s in specs if is_labgrid(s)], lab.tags)
+    listed = {p.name: p for p in select_places(client, [s.name for s in specs if is_labgrid(s)],
+                                               lab.tags)}
+    names = list(listed)
     out: dict = {}
 
     def one_place(name: str) -> None:
-        hold = PlaceHold(client, name, lab)
+        hold = PlaceHold(client, name, lab, listed=listed[name])
         try:
             with hold:
                 ok, text = check_fn(hold.spec)

@@ -54,8 +54,8 @@ class LabgridOptions:
 
 
 def select_places(client: LabgridClient, names: list, tags: dict) -> list:
-    """The place names of the run: those named (labgrid:NAME), then every place whose tags
-    include all of `tags`, each once, in that order."""
+    """The places of the run (Place, as the coordinator lists them, without resources): those
+    named (labgrid:NAME), then every place whose tags include all of `tags`, each once."""
     chosen = list(dict.fromkeys(names))
     everything = client.places()   # also the first sign of a coordinator that is not there
     known = {p.name for p in everything}
@@ -71,7 +71,8 @@ def select_places(client: LabgridClient, names: list, tags: dict) -> list:
             raise UserError(f"no place on labgrid coordinator {client.coordinator} has the tags "
                             f"{want} (places: {known or 'none'})")
         chosen += [n for n in found if n not in chosen]
-    return chosen
+    by_name = {p.name: p for p in everything}
+    return [by_name[n] for n in chosen]
 
 
 def _records_dir(options: LabgridOptions) -> Path:
@@ -96,8 +97,9 @@ class PlaceHold:
     the place is released on leaving, on an exception and on release() from another thread."""
 
     def __init__(self, client: LabgridClient, name: str, options: LabgridOptions,
-                 note: Optional[Callable[[str], None]] = None):
+                 note: Optional[Callable[[str], None]] = None, listed: Optional[Place] = None):
         self.client, self.name, self.options = client, name, options
+        self._listed = listed   # the coordinator's listing of it, if the caller has one
         self.note = note or (lambda text: None)
         self.place: Optional[Place] = None
         self.spec: Optional[TargetSpec] = None
@@ -117,6 +119,7 @@ class PlaceHold:
             self._take()
             self.acquire_s = time.monotonic() - start
             self.place = self.client.show(self.name)
+            self._check_available(self.place)
             self.spec = self._ssh_spec(self.place)
             if self.options.power_cycle:
                 self._power_cycle()
@@ -133,14 +136,18 @@ class PlaceHold:
         self.note(text)
 
     def _take(self) -> None:
-        place = self.client.show(self.name)
-        self._check_available(place)
+        # Every labgrid-client call costs seconds (it imports labgrid), so a free place is
+        # taken from the listing at once; acquire itself refuses a place without resources.
+        place = self._listed or self.client.show(self.name)
         if place.acquired:
             self._holder(place)
             place = self.client.show(self.name)
         try:
             self._acquire(place)
         except LabgridError as exc:
+            if "no matching remote resource" in str(exc):
+                self._check_available(self.client.show(self.name))
+                raise
             if "already acquired" not in str(exc) and "not reserved for" not in str(exc):
                 raise
             # Taken by someone between our look and our acquire: say who, or queue for it.
