@@ -37,6 +37,16 @@ command -v gcc >/dev/null 2>&1 || { apt-get update -qq && \
 # The results database's tests (tests/test_results_db.py) start a PostgreSQL server of their own.
 ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || { apt-get update -qq && \
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
+# labgrid (tests/test_labgrid.py runs a real coordinator and exporter) in its own environment:
+# labgrid 26.0.1 needs protobuf >= 5.29.6, the host venv pins 4.25.5.
+LABGRID=.cache/labgrid-26.0.1
+if ! cmp -s tests/labgrid-requirements.txt "$LABGRID/requirements.txt"; then
+  rm -rf "$LABGRID" && python3.11 -m venv "$LABGRID" \
+    && "$LABGRID/bin/pip" install -q -r tests/labgrid-requirements.txt \
+    && cp tests/labgrid-requirements.txt "$LABGRID/requirements.txt" \
+    || { echo "tests/run.sh: could not install labgrid into $LABGRID" >&2; exit 1; }
+fi
+export EDGEBENCH_LABGRID_BIN="$PWD/$LABGRID/bin"  # missing labgrid then fails its tests
 export EDGEBENCH_REQUIRE_EMULATION=1  # missing emulation fails the tests instead of skipping them
 [ -x .venv/bin/python ] || python3.11 -m venv .venv
 .venv/bin/pip install -q -e '.[test]'

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 from edgebench.host.commands.target_args import add_target_args, targets_from_args
@@ -79,6 +80,12 @@ def run(args) -> int:
     agent_args = agent_args_from(args, warmup=args.warmup, min_runs=args.min_runs,
                                  min_seconds=args.min_seconds, max_seconds=args.max_seconds,
                                  models=args.only, runtime=args.runtime, xnnpack=args.xnnpack)
+    from edgebench.host.targets.labgrid_fleet import (
+        deploy_fleet, labgrid_options_from, uses_labgrid)
+
+    lab = labgrid_options_from(args)
+    if uses_labgrid(specs, lab):   # labgrid places: each held around its own deploy
+        deploy = partial(deploy_fleet, deploy, lab=lab)
     outcomes = deploy(bundle, specs, args.results, agent_args, options=options,
                       remote_python=args.remote_python, remote_dir=args.remote_dir,
                       retries=args.retries, progress=not args.no_progress,

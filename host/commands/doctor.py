@@ -44,10 +44,18 @@ def check(spec, options, remote_python, remote_dir) -> tuple:
 def run(args) -> int:
     from edgebench.host.commands.target_args import targets_from_args
 
+    from edgebench.host.targets.labgrid_fleet import (
+        doctor_places, labgrid_options_from, uses_labgrid)
+
     specs, options = targets_from_args(args)
-    with concurrent.futures.ThreadPoolExecutor(max_workers=len(specs)) as pool:
-        results = list(pool.map(lambda s: check(s, options, args.remote_python, args.remote_dir),
-                                specs))
+    lab = labgrid_options_from(args)
+    if uses_labgrid(specs, lab):   # places are held while they are checked
+        results = doctor_places(lambda s: check(s, options, args.remote_python, args.remote_dir),
+                                specs, lab)
+    else:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=len(specs)) as pool:
+            results = list(pool.map(
+                lambda s: check(s, options, args.remote_python, args.remote_dir), specs))
     for _, text in results:
         print(text)
     bad = sum(not ok for ok, _ in results)

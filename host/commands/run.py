@@ -67,6 +67,7 @@ def run(args) -> int:
     resolve_device(args.device, args.amp)  # a device this machine lacks: refused before any work
 
     from edgebench.host.commands.target_args import targets_from_args
+    from edgebench.host.errors import UserError
     from edgebench.host.pipeline import run_pipeline
 
     from edgebench.host.commands.agent_options import agent_args_from
@@ -75,6 +76,9 @@ def run(args) -> int:
 
     mixed = mixed_options(args)
     targets, options = targets_from_args(args)
+    if args.labgrid_tags or any(t.kind == "labgrid" for t in targets):
+        raise UserError("labgrid places are measured with bench-host deploy --target "
+                        "labgrid:PLACE (bench-host run does not hold places yet)")
     agent_args = agent_args_from(argparse.Namespace(**dict(vars(args), threads=None)))
     result = run_pipeline(profile, args.results, args.run_id or profile.name, targets, options,
                           remote_python=args.remote_python, quiet=args.quiet, threads=args.threads,

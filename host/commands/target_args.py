@@ -15,7 +15,8 @@ class TargetAction(argparse.Action):
             from edgebench.host.targets import describe_targets
 
             print(describe_targets() + "\n  --target local | user@host[:port] | ALIAS (from "
-                  "~/.ssh/config); --inventory FILE for a fleet")
+                  "~/.ssh/config) | labgrid:PLACE; --inventory FILE for a fleet, "
+                  "--labgrid-tags KEY=VALUE,... for every labgrid place with those tags")
             parser.exit(0)
         getattr(namespace, self.dest).append(value)
 
@@ -47,6 +48,26 @@ def add_target_args(p: argparse.ArgumentParser) -> None:
                    help="python on the device, e.g. a venv's bin/python (default python3)")
     g.add_argument("--remote-dir", metavar="DIR",
                    help="working folder on the device (default ~/.edgebench)")
+    add_labgrid_args(p)
+
+
+def add_labgrid_args(p: argparse.ArgumentParser) -> None:
+    """Board farms: labgrid places as targets (host/targets/labgrid_*.py)."""
+    g = p.add_argument_group("labgrid board farm (--target labgrid:PLACE)")
+    g.add_argument("--labgrid-tags", metavar="KEY=VALUE,...",
+                   help="every place whose labgrid tags include these, e.g. board=pi5")
+    g.add_argument("--coordinator", metavar="HOST:PORT",
+                   help="labgrid coordinator (default $LG_COORDINATOR, else 127.0.0.1:20408)")
+    g.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
+                   help="wait this long for a place someone else holds (a labgrid reservation); "
+                        "default 0: say who holds it and fail that place")
+    g.add_argument("--power-cycle", action="store_true",
+                   help="power-cycle each place through labgrid before the run, then wait for "
+                        "its SSH to answer")
+    g.add_argument("--boot-timeout", type=float, default=180.0, metavar="S",
+                   help="seconds to wait for SSH after --power-cycle (default 180)")
+    g.add_argument("--labgrid-client", metavar="PATH",
+                   help="labgrid's client program (default: labgrid-client on PATH)")
 
 
 def targets_from_args(args) -> tuple:
@@ -65,7 +86,7 @@ def targets_from_args(args) -> tuple:
     specs = [parse_target(t) for t in args.target]
     if args.inventory:
         specs += load_inventory(args.inventory)
-    if not specs:
+    if not specs and not getattr(args, "labgrid_tags", None):
         specs = [parse_target("local")]
     options = ConnectOptions(known_hosts=args.known_hosts,
                              accept_new_host_key=args.accept_new_host_key,

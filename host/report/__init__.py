@@ -82,7 +82,8 @@ def _document(rs: ResultSet, summary, plots: dict[str, Path], out_dir: Path,
               "speedup vs fp32 excludes 1."),
     ]
     for dev in devs:
-        blocks += [("h2", dev), ("table", _tables.device_table(summary, dev))]
+        blocks += [("h2", _tables.device_heading(summary, dev)),
+                   ("table", _tables.device_table(summary, dev))]
     paper = _tables.paper_view(summary)
     if paper:
         blocks += [("h1", "Accuracy by model and recipe (the paper's view)"),

@@ -19,6 +19,7 @@ SAMPLES_FILE = "latency_samples.csv"
 PREDICTIONS_FILE = "predictions.csv"
 ROBUSTNESS_FILE = "robustness.csv"
 ENV_FILE = "env.json"
+PLACE_FILE = "place.json"   # labgrid place and tags (host/targets/labgrid_fleet.py writes it)
 # What a row's samples and predictions are found by (with the device label and the run id).
 SAMPLE_KEY = ("sha256", "threads", "xnnpack", "runtime", "compute_unit", "round")
 OUTPUT_KEY = ("sha256", "runtime", "xnnpack", "compute_unit")
@@ -49,7 +50,7 @@ _NAME_KEYS = ("target", "target_name", "device_name")
 @dataclass
 class ResultSet:
     """Every result row found, plus what the report needs to say about where they came from."""
-    rows: pd.DataFrame                          # RESULT_COLUMNS + device, source
+    rows: pd.DataFrame                          # RESULT_COLUMNS + device, place, place_tags, source
     samples: pd.DataFrame = None                # SAMPLE_KEY + device, run_id, latency_ms
     predictions: pd.DataFrame = None            # OUTPUT_KEY + device, run_id, image, label, ...
     robustness: pd.DataFrame = None             # ROBUSTNESS_COLUMNS + device
@@ -193,6 +194,17 @@ def _read_env(folder: Path) -> dict:
     return env if isinstance(env, dict) else {}
 
 
+def _place(folder: Path) -> tuple[str, str]:
+    """(place, "k=v,...") from the place.json a labgrid deploy writes beside the CSVs; empty for
+    a device that was not a labgrid place."""
+    try:
+        info = json.loads((folder / PLACE_FILE).read_text(encoding="utf-8"))
+        tags = info.get("tags") or {}
+        return str(info.get("place") or ""), ",".join(f"{k}={v}" for k, v in sorted(tags.items()))
+    except (OSError, ValueError, AttributeError):
+        return "", ""
+
+
 def _device_name(folder: Path, env: dict) -> str:
     for key in _NAME_KEYS:
         value = env.get(key)
@@ -231,6 +243,7 @@ def load_results(paths: list[Path]) -> ResultSet:
         if dropped:
             notes.append(f"{csv_path}: {dropped} superseded row(s) of a resumed run left out")
         df["device"] = _device_name(csv_path.parent, env)
+        df["place"], df["place_tags"] = _place(csv_path.parent)
         df["source"] = str(csv_path)
         frames.append(df)
         envs.append(env)

@@ -20,7 +20,8 @@ BASELINE = "fp32"
 
 # summary.csv columns, units in the names so the file explains itself.
 SUMMARY_COLUMNS = (
-    "device", "run_id", "model", "recipe", "compute_unit", "threads", "status", "flags", "error",
+    "device", "place", "place_tags", "run_id", "model", "recipe", "compute_unit", "threads",
+    "status", "flags", "error",
     "size_mb", "accuracy", "delta_accuracy_pp", "sensitivity", "specificity", "auc", "agreement",
     "n_test", "p50_ms", "p90_ms", "mean_ms", "std_ms", "count", "speedup_vs_fp32",
     "speedup_vs_cpu", "load_ms", "first_inference_ms", "peak_rss_mb", "accelerator", "api",
@@ -85,6 +86,8 @@ def build_summary(rows: pd.DataFrame, samples: pd.DataFrame | None = None,
     absent or failed. Rounds are folded first (timings: the median over rounds); samples and
     predictions (load_results' raw files) give every figure its interval (uncertainty.py)."""
     df = fold_rounds(rows.copy())
+    for col in ("place", "place_tags"):   # labgrid place and tags; empty for other devices
+        df[col] = df[col].fillna("") if col in df else ""
     ok = df["status"] == "ok"
     on_cpu = df["compute_unit"] == CPU
     # Same runtime and XNNPACK setting too: a run may measure both, and each is its own baseline.
@@ -154,7 +157,20 @@ def _runtime(row: pd.Series) -> str:
 
 
 def devices(summary: pd.DataFrame) -> list[str]:
-    return list(dict.fromkeys(summary["device"]))
+    """Devices in measured order, those of one labgrid place together."""
+    order = list(dict.fromkeys(summary["device"]))
+    place = summary.drop_duplicates("device").set_index("device")["place"]
+    first = {p: i for i, p in enumerate(dict.fromkeys(place[d] or f"\0{d}" for d in order))}
+    return sorted(order, key=lambda d: first[place[d] or f"\0{d}"])
+
+
+def device_heading(summary: pd.DataFrame, device: str) -> str:
+    """The device's name, and its labgrid place and tags when it was one."""
+    row = summary[summary["device"] == device].iloc[0]
+    if not row["place"]:
+        return device
+    tags = f", {row['place_tags']}" if row["place_tags"] else ""
+    return f"{device} (labgrid place {row['place']}{tags})"
 
 
 def has_accelerators(d: pd.DataFrame) -> bool:

@@ -1,12 +1,15 @@
 """Targets: where a bundle runs. `local` (this machine, the embedded default) and `ssh`
-(`user@host[:port]` or a ~/.ssh/config alias) share one interface (base.Target)."""
+(`user@host[:port]` or a ~/.ssh/config alias) share one interface (base.Target); `labgrid:PLACE`
+is a place of a labgrid board farm, held for the run and reached over SSH (labgrid_fleet.py)."""
 from __future__ import annotations
 
 from typing import Optional
 
 from edgebench.host.registry import describe, lookup
 from edgebench.host.targets.base import LinkDropped, Target, TargetSpec
-from edgebench.host.targets.sshconfig import ConnectOptions, parse_target
+from edgebench.host.errors import UserError
+from edgebench.host.targets.sshconfig import ConnectOptions
+from edgebench.host.targets.sshconfig import parse_target as _parse_ssh_target
 
 
 def _open_local(spec: TargetSpec, options: ConnectOptions) -> Target:
@@ -21,7 +24,26 @@ def _open_ssh(spec: TargetSpec, options: ConnectOptions) -> Target:
     return SSHTarget(spec, options)
 
 
-TARGETS = {"local": _open_local, "ssh": _open_ssh}
+def _open_labgrid(spec: TargetSpec, options: ConnectOptions) -> Target:
+    """labgrid:PLACE, a labgrid place: acquired for the run, reached by SSH at its NetworkService
+
+    (coordinator from --coordinator or LG_COORDINATOR; released when the run ends)"""
+    raise UserError(f"labgrid:{spec.name} is reached through its place's NetworkService once the "
+                    f"place is acquired (bench-host deploy/doctor do that)")
+
+
+TARGETS = {"local": _open_local, "ssh": _open_ssh, "labgrid": _open_labgrid}
+
+
+def parse_target(text: str) -> TargetSpec:
+    """`local`, `labgrid:PLACE`, `user@host[:port]` or a ~/.ssh/config alias."""
+    text = text.strip()
+    if text.startswith("labgrid:"):
+        name = text[len("labgrid:"):]
+        if not name or any(c.isspace() or c in "/\\'\"" for c in name) or name.startswith("+"):
+            raise UserError(f"bad --target {text!r}: expected labgrid:PLACE with a place name")
+        return TargetSpec(name=name, kind="labgrid")
+    return _parse_ssh_target(text)
 
 
 def open_target(spec, options: Optional[ConnectOptions] = None) -> Target:
