@@ -10,6 +10,13 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # test helper modules import by name
 
+def pytest_report_header(config):
+    from kernels import active
+
+    limits = " ".join(f"{k}={v}" for k, v in active().items())
+    return f"kernel limits (tests/kernels.py): {limits or 'none, native kernels'}"
+
+
 # Two cores: keep torch from oversubscribing when tests run next to child processes.
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 

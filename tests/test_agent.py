@@ -56,6 +56,7 @@ def host_logits(model_path, images: np.ndarray) -> np.ndarray:
     return np.stack(logits)
 
 
+@pytest.mark.trained
 def test_every_recipe_gives_a_complete_sane_row_per_thread_count(measured):
     proc, out = measured
     header, rows = read_rows(out / "results.csv")
@@ -111,6 +112,7 @@ def test_accuracy_equals_the_host_computation_through_the_same_interpreter(measu
         assert float(row["agreement"]) == pytest.approx(agreement(logits, reference), abs=1e-6)
 
 
+@pytest.mark.trained
 def test_int8_is_fed_quantized_inputs_not_raw_pixels(measured):
     # With raw uint8 pixels pushed into the int8 model, accuracy collapses to a constant class.
     rows = by_model([r for r in read_rows(measured[1] / "results.csv")[1] if r["threads"] == "1"])

@@ -123,6 +123,7 @@ def test_convert_keeps_every_intermediate_beside_the_checkpoint(converted):
     assert set(converted.timings) >= {"onnx_export_s", "onnx2tf_s", "tflite_s", "total_s"}
 
 
+@pytest.mark.trained
 def test_fp32_matches_pytorch(converted, testset):
     v = converted.verification
     assert v["reference"] == "torch" and v["n"] == len(testset[0])
@@ -141,6 +142,7 @@ def test_padded_maxpool_is_zero_padded_so_int8_scales_stay_sane(converted, quant
     assert max(scales) < 1e3
 
 
+@pytest.mark.trained
 def test_every_recipe_converts_runs_and_agrees(quantized):
     assert list(quantized) == ["fp32", "dynamic", "fp16", "int8", "int16x8"]
     for name, r in quantized.items():
@@ -216,6 +218,7 @@ def test_verification_catches_a_wrong_model(quantized, converted, testset):
         {"max_abs_diff": 1.0, "agreement": 0.5, "accuracy": 0.5, "n": 2}
 
 
+@pytest.mark.trained
 def test_uint8_io_for_the_int8_recipe(converted, testset, tmp_path):
     src = converted.source
     calib = normalize(synthetic(32, 3)[0], src.normalization)

@@ -111,6 +111,7 @@ def test_census_names_the_padv2_of_the_maxpool_trap(tmp_path, monkeypatch, tests
     assert "PADV2" in summary_line(census) and "extreme scale" in summary_line(census)
 
 
+@pytest.mark.trained
 def test_mixed_keeps_the_k_worst_layers_in_float(converted, testset, calib, tmp_path):  # noqa: F811
     verify = reference_for(converted.source, *testset)
     (r,) = quantize(converted.saved_model, ["int8-mixed"], calib, tmp_path, converted.source,

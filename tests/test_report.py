@@ -358,6 +358,7 @@ def test_cli_report_prints_headline_and_path(two_devices, tmp_path, capsys):
     assert f"report: {tmp_path / 'o' / 'report.md'}" in out
 
 
+@pytest.mark.trained
 @pytest.mark.slow
 def test_report_from_a_real_agent_run(tmp_path):
     """The real agent on a real bundle (tiny TFLite models in all five recipes), then the report:

@@ -187,10 +187,21 @@ def test_agent_measures_corrupted_sets_and_reports_faults_per_set(robust_bundle,
     assert not math.isnan(gaps.loc["int8", "gap_difference_ci_low_pp"])
 
 
+@pytest.mark.trained
 def test_a_trained_model_on_the_phantom_loses_accuracy_with_severity(tmp_path):
-    """Loose, as the issue asks: severity 5 below severity 1 for speckle and contrast, on a
-    ResNet18 trained briefly on the phantom (PyTorch, the float model)."""
+    """A ResNet18 trained briefly on the phantom (PyTorch, the float model) is right less often at
+    severity 5 than at severity 1, pooled over the seven corruptions, on 300 phantom images it never
+    saw (another seed of the phantom): 2,100 image-corruption pairs.
+
+    Not one corruption on the 45 test images, as this test once asked: that is one image from a
+    tie, and trained on an Intel Xeon with AMX, speckle at severity 5 scored 0.867 against 0.844 at
+    severity 1. Per corruption the order is not even a property of the phantom (on 300 images,
+    one model scored higher under motion blur at 5 than at 1). Pooled, the one-sided exact test on
+    the discordant pairs (right at severity 1 and wrong at 5, or the reverse) gave p < 1e-17 for
+    every model trained under the settings of tests/kernels.py and three seeds; the test asks
+    p < 1e-6. Corruptions that ignore the severity give no discordant pairs, and fail it."""
     import torch
+    from scipy.stats import binomtest
 
     from edgebench.host.checkpoint import build_from_checkpoint
     from edgebench.host.data import load_splits
@@ -199,17 +210,22 @@ def test_a_trained_model_on_the_phantom_loses_accuracy_with_severity(tmp_path):
     ckpt = train(TrainConfig(model="resnet18", data="phantom:300", epochs=4, batch=16,
                              img_size=48, out=tmp_path), progress=False).checkpoint
     model, meta = build_from_checkpoint(ckpt)
-    images, labels = load_splits(meta.data_spec, meta.img_size, meta.in_channels,
-                                 meta.split_seed)["test"]
+    unseen = load_splits(meta.data_spec, meta.img_size, meta.in_channels, meta.split_seed + 7)
+    images = np.concatenate([unseen[s][0] for s in ("train", "val", "test")])
+    labels = np.concatenate([unseen[s][1] for s in ("train", "val", "test")])
     norm = meta.normalization()
 
-    def accuracy(x: np.ndarray) -> float:
+    def right(x: np.ndarray) -> np.ndarray:
         t = (x.astype(np.float32) * norm["pixel_scale"] - norm["mean"][0]) / norm["std"][0]
         with torch.no_grad():
             pred = model(torch.from_numpy(t.transpose(0, 3, 1, 2).copy())).argmax(1).numpy()
-        return float((pred == labels).mean())
+        return pred == labels
 
-    assert accuracy(images) >= 0.7
-    for name in ("speckle_noise", "contrast_down"):
-        mild, severe = (accuracy(C.corrupt(images, name, s)) for s in (1, 5))
-        assert severe < mild, (name, mild, severe)
+    # Far above chance, so there is accuracy to lose (every model seen: 0.87 or more).
+    clean = right(images)
+    assert binomtest(int(clean.sum()), len(clean), 0.5, alternative="greater").pvalue < 1e-6
+    mild = np.concatenate([right(C.corrupt(images, name, 1)) for name in C.CORRUPTIONS])
+    severe = np.concatenate([right(C.corrupt(images, name, 5)) for name in C.CORRUPTIONS])
+    lost, gained = int((mild & ~severe).sum()), int((~mild & severe).sum())
+    p = binomtest(lost, lost + gained, 0.5, alternative="greater").pvalue if lost + gained else 1.0
+    assert severe.mean() < mild.mean() and p < 1e-6, (mild.mean(), severe.mean(), lost, gained, p)
