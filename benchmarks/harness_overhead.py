@@ -88,7 +88,7 @@ def make_models(work: Path, img: int) -> Path:
 
 
 def agent_p50(bundle: Path, out: Path, name: str, args) -> float:
-    cmd = [sys.executable, str(bundle / "agent.py"), "--bundle", str(bundle), "--out", str(out),
+    cmd = [sys.executable, str(bundle / "agent.pyz"), "--bundle", str(bundle), "--out", str(out),
            "--models", name, "--threads", str(args.threads), "--warmup", str(args.warmup),
            "--min-runs", str(args.min_runs), "--min-seconds", str(args.min_seconds)]
     subprocess.run(cmd, check=True, capture_output=True)
@@ -108,7 +108,7 @@ def bare_p50(model: Path, args) -> float:
 
 def null_sut_ns() -> dict:
     """p50 of samples when invoke() does nothing: what the timing loop itself puts in a sample."""
-    from edgebench.device.agent import time_invokes
+    from edgebench.device.timing import time_invokes
 
     def nothing():
         return None

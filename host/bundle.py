@@ -1,9 +1,9 @@
 """The bundle: everything the device needs, in one folder (DESIGN.md "The bundle").
 
-    bundle/manifest.json   models/*.tflite   testset.npz   reference/<arch>.npy   agent.py
+    bundle/manifest.json   models/*.tflite   testset.npz   reference/<arch>.npy   agent.pyz
 
 Models are found recursively in MODELS_DIR as `*.tflite` with a `<same stem>.json` model card
-(the SCHEMA block of device/agent.py; read as plain JSON). A `.tflite` without a card gets one
+(edgebench.device.schema; read as plain JSON). A `.tflite` without a card gets one
 derived from the file (shapes, dtypes, quantization, via the interpreter). Such a card has no
 input normalization unless `--testset` is given, and the agent measures accuracy only with one:
 so a bare model gets accuracy only when the user hands in a test set (then its normalization is
@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edgebench.device import agent as agent_module
-from edgebench.device.agent import MANIFEST_SCHEMA, MODEL_CARD_SCHEMA
+from edgebench.device.schema import MANIFEST_SCHEMA, MODEL_CARD_SCHEMA
+from edgebench.host.agent_archive import write_archive
 from edgebench.host.errors import UserError
 from edgebench.host.export.census import op_census
 from edgebench.host.files import sha256_file
@@ -251,7 +251,7 @@ def build_bundle(models_dir, out_dir, testset=None, run_id=None, robustness=None
             shutil.copyfile(src, staging / "models" / f"{card['name']}.tflite")
             entries.append(dict(card, file=f"models/{card['name']}.tflite",
                                 reference=refs.get(card["name"])))
-        shutil.copyfile(agent_module.__file__, staging / "agent.py")
+        write_archive(staging)
         manifest = {"schema": MANIFEST_SCHEMA,
                     "run_id": run_id or time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()),
                     "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
+from edgebench.device.schema import AGENT_ARCHIVE
 from edgebench.host.doctor import preflight
 from edgebench.host.errors import UserError
 from edgebench.host.targets import (
@@ -117,7 +118,12 @@ def load_bundle(bundle_dir) -> Bundle:
         if entry.get("reference"):
             ref = safe_relpath(str(entry["reference"]), f"reference file of {name}")
             files.setdefault(ref, bundle_file(root, ref))
-    for rel in ("manifest.json", "agent.py", manifest.get("testset")):
+    if not (root / AGENT_ARCHIVE).is_file():
+        older = " (it has agent.py: made by an older edgebench)" if (root / "agent.py").is_file() \
+            else ""
+        raise UserError(f"{root} has no {AGENT_ARCHIVE}{older}; rebuild this bundle with "
+                        f"bench-host bundle")
+    for rel in ("manifest.json", AGENT_ARCHIVE, manifest.get("testset")):
         if rel:
             rel = safe_relpath(str(rel), "bundle file")
             files.setdefault(rel, bundle_file(root, rel))
@@ -302,8 +308,9 @@ def _run_agent(target, lock, python, run_dir, agent_args, bar, name, on_event, t
         del err_lines[:-20]
         log.write(line + "\n")
         log.flush()
-    argv = lock.wrap_agent([python, f"{run_dir}/bundle/agent.py", "--bundle", f"{run_dir}/bundle",
-                            "--out", f"{run_dir}/out", *agent_args], f"{run_dir}/agent.pid")
+    argv = lock.wrap_agent([python, f"{run_dir}/bundle/{AGENT_ARCHIVE}", "--bundle",
+                            f"{run_dir}/bundle", "--out", f"{run_dir}/out", *agent_args],
+                           f"{run_dir}/agent.pid")
     try:
         target.run(["mkdir", "-p", f"{run_dir}/out"])
         res = target.run(argv, cwd=run_dir, on_stdout=on_stdout, on_stderr=on_stderr,

@@ -13,7 +13,7 @@ def evaluate_checkpoint(checkpoint: Path, data_spec: str | None = None, split: s
     float32 on `device` (`--device`)."""
     from edgebench.host.checkpoint import build_from_checkpoint, load_checkpoint
     from edgebench.host.data import load_splits
-    from edgebench.host.metrics import classification_metrics
+    from edgebench.device.metrics import classification_metrics
     from edgebench.host.torch_device import resolve_device
     from edgebench.host.train import predict_logits, to_tensor
     from edgebench.models import canonical_name
@@ -44,7 +44,9 @@ def write_predictions(m: dict, path: Path) -> Path:
     torch device as compute unit, the checkpoint's sha256 as the model's."""
     import csv
 
-    from edgebench.device.agent import PREDICTION_COLUMNS, RESULTS_SCHEMA_VERSION, cell, per_image
+    from edgebench.device.metrics import per_image
+    from edgebench.device.schema import PREDICTION_COLUMNS, RESULTS_SCHEMA_VERSION
+    from edgebench.device.store import cell
     from edgebench.host.files import sha256_file
 
     labels, logits, positive = m["_per_image"]

@@ -9,8 +9,9 @@ import shutil
 import numpy as np
 import pytest
 
-from agent_helpers import AGENT, read_rows, run_agent
-from edgebench.device.agent import MANIFEST_SCHEMA, MODEL_CARD_SCHEMA
+from agent_helpers import read_rows, run_agent
+from edgebench.device.schema import MANIFEST_SCHEMA, MODEL_CARD_SCHEMA
+from edgebench.host.agent_archive import archive_bytes
 from edgebench.host.bundle import build_bundle
 from edgebench.host.cli import main as cli_main
 from edgebench.host.errors import UserError
@@ -52,7 +53,7 @@ def test_bundle_layout_and_manifest(models_dir, tmp_path):
         assert sha(copied) == entry["sha256"] == json.loads(
             next(models_dir.rglob(f"{entry['name']}.json")).read_text())["sha256"]
         assert entry["size_bytes"] == copied.stat().st_size
-    assert (out / "agent.py").read_bytes() == AGENT.read_bytes()
+    assert (out / "agent.pyz").read_bytes() == archive_bytes()
     given, packed = np.load(testset), np.load(out / "testset.npz")
     assert packed["images"].dtype == np.uint8 and packed["images"].shape == (48, 32, 32, 1)
     np.testing.assert_array_equal(packed["images"], given["images"])

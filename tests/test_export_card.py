@@ -1,4 +1,4 @@
-"""The model card schema: every field the SCHEMA block in device/agent.py names, checked on read
+"""The model card schema: every field the comment in device/schema.py names, checked on read
 and write, with one-line errors for a broken card."""
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from edgebench.device.agent import MODEL_CARD_SCHEMA
+from edgebench.device.schema import MODEL_CARD_SCHEMA
 from edgebench.host.errors import UserError
 from edgebench.host.export.card import (CARD_KEYS, card_path_for, read_card, tensor_info,
                                         validate_card, write_card)
@@ -30,7 +30,7 @@ CARD = {
 def test_schema_block_fields_are_the_card_fields():
     import inspect
 
-    import edgebench.device.agent as agent
+    import edgebench.device.schema as agent
 
     block = inspect.getsource(agent).split("# Model card", 1)[1].split("# Manifest", 1)[0]
     for key in CARD_KEYS:

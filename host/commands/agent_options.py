@@ -1,5 +1,5 @@
 """The agent's measurement options, shared by `deploy` and `run`: parsed and checked here, then
-passed on to agent.py on the device as its own flags."""
+passed on to the agent (agent.pyz) on the device as its own flags."""
 from __future__ import annotations
 
 import argparse
@@ -10,7 +10,8 @@ class AcceleratorsAction(argparse.Action):
     agent's own registry before a device is contacted."""
 
     def __call__(self, parser, namespace, value, option_string=None):
-        from edgebench.device.agent import AgentError, parse_units, unit_help
+        from edgebench.device.common import AgentError
+        from edgebench.device.units import parse_units, unit_help
 
         if value.strip() == "help":
             print(unit_help() + "\n  --delegate LIB[:key=value;...] adds an external delegate "
@@ -24,7 +25,7 @@ class AcceleratorsAction(argparse.Action):
 
 
 def add_agent_args(p: argparse.ArgumentParser, threads: bool = True) -> None:
-    a = p.add_argument_group("measurement (passed to agent.py on the device)")
+    a = p.add_argument_group("measurement (passed to the agent on the device)")
     if threads:
         a.add_argument("--threads", help="comma-separated thread counts, e.g. 1,4")
     a.add_argument("--accelerators", action=AcceleratorsAction, metavar="UNIT,...",
@@ -49,7 +50,8 @@ def add_agent_args(p: argparse.ArgumentParser, threads: bool = True) -> None:
 
 def agent_args_from(args, **more) -> list:
     """The agent flags for what was given; `more` maps extra agent flags (without --) to values."""
-    from edgebench.device.agent import AgentError, parse_units
+    from edgebench.device.common import AgentError
+    from edgebench.device.units import parse_units
     from edgebench.host.errors import UserError
 
     try:

@@ -10,7 +10,7 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "bundle", help="pack models + test set + agent + manifest into a bundle folder",
         description="Search MODELS_DIR recursively for .tflite models and their .json model "
-                    "cards; write BUNDLE_DIR with models/, testset.npz, reference/, agent.py and "
+                    "cards; write BUNDLE_DIR with models/, testset.npz, reference/, agent.pyz and "
                     "manifest.json. A .tflite without a card is timed and measured; it gets "
                     "accuracy only with --testset.")
     p.add_argument("models_dir", metavar="MODELS_DIR", type=Path,

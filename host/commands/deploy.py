@@ -34,7 +34,7 @@ def register(subparsers) -> None:
     from edgebench.host.commands.agent_options import add_agent_args
 
     add_agent_args(p)
-    a = p.add_argument_group("agent (passed to agent.py on the device)")
+    a = p.add_argument_group("agent (passed to the agent on the device)")
     a.add_argument("--warmup", type=int, help="untimed runs first")
     a.add_argument("--min-runs", type=int, help="at least this many timed runs")
     a.add_argument("--min-seconds", type=float, help="and at least this long")

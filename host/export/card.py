@@ -1,5 +1,5 @@
 """The model card: the JSON beside every .tflite that the bundle and the device agent read.
-Its schema is defined in device/agent.py (MODEL_CARD_SCHEMA and the comment above it); this module
+Its schema is defined in device/schema.py (MODEL_CARD_SCHEMA and the comment above it); this module
 writes and reads it and is the only host code that knows its fields."""
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgebench.device.agent import MODEL_CARD_SCHEMA
+from edgebench.device.schema import MODEL_CARD_SCHEMA
 from edgebench.host.errors import UserError
 from edgebench.host.files import sha256_file
 

@@ -80,7 +80,7 @@ def onnx_logits(onnx_path: Path, inputs: np.ndarray) -> np.ndarray:
 
 def compare(logits: np.ndarray, reference: np.ndarray, labels: np.ndarray | None = None) -> dict:
     """max |Δ| of the logits, top-1 agreement (fraction) and accuracy (None without labels)."""
-    from edgebench.host.metrics import agreement
+    from edgebench.device.metrics import agreement
 
     logits, reference = np.asarray(logits, np.float64), np.asarray(reference, np.float64)
     if logits.shape != reference.shape:
