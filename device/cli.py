@@ -8,7 +8,7 @@ import sys
 from .common import AgentError, emit, say
 from .guide import GUIDE
 from .runner import run
-from .runtimes import RUNTIMES
+from .runtimes import RUNTIMES, check_runtime, runtime_help
 from .timing import child_main
 from .units import COMPUTE_UNITS, parse_units, unit_help
 
@@ -29,7 +29,8 @@ def parse_args(argv):
     p.add_argument("--min-seconds", type=float, default=2.0, help="and at least this long")
     p.add_argument("--max-seconds", type=float, default=60.0, help="but never longer than this")
     p.add_argument("--models", default="", help="comma-separated model names (default: all)")
-    p.add_argument("--runtime", default="auto", help="auto|litert|tflite-runtime|tensorflow")
+    p.add_argument("--runtime", default="auto",
+                   help="auto|" + "|".join(RUNTIMES) + " ('help' lists them)")
     p.add_argument("--xnnpack", default="on", help="on|off (off: builtin kernels only)")
     p.add_argument("--accelerators", default="cpu",
                    help="comma-separated compute units, one row each (default cpu; 'help' "
@@ -55,12 +56,13 @@ def parse_args(argv):
     if args.accelerators.strip() == "help":
         sys.stdout.write(unit_help() + "\n")
         raise SystemExit(0)
+    if args.runtime.strip() == "help":
+        sys.stdout.write(runtime_help() + "\n")
+        raise SystemExit(0)
     args.units = parse_units(args.accelerators, args.delegate)
     if not args.bundle or not args.out:
         raise AgentError("--bundle and --out are required")
-    if args.runtime != "auto" and args.runtime not in RUNTIMES:
-        raise AgentError("unknown runtime %r; choose one of: auto, %s"
-                         % (args.runtime, ", ".join(RUNTIMES)))
+    check_runtime(args.runtime)
     if args.xnnpack not in ("on", "off"):
         raise AgentError("--xnnpack must be on or off, not %r" % args.xnnpack)
     try:

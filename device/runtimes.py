@@ -13,6 +13,22 @@ RUNTIMES = {
     "tflite-runtime": ("tflite_runtime.interpreter", "tflite-runtime"),
     "tensorflow": ("tensorflow", "tensorflow"),
 }
+RUNTIME_HELP = {
+    "auto": "the first of the ones below that imports (default)",
+    "litert": "ai-edge-litert (LiteRT), Google's current runtime; gpu/npu need it (>= 2.3)",
+    "tflite-runtime": "tflite-runtime, the older standalone wheel (stopped at 2.14; old boards)",
+    "tensorflow": "full TensorFlow's tf.lite (heavy; when nothing else is installed)",
+}
+
+
+def runtime_help() -> str:
+    return "runtimes:\n" + "\n".join("  %-15s %s" % item for item in RUNTIME_HELP.items())
+
+
+def check_runtime(name: str) -> None:
+    if name != "auto" and name not in RUNTIMES:
+        raise AgentError("unknown runtime %r; choose one of: auto, %s"
+                         % (name, ", ".join(RUNTIMES)))
 
 
 def import_runtime(name: str):

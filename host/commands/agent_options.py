@@ -4,33 +4,16 @@ from __future__ import annotations
 
 import argparse
 
-
-class AcceleratorsAction(argparse.Action):
-    """`--accelerators help` lists the compute units; anything else is checked against the
-    agent's own registry before a device is contacted."""
-
-    def __call__(self, parser, namespace, value, option_string=None):
-        from edgebench.device.common import AgentError
-        from edgebench.device.units import parse_units, unit_help
-
-        if value.strip() == "help":
-            print(unit_help() + "\n  --delegate LIB[:key=value;...] adds an external delegate "
-                                "(Edge TPU, Arm NN, NXP VX, ...)")
-            parser.exit(0)
-        try:
-            parse_units(value, [])
-        except AgentError as exc:
-            parser.error(str(exc))
-        setattr(namespace, self.dest, value)
+from edgebench.host.commands.registry_args import add_registry_option
 
 
 def add_agent_args(p: argparse.ArgumentParser, threads: bool = True) -> None:
     a = p.add_argument_group("measurement (passed to the agent on the device)")
     if threads:
         a.add_argument("--threads", help="comma-separated thread counts, e.g. 1,4")
-    a.add_argument("--accelerators", action=AcceleratorsAction, metavar="UNIT,...",
-                   help="compute units, one row each: cpu (default), gpu, npu; gpu!/npu! "
-                        "require the whole model on the accelerator; 'help' lists them")
+    add_registry_option(a, "--accelerators", metavar="UNIT,...",
+                        help="compute units, one row each: cpu (default), gpu, npu; gpu!/npu! "
+                             "require the whole model on the accelerator; 'help' lists them")
     a.add_argument("--delegate", action="append", metavar="LIB[:KEY=VALUE;...]",
                    help="also measure with this external delegate (repeatable), e.g. "
                         "libedgetpu.so.1 or /usr/lib/libarmnnDelegate.so:backends=CpuAcc")

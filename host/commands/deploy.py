@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from edgebench.host.commands.target_args import add_target_args, targets_from_args
+from edgebench.host.commands.registry_args import add_registry_option
 
 
 def register(subparsers) -> None:
@@ -40,7 +41,7 @@ def register(subparsers) -> None:
     a.add_argument("--min-seconds", type=float, help="and at least this long")
     a.add_argument("--max-seconds", type=float, help="but never longer than this")
     a.add_argument("--only", metavar="NAME,...", help="measure only these models")
-    a.add_argument("--runtime", help="auto|litert|tflite-runtime|tensorflow")
+    add_registry_option(a, "--runtime", help="auto|litert|tflite-runtime|tensorflow")
     a.add_argument("--xnnpack", choices=("on", "off"))
     o = p.add_argument_group("output")
     o.add_argument("--results", type=Path, default=Path("results"), metavar="DIR",
