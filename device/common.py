@@ -2,6 +2,8 @@
 stdout, human lines on stderr) and atomic file writes."""
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import os
 import sys
@@ -33,12 +35,39 @@ def utc_now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
-def write_atomic(path: str, write, mode: str = "w") -> None:
-    """Write a file through `write(fh)` into a sibling temporary file, fsync it and rename it
-    into place: a kill leaves the old file or the new one, never half of one."""
-    tmp = path + ".tmp"
-    with open(tmp, mode, **({"newline": ""} if "b" not in mode else {})) as fh:
-        write(fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+@contextlib.contextmanager
+def atomic_path(path):
+    """A temporary sibling of `path` (same type: str or Path) to write to; renamed onto `path`
+    when the block succeeds, removed when it fails. A kill leaves the old file or the new one,
+    never half of one. The one temp-and-rename of host and device."""
+    folder, name = os.path.split(os.fspath(path))
+    tmp = os.path.join(folder, "." + name + ".tmp")
+    try:
+        yield tmp if isinstance(path, str) else type(path)(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.lexists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def write_atomic(path, write, mode: str = "w") -> None:
+    """Write a file through `write(fh)` (or write `write` itself, when it is str or bytes) and
+    fsync it, atomically (atomic_path)."""
+    if isinstance(write, (str, bytes)):
+        data, mode = write, ("wb" if isinstance(write, bytes) else "w")
+        write = lambda fh: fh.write(data)  # noqa: E731
+    with atomic_path(path) as tmp:
+        with open(tmp, mode, **({"newline": ""} if "b" not in mode else {})) as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+
+
+def sha256_file(path) -> str:
+    """Hex sha256 of a file, read in 1 MiB blocks (models can be hundreds of MB)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -2,7 +2,6 @@
 per row (timing.run_child) and writes the rows (store.ResultStore), with progress events."""
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -11,7 +10,7 @@ import numpy as np
 
 from . import environment as sensors
 from .accuracy import TestSets, output_key_of
-from .common import AgentError, emit, say, utc_now, write_atomic
+from .common import AgentError, emit, say, sha256_file, utc_now, write_atomic
 from .metrics import accuracy_fields, latency_stats, per_image
 from .runtimes import import_runtime, resolve_runtime
 from .schema import (ACCURACY_COLUMNS, ENV_JSON, MANIFEST_JSON, MANIFEST_SCHEMA,
@@ -27,14 +26,6 @@ ENV_COLUMNS = ("device_model", "machine", "cpu", "cores", "os", "python", "numpy
 RESULT_FIELDS = ("status", "error", "load_ms", "first_inference_ms", "warmup_runs",
                  "rss_before_mb", "rss_after_load_mb", "peak_rss_mb", "accelerator_device",
                  "software_accelerator", "fully_accelerated", "delegated_nodes")
-
-
-def sha256_of(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class Agent:
@@ -88,7 +79,7 @@ class Agent:
             result = {"status": "error", "error": "model file missing: %s" % entry.get("file")}
         else:
             row["file_size_mb"] = os.path.getsize(path) / 2.0 ** 20
-            digest = sha256_of(path)
+            digest = sha256_file(path)
             if entry.get("sha256") and digest != entry["sha256"]:
                 result = {"status": "error", "error": "sha256 of %s is %s, the manifest says %s"
                           % (entry["file"], digest[:12], entry["sha256"][:12])}

@@ -20,7 +20,6 @@ import concurrent.futures
 import csv
 import hashlib
 import json
-import os
 import re
 import sys
 import time
@@ -31,6 +30,7 @@ from typing import Callable, Optional, Sequence
 from edgebench.device.schema import AGENT_ARCHIVE
 from edgebench.host.doctor import preflight
 from edgebench.host.errors import UserError
+from edgebench.host.files import atomic_path
 from edgebench.host.targets import (
     ConnectOptions, LinkDropped, TargetSpec, open_target, parse_target,
 )
@@ -332,9 +332,8 @@ def _pull(target: Target, out_dir: str, results: Path) -> None:
         if not name.endswith(PULLED_SUFFIXES):
             continue
         safe_name(name, "result file name")
-        tmp = results / f".{name}.part"
-        target.get(f"{out_dir}/{name}", tmp)
-        os.replace(tmp, results / name)
+        with atomic_path(results / name) as tmp:
+            target.get(f"{out_dir}/{name}", tmp)
 
 
 def _count_rows(outcome: DeployOutcome) -> None:

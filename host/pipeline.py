@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
+from edgebench.host.files import write_atomic
 from edgebench.host.profiles import Profile
 
 
@@ -41,9 +42,7 @@ class StageBook:
 
     def record(self, stage: str, key: str) -> None:
         self.done[stage] = key
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.done, indent=2) + "\n")
-        tmp.replace(self.path)
+        write_atomic(self.path, json.dumps(self.done, indent=2) + "\n")
 
 
 class StageProgress:

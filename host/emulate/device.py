@@ -32,6 +32,7 @@ from edgebench.host.emulate.images import (
     DEVICE_USER, ImageRecipe, cache_root, get_image,
 )
 from edgebench.host.errors import UserError
+from edgebench.host.files import write_atomic
 from edgebench.host.targets.base import TargetSpec
 
 QEMU_CPU = "cortex-a72"     # a Raspberry Pi 4's core; qemu's default "max" CPU is no real board
@@ -108,9 +109,7 @@ def load_state(name: str) -> Optional[DeviceState]:
 
 def _save(state: DeviceState) -> None:
     path = device_dir(state.name) / "state.json"
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(asdict(state), indent=1))
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(asdict(state), indent=1))
 
 
 def _alive(pid: Optional[int], rootfs: Path) -> bool:

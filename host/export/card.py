@@ -11,7 +11,7 @@ import numpy as np
 
 from edgebench.device.schema import MODEL_CARD_SCHEMA
 from edgebench.host.errors import UserError
-from edgebench.host.files import sha256_file
+from edgebench.host.files import sha256_file, write_atomic
 
 CARD_KEYS = ("schema", "name", "file", "sha256", "size_bytes", "recipe", "architecture", "input",
              "output", "class_names", "positive_class", "source", "tools", "conversion_seconds",
@@ -89,9 +89,7 @@ def build_card(tflite_path: Path, *, recipe: str, architecture: str, normalizati
 def write_card(path: Path, card: dict) -> Path:
     validate_card(card, str(path))
     path = Path(path)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(card, indent=2) + "\n")
-    tmp.replace(path)
+    write_atomic(path, json.dumps(card, indent=2) + "\n")
     return path
 
 

@@ -60,9 +60,9 @@ def convert_one(saved_model: Path, out_dir: Path, name: str, recipe: str, calib,
 
 
 def _write(path: Path, blob: bytes) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_bytes(blob)
-    tmp.replace(path)
+    from edgebench.host.files import write_atomic
+
+    write_atomic(path, blob)
 
 
 def _debug_note(saved_model, out_dir, name, recipe, calib, io, log_path) -> dict:

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from edgebench.host.files import write_atomic
+
 # One row per model × recipe (several models may share a folder); float_layers: int8-mixed's K.
 VERIFY_COLUMNS = ("model", "recipe", "status", "error", "size_bytes", "size_ratio_vs_fp32",
                   "max_abs_diff", "agreement", "accuracy", "n", "float_layers")
@@ -101,13 +103,13 @@ def write_verify_csv(path: Path, rows: list[dict]) -> Path:
     """One row per model × recipe; floats with enough digits to show a 1e-7 difference. Written
     to a temporary name and renamed, so an interrupted write keeps the old table."""
     path = Path(path)
-    tmp = path.with_suffix(".csv.tmp")
-    with open(tmp, "w", newline="") as f:
+
+    def write(f):
         w = csv.DictWriter(f, fieldnames=VERIFY_COLUMNS, extrasaction="ignore")
         w.writeheader()
         for row in rows:
             w.writerow({k: _fmt(row.get(k)) for k in VERIFY_COLUMNS})
-    tmp.replace(path)
+    write_atomic(path, write)
     return path
 
 
