@@ -8,9 +8,10 @@ import sys
 from .common import AgentError, emit, say
 from .guide import GUIDE
 from .runner import run
-from .runtimes import RUNTIMES, check_runtime, runtime_help
+from .options import AgentOptions
+from .runtimes import RUNTIMES, runtime_help
 from .timing import child_main
-from .units import COMPUTE_UNITS, parse_units, unit_help
+from .units import COMPUTE_UNITS, unit_help
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -59,24 +60,11 @@ def parse_args(argv):
     if args.runtime.strip() == "help":
         sys.stdout.write(runtime_help() + "\n")
         raise SystemExit(0)
-    args.units = parse_units(args.accelerators, args.delegate)
+    # The same checks the host runs before it contacts a device (options.AgentOptions).
+    options = AgentOptions.from_namespace(args).check()
     if not args.bundle or not args.out:
         raise AgentError("--bundle and --out are required")
-    check_runtime(args.runtime)
-    if args.xnnpack not in ("on", "off"):
-        raise AgentError("--xnnpack must be on or off, not %r" % args.xnnpack)
-    try:
-        args.threads = [int(t) for t in args.threads.split(",") if t.strip()]
-    except ValueError:
-        raise AgentError("--threads takes comma-separated integers, e.g. 1,2,4")
-    if not args.threads or min(args.threads) < 1:
-        raise AgentError("--threads takes positive integers, e.g. 1,2,4")
-    if args.warmup < 0 or args.min_runs < 1 or args.min_seconds < 0 or args.max_seconds <= 0:
-        raise AgentError("--warmup >= 0, --min-runs >= 1, --min-seconds >= 0, --max-seconds > 0")
-    if args.rounds < 1:
-        raise AgentError("--rounds takes a positive integer (the plan's repetitions)")
-    if args.robustness_images < 0:
-        raise AgentError("--robustness-images takes a positive count (0: every image)")
+    args.units, args.threads = options.units(), options.thread_counts()
     return args
 
 

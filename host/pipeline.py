@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
+from edgebench.device.options import AgentOptions
 from edgebench.host.files import write_atomic
 from edgebench.host.profiles import Profile
 
@@ -74,10 +75,11 @@ class StageProgress:
 
 def run_pipeline(profile: Profile, results_root: Path, run_id: str, targets: list,
                  options=None, remote_python: str | None = None, quiet: bool = False,
-                 threads: str | None = None, agent_extra: Sequence[str] = (),
+                 agent: AgentOptions | None = None,
                  robustness: list | None = None, debug: bool = False, mixed=None,
                  device: str = "auto", amp: bool = False) -> PipelineResult:
-    """`debug` runs the layer debugger for the integer recipes; `mixed` (MixedOptions) chooses
+    """`agent`: the user's agent options, over the profile's (warm-up, runs, threads). `debug`
+    runs the layer debugger for the integer recipes; `mixed` (MixedOptions) chooses
     int8-mixed's float layers; `device`/`amp` are training's (--device, --amp)."""
     from edgebench.host.deploy import deploy
     from edgebench.host.report import build_report
@@ -126,16 +128,11 @@ def run_pipeline(profile: Profile, results_root: Path, run_id: str, targets: lis
     else:
         book.record("bundle", bundle_key)
 
-    agent_args = ["--warmup", str(profile.warmup), "--min-runs", str(profile.min_runs),
-                  "--min-seconds", str(profile.min_seconds),
-                  "--max-seconds", str(profile.max_seconds)]
-    if threads or profile.threads:
-        agent_args += ["--threads", threads or profile.threads]
-    agent_args += list(agent_extra)  # compute units, delegates, cool-down: the user's flags
+    agent = (agent or AgentOptions()).over(profile.agent_options())
     names = ", ".join(t.label() for t in targets)
     outcomes = progress.run(
         f"deploy + measure on {names}",
-        lambda: deploy(bundle_dir, targets, results_root, agent_args, options=options,
+        lambda: deploy(bundle_dir, targets, results_root, agent, options=options,
                        remote_python=remote_python, progress=not quiet))
     if not any(o.rows for o in outcomes):  # nothing measured anywhere: say why, not "no CSV"
         from edgebench.host.errors import UserError

@@ -1,5 +1,5 @@
-"""The agent's measurement options, shared by `deploy` and `run`: parsed and checked here, then
-passed on to the agent (agent.pyz) on the device as its own flags."""
+"""The agent's measurement options, shared by `deploy` and `run`: parsed here into one
+AgentOptions (edgebench.device.options), which travels unchanged to the agent's argv."""
 from __future__ import annotations
 
 import argparse
@@ -31,29 +31,15 @@ def add_agent_args(p: argparse.ArgumentParser, threads: bool = True) -> None:
                    help="longest wait for --cooldown-temp (agent default 300 s)")
 
 
-def agent_args_from(args, **more) -> list:
-    """The agent flags for what was given; `more` maps extra agent flags (without --) to values."""
+def agent_options_from(args, **more):
+    """The AgentOptions given on this command line (`more`: fields under other names, e.g.
+    deploy's --only is the agent's models), checked as the agent checks them: bad values are a
+    UserError before any device is contacted."""
     from edgebench.device.common import AgentError
-    from edgebench.device.units import parse_units
+    from edgebench.device.options import AgentOptions
     from edgebench.host.errors import UserError
 
     try:
-        parse_units(args.accelerators or "cpu", args.delegate or [])
+        return AgentOptions.from_namespace(args, **more).check()
     except AgentError as exc:
         raise UserError(str(exc)) from None
-    if args.rounds is not None and args.rounds < 1:
-        raise UserError("--rounds takes a positive integer (the plan's repetitions)")
-    pairs = [("--threads", getattr(args, "threads", None)),
-             ("--accelerators", args.accelerators),
-             ("--rounds", args.rounds),
-             ("--robustness-images", args.robustness_images),
-             ("--cooldown-temp", args.cooldown_temp),
-             ("--cooldown-timeout", args.cooldown_timeout)]
-    pairs += [("--" + k.replace("_", "-"), v) for k, v in more.items()]
-    out = []
-    for flag, value in pairs:
-        if value is not None:
-            out += [flag, str(value)]
-    for spec in args.delegate or ():
-        out += ["--delegate", spec]
-    return out

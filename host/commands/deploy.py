@@ -72,12 +72,10 @@ def run(args) -> int:
         run_id = args.run_id or time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
         bundle = build_bundle(args.models_dir, args.results / run_id / "bundle",
                               testset=args.testset, run_id=run_id)
-    from edgebench.host.commands.agent_options import agent_args_from
+    from edgebench.host.commands.agent_options import agent_options_from
 
-    agent_args = agent_args_from(args, warmup=args.warmup, min_runs=args.min_runs,
-                                 min_seconds=args.min_seconds, max_seconds=args.max_seconds,
-                                 models=args.only, runtime=args.runtime, xnnpack=args.xnnpack)
-    outcomes = deploy(bundle, specs, args.results, agent_args, options=options,
+    agent = agent_options_from(args, models=args.only)
+    outcomes = deploy(bundle, specs, args.results, agent, options=options,
                       remote_python=args.remote_python, remote_dir=args.remote_dir,
                       retries=args.retries, progress=not args.no_progress,
                       backoff_s=args.backoff, lease_timeout_s=args.lease_timeout)

@@ -63,15 +63,15 @@ def run(args) -> int:
     from edgebench.host.commands.target_args import targets_from_args
     from edgebench.host.pipeline import run_pipeline
 
-    from edgebench.host.commands.agent_options import agent_args_from
+    from edgebench.host.commands.agent_options import agent_options_from
     from edgebench.host.commands.export_args import mixed_options
 
     mixed = mixed_options(args)
     targets, options = targets_from_args(args)
-    agent_args = agent_args_from(argparse.Namespace(**dict(vars(args), threads=None)))
+    agent = agent_options_from(args, models=None)  # run's --models are what to train
     result = run_pipeline(profile, args.results, args.run_id or profile.name, targets, options,
-                          remote_python=args.remote_python, quiet=args.quiet, threads=args.threads,
-                          agent_extra=agent_args, robustness=robustness, debug=args.debug,
+                          remote_python=args.remote_python, quiet=args.quiet,
+                          agent=agent, robustness=robustness, debug=args.debug,
                           mixed=mixed if mixed != type(mixed)() else None, device=args.device,
                           amp=args.amp)
     from edgebench.host.deploy import summary
