@@ -183,8 +183,19 @@ def _checkpoint_of(card: dict) -> Path | None:
     return None
 
 
-def _write_references(cards: list[dict], testset: dict, staging: Path) -> dict:
-    """reference/<arch>.npy per checkpoint; returns {card name: relative path}."""
+def _handed_testset(test: dict, cards: list[dict]) -> dict:
+    images, labels = _images_labels(test)
+    names = test.get("class_names") or next(
+        (c.get("class_names") for c in cards if c.get("class_names")), None)
+    return {"images": images, "labels": labels,
+            "class_names": names or [f"class{k}" for k in range(int(labels.max()) + 1)]}
+
+
+def _write_references(cards: list[dict], testset: dict, staging: Path,
+                      known: dict) -> dict:
+    """reference/<arch>.npy per checkpoint (its logits from `known` when an earlier stage
+    computed them, by the checkpoint's resolved path); returns {card name: relative path}."""
+    known = {str(Path(k).resolve()): v for k, v in known.items()}
     by_checkpoint, refs, taken = {}, {}, set()
     for card in cards:
         ckpt = _checkpoint_of(card)
@@ -201,19 +212,27 @@ def _write_references(cards: list[dict], testset: dict, staging: Path) -> dict:
             taken.add(name)
             rel = f"reference/{name}.npy"
             (staging / "reference").mkdir(exist_ok=True)
-            np.save(staging / rel, reference_logits(ckpt, testset["images"], card))
+            logits = known.get(key)
+            if logits is None or len(logits) != len(testset["images"]):
+                logits = reference_logits(ckpt, testset["images"], card)
+            np.save(staging / rel, np.asarray(logits, dtype=np.float32))
             by_checkpoint[key] = rel
         refs[card["name"]] = by_checkpoint[key]
     return refs
 
 
-def build_bundle(models_dir, out_dir, testset=None, run_id=None, robustness=None) -> Path:
+def build_bundle(models_dir, out_dir, testset=None, run_id=None, robustness=None,
+                 references=None) -> Path:
     """Pack MODELS_DIR's .tflite models (+ cards) into OUT_DIR; returns OUT_DIR's path.
+    `testset`: an .npz path, or what an earlier stage already loaded ({"images" uint8 NHWC,
+    "labels", optionally "class_names"}); `references`: {checkpoint path: float logits on that
+    test set} an earlier stage computed, so neither is loaded or computed again here.
     `robustness` (corruptions.parse()'s list) adds the test set under those corruptions."""
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / "manifest.json").is_file():
         raise UserError(f"{out_dir} exists and is not a bundle; choose an empty or new folder")
-    given = load_testset_file(Path(testset)) if testset else None
+    handed = isinstance(testset, dict)
+    given = load_testset_file(Path(testset)) if testset and not handed else None
 
     found = find_models(models_dir)
     cards = []
@@ -229,7 +248,7 @@ def build_bundle(models_dir, out_dir, testset=None, run_id=None, robustness=None
     if dupes:
         raise UserError(f"two models share the name {', '.join(dupes)} under {models_dir}")
 
-    test = given or derive_testset(cards)
+    test = given or (_handed_testset(testset, cards) if handed else derive_testset(cards))
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
@@ -237,7 +256,8 @@ def build_bundle(models_dir, out_dir, testset=None, run_id=None, robustness=None
         if test is not None:
             np.savez(staging / "testset.npz", images=test["images"], labels=test["labels"],
                      class_names=np.array(test["class_names"]))
-        refs = _write_references(cards, test, staging) if test is not None else {}
+        refs = _write_references(cards, test, staging, references or {}) \
+            if test is not None else {}
         robust = None
         if robustness:
             if test is None:

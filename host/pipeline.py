@@ -91,6 +91,7 @@ def run_pipeline(profile: Profile, results_root: Path, run_id: str, targets: lis
     progress = StageProgress(total=2 * len(profile.models) + 3, quiet=quiet)
     skipped: list[str] = []
     export_keys = []
+    exported = []  # what each export loaded and computed, handed to the bundle
     for arch in profile.models:
         model_dir = run_dir / "models" / arch
         # The device is not part of the key (a run resumed elsewhere keeps its checkpoints);
@@ -110,8 +111,12 @@ def run_pipeline(profile: Profile, results_root: Path, run_id: str, targets: lis
                            profile.io] + ([debug, mixed] if debug or mixed else []))
         outputs = [model_dir / f"{arch}.{r}.tflite" for r in profile.recipes]
         fresh = book.fresh(f"export:{arch}", export_key, outputs + [model_dir / "verify.csv"])
-        progress.run(f"convert + quantize + verify {arch} ({', '.join(profile.recipes)})",
-                     lambda: _export(profile, ckpt, model_dir, quiet, debug, mixed), skip=fresh)
+        handover = progress.run(f"convert + quantize + verify {arch} "
+                                f"({', '.join(profile.recipes)})",
+                                lambda: _export(profile, ckpt, model_dir, quiet, debug, mixed),
+                                skip=fresh)
+        if handover is not None:
+            exported.append(handover)
         if fresh:
             skipped.append(f"export:{arch}")
         else:
@@ -122,7 +127,9 @@ def run_pipeline(profile: Profile, results_root: Path, run_id: str, targets: lis
     bundle_key = _key(export_keys + ([robustness] if robustness else []))
     fresh = book.fresh("bundle", bundle_key, [bundle_dir / "manifest.json"])
     progress.run("bundle" + (" (+ corrupted test sets)" if robustness else ""),
-                 lambda: _bundle(run_dir, bundle_dir, run_id, robustness), skip=fresh)
+                 lambda: _bundle(run_dir, bundle_dir, run_id, robustness,
+                                 exported if len(exported) == len(profile.models) else None),
+                 skip=fresh)
     if fresh:
         skipped.append("bundle")
     else:
@@ -153,11 +160,12 @@ def _train(profile: Profile, arch: str, out: Path, quiet: bool, device: str, amp
 
 
 def _export(profile: Profile, checkpoint: Path, out: Path, quiet: bool, debug: bool = False,
-            mixed=None) -> None:
+            mixed=None) -> dict:
     """The same steps as `bench-host convert` then `bench-host quantize`, verified on the test
     split; a recipe that fails is a failed row in verify.csv, never a stopped run. The float32
     model `convert` builds (and verifies) is the fp32 recipe: it is not built twice. The
-    checkpoint and the splits are loaded once, here, and handed to each step."""
+    checkpoint and the splits are loaded once, here, and handed to each step; what the bundle
+    needs of them (the test split, the float logits on it) is returned for the bundle stage."""
     from edgebench.host.checkpoint import build_from_checkpoint
     from edgebench.host.data import load_splits
     from edgebench.host.export.calibration import draw
@@ -173,6 +181,7 @@ def _export(profile: Profile, checkpoint: Path, out: Path, quiet: bool, debug: b
     source = conv.source
     results = [conv.fp32]
     rest = [r for r in profile.recipes if r != "fp32"]
+    verify = reference_for(source, test_images, test_labels, model=model)
     if rest:
         if profile.calib_split == "val":  # the seed's: the first validation images, in order
             calib = splits["val"][0][:profile.calib]
@@ -180,12 +189,22 @@ def _export(profile: Profile, checkpoint: Path, out: Path, quiet: bool, debug: b
             calib = draw(splits["train"][0], profile.calib, profile.seed)
         results += quantize(Path(source.saved_model), rest, normalize(calib, source.normalization),
                             out, source, io=profile.io,
-                            verify=reference_for(source, test_images, test_labels, model=model),
-                            progress=not quiet, debug=debug, mixed=mixed)
+                            verify=verify, progress=not quiet, debug=debug, mixed=mixed)
     record_verification(out, results, source.architecture)
+    return {"split": (meta.data_spec, meta.img_size, meta.in_channels, meta.split_seed),
+            "test": {"images": test_images, "labels": test_labels},
+            "checkpoint": checkpoint, "reference": verify.reference}
 
 
-def _bundle(run_dir: Path, bundle_dir: Path, run_id: str, robustness=None) -> None:
+def _bundle(run_dir: Path, bundle_dir: Path, run_id: str, robustness=None,
+            exported: list | None = None) -> None:
+    """The bundle, from the test split and float logits the export stage loaded and computed
+    (when every model was exported in this run from the same split), else derived again."""
     from edgebench.host.bundle import build_bundle
 
-    build_bundle(run_dir / "models", bundle_dir, run_id=run_id, robustness=robustness)
+    testset, references = None, None
+    if exported and len({e["split"] for e in exported}) == 1:
+        testset = exported[0]["test"]
+        references = {e["checkpoint"]: e["reference"] for e in exported}
+    build_bundle(run_dir / "models", bundle_dir, testset=testset, run_id=run_id,
+                 robustness=robustness, references=references)
