@@ -4,6 +4,9 @@ files the agent writes and the events of its progress protocol. The host imports
 meaning or disappears; adding a trailing CSV column is also a bump (readers check it)."""
 from __future__ import annotations
 
+from dataclasses import dataclass, field, fields
+from typing import Optional
+
 MODEL_CARD_SCHEMA = "edgebench.model-card/1"
 MANIFEST_SCHEMA = "edgebench.manifest/1"
 # 2: the compute-unit columns (compute_unit ... delegated_nodes); 3: round, predictions.csv
@@ -36,6 +39,69 @@ RESULTS_SCHEMA_VERSION = 3
 #   models: [card + {"file": "models/<name>.tflite", "reference": "reference/<arch>.npy" or null}]
 # testset.npz: images uint8 N×H×W×C, labels int64 N, class_names str[K]
 # reference/<arch>.npy: float32 N×K logits of the float (PyTorch) model on the test set
+
+# The card and the manifest as types: the host builds them (export/card.py, bundle.py) and
+# writes to_json(); readers take from_json(). Key order in the JSON is the field order.
+CARD_INPUT_KEYS = ("shape", "dtype", "layout", "scale", "zero_point", "normalization")
+CARD_OUTPUT_KEYS = ("shape", "dtype", "scale", "zero_point")
+CARD_SOURCE_KEYS = ("checkpoint", "onnx", "saved_model", "data_spec", "img_size", "split_seed")
+CARD_VERIFICATION_KEYS = ("max_abs_diff", "agreement", "accuracy", "n")
+CARD_EXTRA_KEYS = ("census", "layers_csv", "worst_layers", "mixed", "derived")
+
+
+@dataclass
+class ModelCard:
+    name: str
+    file: str
+    sha256: str
+    size_bytes: int
+    recipe: str
+    architecture: str
+    input: dict                      # CARD_INPUT_KEYS
+    output: dict                     # CARD_OUTPUT_KEYS
+    class_names: list
+    positive_class: int = 1
+    source: Optional[dict] = None    # CARD_SOURCE_KEYS
+    tools: dict = field(default_factory=dict)
+    conversion_seconds: Optional[float] = None
+    verification: Optional[dict] = None   # CARD_VERIFICATION_KEYS, or None: not verified
+    extra: dict = field(default_factory=dict)   # CARD_EXTRA_KEYS that apply
+    schema: str = MODEL_CARD_SCHEMA
+
+    def to_json(self) -> dict:
+        out = {"schema": self.schema}
+        out.update((f.name, getattr(self, f.name)) for f in fields(self)
+                   if f.name not in ("schema", "extra"))
+        out.update((k, v) for k, v in self.extra.items() if k in CARD_EXTRA_KEYS)
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict) -> "ModelCard":
+        names = set(CARD_KEYS)
+        return cls(extra=dict((k, v) for k, v in data.items() if k in CARD_EXTRA_KEYS),
+                   **dict((k, v) for k, v in data.items() if k in names))
+
+
+CARD_KEYS = tuple(["schema"] + [f.name for f in fields(ModelCard) if f.name not in ("schema",
+                                                                                      "extra")])
+
+
+@dataclass
+class Manifest:
+    run_id: str
+    created: str
+    testset: Optional[str]           # TESTSET_NPZ or None
+    models: list                     # ModelCard.to_json() + {"file", "reference"} each
+    robustness: Optional[dict] = None
+    schema: str = MANIFEST_SCHEMA
+
+    def to_json(self) -> dict:
+        out = {"schema": self.schema, "run_id": self.run_id, "created": self.created,
+               "testset": self.testset, "models": self.models}
+        if self.robustness:
+            out["robustness"] = self.robustness
+        return out
+
 
 # ---------------------------------------------------------------------------------------------
 # The CSV files as record types: each column's name, kind, the schema version it arrived in and

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgebench.device.schema import MANIFEST_SCHEMA, MODEL_CARD_SCHEMA
+from edgebench.device.schema import MODEL_CARD_SCHEMA, TESTSET_NPZ, Manifest, ModelCard
 from edgebench.host.agent_archive import write_archive
 from edgebench.host.errors import UserError
 from edgebench.host.export.census import op_census
@@ -48,22 +48,21 @@ def derive_card(path: Path, class_names: list[str] | None = None) -> dict:
         raise UserError(f"{path}: expected one input and an output, found {len(inputs)} inputs")
     i, o = inputs[0], outputs[0]
     n_classes = int(o["shape"][-1])
-    return {
-        "schema": MODEL_CARD_SCHEMA, "name": path.stem, "file": path.name,
-        "sha256": sha256_file(path), "size_bytes": path.stat().st_size,
-        "recipe": {"int8": "int8", "uint8": "int8", "int16": "int16x8"}.get(
+    return ModelCard(
+        name=path.stem, file=path.name, sha256=sha256_file(path),
+        size_bytes=path.stat().st_size,
+        recipe={"int8": "int8", "uint8": "int8", "int16": "int16x8"}.get(
             np.dtype(i["dtype"]).name, "unknown"),
-        "architecture": path.stem,
-        "input": {"shape": [int(s) for s in i["shape"]], "dtype": np.dtype(i["dtype"]).name,
-                  "layout": "NHWC", "scale": float(i["quantization"][0]),
-                  "zero_point": int(i["quantization"][1]),
-                  "normalization": dict(DEFAULT_NORMALIZATION) if class_names else None},
-        "output": {"shape": [int(s) for s in o["shape"]], "dtype": np.dtype(o["dtype"]).name,
-                   "scale": float(o["quantization"][0]), "zero_point": int(o["quantization"][1])},
-        "class_names": class_names or [f"class{k}" for k in range(n_classes)],
-        "positive_class": 1, "source": None, "tools": {}, "conversion_seconds": None,
-        "verification": None, "derived": True,
-    }
+        architecture=path.stem,
+        input={"shape": [int(s) for s in i["shape"]], "dtype": np.dtype(i["dtype"]).name,
+               "layout": "NHWC", "scale": float(i["quantization"][0]),
+               "zero_point": int(i["quantization"][1]),
+               "normalization": dict(DEFAULT_NORMALIZATION) if class_names else None},
+        output={"shape": [int(s) for s in o["shape"]], "dtype": np.dtype(o["dtype"]).name,
+                "scale": float(o["quantization"][0]), "zero_point": int(o["quantization"][1])},
+        class_names=class_names or [f"class{k}" for k in range(n_classes)],
+        extra={"derived": True},
+    ).to_json()
 
 
 def read_card(card_path: Path, model_path: Path) -> dict:
@@ -272,13 +271,10 @@ def build_bundle(models_dir, out_dir, testset=None, run_id=None, robustness=None
             entries.append(dict(card, file=f"models/{card['name']}.tflite",
                                 reference=refs.get(card["name"])))
         write_archive(staging)
-        manifest = {"schema": MANIFEST_SCHEMA,
-                    "run_id": run_id or time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()),
-                    "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                    "testset": "testset.npz" if test is not None else None,
-                    "models": entries}
-        if robust:
-            manifest["robustness"] = robust
+        manifest = Manifest(run_id=run_id or time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()),
+                            created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                            testset=TESTSET_NPZ if test is not None else None,
+                            models=entries, robustness=robust).to_json()
         (staging / "manifest.json").write_text(json.dumps(manifest, indent=1, default=str))
         if out_dir.exists():
             old = out_dir.with_name(f".{out_dir.name}.old")
