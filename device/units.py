@@ -83,35 +83,48 @@ def litert_compiled_model(unit: dict, has: str):
     return ai_edge_litert, import_runtime("litert")[1]
 
 
-def check_unit_available(unit: dict, has: str) -> None:
-    """What a CompiledModel unit needs beyond the wheel, checked before the runtime is asked, so
-    the error row says what is missing instead of LiteRT's bare status code."""
+def _needs_gpu(folder: str, version: str) -> None:
     import ctypes
+    if not any(os.path.isfile(os.path.join(folder, lib)) for lib in GPU_ACCELERATOR_LIBS):
+        raise AgentError("gpu needs ai-edge-litert >= 2.3: ai-edge-litert %s ships no GPU "
+                         "accelerator (%s)" % (version, GPU_ACCELERATOR_LIBS[0]))
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL("libvulkan.so.1")
+        except OSError:
+            raise AgentError("libvulkan.so.1 not found: the GPU accelerator needs the Vulkan "
+                             "loader and a driver (Debian: apt install libvulkan1 "
+                             "mesa-vulkan-drivers; Jetson: the NVIDIA L4T driver)")
+
+
+def _needs_npu(folder: str, version: str) -> None:
+    import ctypes
+    libs = sorted(glob.glob(os.path.join(folder, "vendors", "*", "dispatch", "*.so")))
+    problems = []
+    for lib in libs:
+        try:
+            ctypes.CDLL(lib)
+            return
+        except OSError as exc:
+            problems.append("%s (%s)" % (lib.split(os.sep)[-3], one_line(exc, 160)))
+    raise AgentError("NPU dispatch library missing: %s; install the vendor's NPU runtime"
+                     % ("; ".join(problems) if problems else
+                        "ai-edge-litert %s has no vendors/*/dispatch library" % version))
+
+
+# What a CompiledModel unit needs beyond the wheel: (LiteRT's folder, its version) -> None, or
+# an AgentError that says what to install.
+COMPUTE_UNITS["gpu"]["needs"] = _needs_gpu
+COMPUTE_UNITS["npu"]["needs"] = _needs_npu
+
+
+def check_unit_available(unit: dict, has: str) -> None:
+    """Checked before the runtime is asked, so the error row says what is missing instead of
+    LiteRT's bare status code."""
     litert, version = litert_compiled_model(unit, has)
-    folder = os.path.dirname(litert.__file__)
-    if unit["accelerator"] == "gpu":
-        if not any(os.path.isfile(os.path.join(folder, lib)) for lib in GPU_ACCELERATOR_LIBS):
-            raise AgentError("gpu needs ai-edge-litert >= 2.3: ai-edge-litert %s ships no GPU "
-                             "accelerator (%s)" % (version, GPU_ACCELERATOR_LIBS[0]))
-        if sys.platform.startswith("linux"):
-            try:
-                ctypes.CDLL("libvulkan.so.1")
-            except OSError:
-                raise AgentError("libvulkan.so.1 not found: the GPU accelerator needs the Vulkan "
-                                 "loader and a driver (Debian: apt install libvulkan1 "
-                                 "mesa-vulkan-drivers; Jetson: the NVIDIA L4T driver)")
-    elif unit["accelerator"] == "npu":
-        libs = sorted(glob.glob(os.path.join(folder, "vendors", "*", "dispatch", "*.so")))
-        problems = []
-        for lib in libs:
-            try:
-                ctypes.CDLL(lib)
-                return
-            except OSError as exc:
-                problems.append("%s (%s)" % (lib.split(os.sep)[-3], one_line(exc, 160)))
-        raise AgentError("NPU dispatch library missing: %s; install the vendor's NPU runtime"
-                         % ("; ".join(problems) if problems else
-                            "ai-edge-litert %s has no vendors/*/dispatch library" % version))
+    needs = COMPUTE_UNITS[unit["accelerator"]].get("needs")
+    if needs:
+        needs(os.path.dirname(litert.__file__), version)
 
 
 def adapter_from_log(text: str):
