@@ -48,6 +48,23 @@ def rewrite_csv(path: str, columns, rows) -> None:
     write_atomic(path, write)
 
 
+def prediction_lines(head: dict, predictions) -> list:
+    """predictions.csv rows by name: `head` (the configuration's key fields) + each
+    metrics.per_image tuple."""
+    head = dict(head, schema_version=RESULTS_SCHEMA_VERSION)
+    return [dict(head, testset=t, positive_class=positive, image=i, label=label, predicted=pred,
+                 score=score) for t, positive, i, label, pred, score in predictions]
+
+
+def write_rows(path: str, columns, rows) -> None:
+    """A whole CSV of dict rows, by column name (a missing key is an empty cell), atomically."""
+    def write(fh):
+        writer = csv.writer(fh)
+        writer.writerow(columns)
+        writer.writerows([[cell(r.get(c)) for c in columns] for r in rows])
+    write_atomic(path, write)
+
+
 class ResultStore:
     """results.csv + latency_samples.csv + predictions.csv in OUT. On open, keeps ok rows (they
     are skipped on this run), drops error rows that this run retries, and samples and predictions
@@ -110,10 +127,7 @@ class ResultStore:
         # (dropped on the next run), never a row whose raw material is missing.
         head = dict(row, schema_version=RESULTS_SCHEMA_VERSION)
         if predictions:
-            lines = [dict(head, testset=t, positive_class=positive, image=i, label=label,
-                          predicted=pred, score=score)
-                     for t, positive, i, label, pred, score in predictions]
-            self._append(self.predictions, PREDICTION_COLUMNS, lines)
+            self._append(self.predictions, PREDICTION_COLUMNS, prediction_lines(head, predictions))
             for t, _, i, _, pred, _ in predictions:
                 self.predicted.setdefault((output_key(row), t), {})[i] = pred
         if robustness:
