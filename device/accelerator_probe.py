@@ -1,15 +1,15 @@
 """`bench-host doctor`'s accelerator facts, gathered on the device: `python3 -c <this source>
-PROBE_MODEL_B64 DELEGATE_LIB...` prints one JSON object: the LiteRT version and whether it has
+PROBE_MODEL_B64 GPU_LIBS DELEGATE_LIB...` prints one JSON object: the LiteRT version and whether it has
 CompiledModel and a GPU accelerator, the Vulkan loader and drivers, the GPU adapter LiteRT selects
 (by compiling the probe model on the GPU in a child: LiteRT names its adapter only in its log),
-NPU dispatch libraries, and where the named delegate libraries are. Any Python 3 (no
-f-strings), stdlib only."""
+NPU dispatch libraries, and where the named delegate libraries are. GPU_LIBS is the agent's own
+list of LiteRT GPU accelerator libraries (units.GPU_ACCELERATOR_LIBS) as a comma-separated
+string, so the list is written once. Any Python 3 (no f-strings), stdlib only."""
 
 
 def main():
     import base64, ctypes, glob, json, os, subprocess, sys, tempfile, zlib
-    GPU_LIBS = ("libLiteRtWebGpuAccelerator.so", "libLiteRtOpenClAccelerator.so",
-                "libLiteRtGpuAccelerator.so")
+    GPU_LIBS = [n for n in sys.argv[2].split(",") if n]
     out = {"litert": None, "compiled_model": False, "gpu_accelerator": None, "vulkan": None,
            "icds": [], "adapter": None, "adapter_error": None, "npu": [], "delegates": {}}
     folder = None
@@ -44,7 +44,7 @@ def main():
     dirs = ["/usr/lib", "/usr/local/lib", "/usr/lib/aarch64-linux-gnu", "/usr/lib/x86_64-linux-gnu",
             "/usr/lib/arm-linux-gnueabihf"]
     dirs += [p for p in os.environ.get("LD_LIBRARY_PATH", "").split(":") if p]
-    for name in sys.argv[2:]:
+    for name in sys.argv[3:]:
         hits = [os.path.join(d, name) for d in dirs if os.path.isfile(os.path.join(d, name))]
         out["delegates"][name] = hits[0] if hits else None
     if out["compiled_model"] and out["gpu_accelerator"] and out["vulkan"] is True:

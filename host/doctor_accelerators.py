@@ -42,7 +42,10 @@ _SCRIPT = device_script("accelerator_probe")
 def gather_accelerators(target: Target, python: str) -> list:
     """Doctor rows for the compute units; informational (ok None) unless something is broken in a
     way the user asked about, because a CPU-only device is a fine device."""
-    res = target.run([python, "-c", _SCRIPT, "".join(PROBE_MODEL_B64), *DELEGATES], timeout=180)
+    from edgebench.device.units import GPU_ACCELERATOR_LIBS
+
+    res = target.run([python, "-c", _SCRIPT, "".join(PROBE_MODEL_B64),
+                      ",".join(GPU_ACCELERATOR_LIBS), *DELEGATES], timeout=180)
     try:
         facts = json.loads(res.stdout.strip().splitlines()[-1])
     except (ValueError, IndexError):
