@@ -66,3 +66,15 @@ def test_example_rewritten_as_schema_1_reports_as_cpu_rows(tmp_path):
     summary = pd.read_csv(paths.summary_csv)
     assert set(summary["compute_unit"]) == {"cpu"}
     assert summary["p50_ms"].notna().all()
+
+
+def test_every_event_the_agent_emits_is_in_the_schema():
+    import ast
+
+    emitted = set()
+    for path in (Path(schema.__file__).parent).glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (isinstance(node, ast.Call) and getattr(node.func, "id", None) == "emit"
+                    and node.args and isinstance(node.args[0], ast.Constant)):
+                emitted.add(node.args[0].value)
+    assert emitted and emitted <= set(schema.EVENTS), emitted - set(schema.EVENTS)
