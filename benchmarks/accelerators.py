@@ -84,7 +84,7 @@ def make_model(work: Path, img: int) -> Path:
 
 
 def agent_p50(python: str, bundle: Path, out: Path, args, env: dict) -> float:
-    cmd = [python, str(bundle / "agent.py"), "--bundle", str(bundle), "--out", str(out),
+    cmd = [python, str(bundle / "agent.pyz"), "--bundle", str(bundle), "--out", str(out),
            "--accelerators", "gpu", "--warmup", str(args.warmup), "--min-runs",
            str(args.min_runs), "--min-seconds", str(args.min_seconds)]
     subprocess.run(cmd, check=True, capture_output=True, env=env)

@@ -88,7 +88,7 @@ def make_models(work: Path, img: int) -> Path:
 
 
 def agent_p50(bundle: Path, out: Path, name: str, args) -> float:
-    cmd = [sys.executable, str(bundle / "agent.py"), "--bundle", str(bundle), "--out", str(out),
+    cmd = [sys.executable, str(bundle / "agent.pyz"), "--bundle", str(bundle), "--out", str(out),
            "--models", name, "--threads", str(args.threads), "--warmup", str(args.warmup),
            "--min-runs", str(args.min_runs), "--min-seconds", str(args.min_seconds)]
     subprocess.run(cmd, check=True, capture_output=True)
@@ -108,7 +108,7 @@ def bare_p50(model: Path, args) -> float:
 
 def null_sut_ns() -> dict:
     """p50 of samples when invoke() does nothing: what the timing loop itself puts in a sample."""
-    from edgebench.device.agent import time_invokes
+    from edgebench.device.timing import time_invokes
 
     def nothing():
         return None
@@ -162,7 +162,8 @@ def summarize(data: dict, args) -> str:
              f"Measured {time.strftime('%Y-%m-%d', time.gmtime())} on {platform.machine()}, "
              f"{cpu_model()} ({os.cpu_count()} cores, load average "
              f"{data['load'][0]:.1f} at the start, {data['load'][1]:.1f} at the end), "
-             f"LiteRT, {args.threads} thread(s), MobileNetV2 "
+             f"LiteRT, {args.threads} thread(s), the agent run as bundled (`python3 agent.pyz`), "
+             f"MobileNetV2 "
              f"@ {args.img} px (random weights), {args.rounds} interleaved rounds, each side "
              f"in a fresh process with {args.warmup} warm-up runs and at least {args.min_runs} "
              f"runs / {args.min_seconds:g} s. Command: `python benchmarks/harness_overhead.py "

@@ -40,7 +40,7 @@ def measure(args) -> dict:
     bundle = build_bundle(make_models(work, args.img), work / "bundle", run_id="stats-bench")
     load = [os.getloadavg()[0]]
     out = work / "out"
-    subprocess.run([sys.executable, str(bundle / "agent.py"), "--bundle", str(bundle), "--out",
+    subprocess.run([sys.executable, str(bundle / "agent.pyz"), "--bundle", str(bundle), "--out",
                     str(out), "--rounds", str(args.rounds), "--min-seconds",
                     str(args.min_seconds), "--min-runs", "50", "--warmup", "10"],
                    check=True, capture_output=True)

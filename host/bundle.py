@@ -1,9 +1,9 @@
 """The bundle: everything the device needs, in one folder (DESIGN.md "The bundle").
 
-    bundle/manifest.json   models/*.tflite   testset.npz   reference/<arch>.npy   agent.py
+    bundle/manifest.json   models/*.tflite   testset.npz   reference/<arch>.npy   agent.pyz
 
 Models are found recursively in MODELS_DIR as `*.tflite` with a `<same stem>.json` model card
-(the SCHEMA block of device/agent.py; read as plain JSON). A `.tflite` without a card gets one
+(edgebench.device.schema; read as plain JSON). A `.tflite` without a card gets one
 derived from the file (shapes, dtypes, quantization, via the interpreter). Such a card has no
 input normalization unless `--testset` is given, and the agent measures accuracy only with one:
 so a bare model gets accuracy only when the user hands in a test set (then its normalization is
@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edgebench.device import agent as agent_module
-from edgebench.device.agent import MANIFEST_SCHEMA, MODEL_CARD_SCHEMA
+from edgebench.device.schema import MODEL_CARD_SCHEMA, TESTSET_NPZ, Manifest, ModelCard
+from edgebench.host.agent_archive import write_archive
 from edgebench.host.errors import UserError
 from edgebench.host.export.census import op_census
 from edgebench.host.files import sha256_file
@@ -48,22 +48,21 @@ def derive_card(path: Path, class_names: list[str] | None = None) -> dict:
         raise UserError(f"{path}: expected one input and an output, found {len(inputs)} inputs")
     i, o = inputs[0], outputs[0]
     n_classes = int(o["shape"][-1])
-    return {
-        "schema": MODEL_CARD_SCHEMA, "name": path.stem, "file": path.name,
-        "sha256": sha256_file(path), "size_bytes": path.stat().st_size,
-        "recipe": {"int8": "int8", "uint8": "int8", "int16": "int16x8"}.get(
+    return ModelCard(
+        name=path.stem, file=path.name, sha256=sha256_file(path),
+        size_bytes=path.stat().st_size,
+        recipe={"int8": "int8", "uint8": "int8", "int16": "int16x8"}.get(
             np.dtype(i["dtype"]).name, "unknown"),
-        "architecture": path.stem,
-        "input": {"shape": [int(s) for s in i["shape"]], "dtype": np.dtype(i["dtype"]).name,
-                  "layout": "NHWC", "scale": float(i["quantization"][0]),
-                  "zero_point": int(i["quantization"][1]),
-                  "normalization": dict(DEFAULT_NORMALIZATION) if class_names else None},
-        "output": {"shape": [int(s) for s in o["shape"]], "dtype": np.dtype(o["dtype"]).name,
-                   "scale": float(o["quantization"][0]), "zero_point": int(o["quantization"][1])},
-        "class_names": class_names or [f"class{k}" for k in range(n_classes)],
-        "positive_class": 1, "source": None, "tools": {}, "conversion_seconds": None,
-        "verification": None, "derived": True,
-    }
+        architecture=path.stem,
+        input={"shape": [int(s) for s in i["shape"]], "dtype": np.dtype(i["dtype"]).name,
+               "layout": "NHWC", "scale": float(i["quantization"][0]),
+               "zero_point": int(i["quantization"][1]),
+               "normalization": dict(DEFAULT_NORMALIZATION) if class_names else None},
+        output={"shape": [int(s) for s in o["shape"]], "dtype": np.dtype(o["dtype"]).name,
+                "scale": float(o["quantization"][0]), "zero_point": int(o["quantization"][1])},
+        class_names=class_names or [f"class{k}" for k in range(n_classes)],
+        extra={"derived": True},
+    ).to_json()
 
 
 def read_card(card_path: Path, model_path: Path) -> dict:
@@ -183,8 +182,19 @@ def _checkpoint_of(card: dict) -> Path | None:
     return None
 
 
-def _write_references(cards: list[dict], testset: dict, staging: Path) -> dict:
-    """reference/<arch>.npy per checkpoint; returns {card name: relative path}."""
+def _handed_testset(test: dict, cards: list[dict]) -> dict:
+    images, labels = _images_labels(test)
+    names = test.get("class_names") or next(
+        (c.get("class_names") for c in cards if c.get("class_names")), None)
+    return {"images": images, "labels": labels,
+            "class_names": names or [f"class{k}" for k in range(int(labels.max()) + 1)]}
+
+
+def _write_references(cards: list[dict], testset: dict, staging: Path,
+                      known: dict) -> dict:
+    """reference/<arch>.npy per checkpoint (its logits from `known` when an earlier stage
+    computed them, by the checkpoint's resolved path); returns {card name: relative path}."""
+    known = {str(Path(k).resolve()): v for k, v in known.items()}
     by_checkpoint, refs, taken = {}, {}, set()
     for card in cards:
         ckpt = _checkpoint_of(card)
@@ -201,19 +211,27 @@ def _write_references(cards: list[dict], testset: dict, staging: Path) -> dict:
             taken.add(name)
             rel = f"reference/{name}.npy"
             (staging / "reference").mkdir(exist_ok=True)
-            np.save(staging / rel, reference_logits(ckpt, testset["images"], card))
+            logits = known.get(key)
+            if logits is None or len(logits) != len(testset["images"]):
+                logits = reference_logits(ckpt, testset["images"], card)
+            np.save(staging / rel, np.asarray(logits, dtype=np.float32))
             by_checkpoint[key] = rel
         refs[card["name"]] = by_checkpoint[key]
     return refs
 
 
-def build_bundle(models_dir, out_dir, testset=None, run_id=None, robustness=None) -> Path:
+def build_bundle(models_dir, out_dir, testset=None, run_id=None, robustness=None,
+                 references=None) -> Path:
     """Pack MODELS_DIR's .tflite models (+ cards) into OUT_DIR; returns OUT_DIR's path.
+    `testset`: an .npz path, or what an earlier stage already loaded ({"images" uint8 NHWC,
+    "labels", optionally "class_names"}); `references`: {checkpoint path: float logits on that
+    test set} an earlier stage computed, so neither is loaded or computed again here.
     `robustness` (corruptions.parse()'s list) adds the test set under those corruptions."""
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / "manifest.json").is_file():
         raise UserError(f"{out_dir} exists and is not a bundle; choose an empty or new folder")
-    given = load_testset_file(Path(testset)) if testset else None
+    handed = isinstance(testset, dict)
+    given = load_testset_file(Path(testset)) if testset and not handed else None
 
     found = find_models(models_dir)
     cards = []
@@ -229,7 +247,7 @@ def build_bundle(models_dir, out_dir, testset=None, run_id=None, robustness=None
     if dupes:
         raise UserError(f"two models share the name {', '.join(dupes)} under {models_dir}")
 
-    test = given or derive_testset(cards)
+    test = given or (_handed_testset(testset, cards) if handed else derive_testset(cards))
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
@@ -237,7 +255,8 @@ def build_bundle(models_dir, out_dir, testset=None, run_id=None, robustness=None
         if test is not None:
             np.savez(staging / "testset.npz", images=test["images"], labels=test["labels"],
                      class_names=np.array(test["class_names"]))
-        refs = _write_references(cards, test, staging) if test is not None else {}
+        refs = _write_references(cards, test, staging, references or {}) \
+            if test is not None else {}
         robust = None
         if robustness:
             if test is None:
@@ -251,14 +270,11 @@ def build_bundle(models_dir, out_dir, testset=None, run_id=None, robustness=None
             shutil.copyfile(src, staging / "models" / f"{card['name']}.tflite")
             entries.append(dict(card, file=f"models/{card['name']}.tflite",
                                 reference=refs.get(card["name"])))
-        shutil.copyfile(agent_module.__file__, staging / "agent.py")
-        manifest = {"schema": MANIFEST_SCHEMA,
-                    "run_id": run_id or time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()),
-                    "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                    "testset": "testset.npz" if test is not None else None,
-                    "models": entries}
-        if robust:
-            manifest["robustness"] = robust
+        write_archive(staging)
+        manifest = Manifest(run_id=run_id or time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()),
+                            created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                            testset=TESTSET_NPZ if test is not None else None,
+                            models=entries, robustness=robust).to_json()
         (staging / "manifest.json").write_text(json.dumps(manifest, indent=1, default=str))
         if out_dir.exists():
             old = out_dir.with_name(f".{out_dir.name}.old")

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgebench.host.errors import UserError
+from edgebench.host.files import atomic_path
 
 CHECKPOINT_FORMAT = "edgebench.checkpoint/1"
 
@@ -40,10 +41,9 @@ def save_checkpoint(path: Path, meta: CheckpointMeta, state_dict) -> None:
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save({"format": CHECKPOINT_FORMAT, "meta": dataclasses.asdict(meta),
-                "state_dict": state_dict}, tmp)
-    tmp.replace(path)  # a crash mid-write never leaves a half checkpoint under the real name
+    with atomic_path(path) as tmp:  # a crash mid-write never leaves a half checkpoint
+        torch.save({"format": CHECKPOINT_FORMAT, "meta": dataclasses.asdict(meta),
+                    "state_dict": state_dict}, tmp)
 
 
 def load_checkpoint(path: Path) -> tuple[CheckpointMeta, dict]:

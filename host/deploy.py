@@ -2,7 +2,7 @@
 with live progress, pull the CSVs home. One device failing never stops the others.
 
     outcomes = deploy(bundle_dir, [parse_target("pi@192.168.1.20")], "results",
-                      agent_args=["--threads", "1,4"])
+                      AgentOptions(threads="1,4"))
 
 Results land in `<results_dir>/<run-id>/<target-name>/`. On the device everything lives under
 the remote dir (default ~/.edgebench): `store/<sha256>` (content), `runs/<run-id>-<content>/bundle`
@@ -20,7 +20,6 @@ import concurrent.futures
 import csv
 import hashlib
 import json
-import os
 import re
 import sys
 import time
@@ -28,8 +27,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
+from edgebench.device.schema import AGENT_ARCHIVE
 from edgebench.host.doctor import preflight
 from edgebench.host.errors import UserError
+from edgebench.host.files import atomic_path
 from edgebench.host.targets import (
     ConnectOptions, LinkDropped, TargetSpec, open_target, parse_target,
 )
@@ -77,6 +78,25 @@ class Bundle:
         return f"{self.run_id}-{self.content_id}"
 
 
+@dataclass(frozen=True)
+class DeployOptions:
+    """How one deploy reaches, runs and retries on every target; built once, passed down whole."""
+    agent: object = ()             # AgentOptions (edgebench.device.options), or the agent's argv
+    options: ConnectOptions = field(default_factory=ConnectOptions)
+    remote_python: Optional[str] = None
+    remote_dir: Optional[str] = None
+    retries: int = DEFAULT_RETRIES
+    backoff_s: float = 2.0
+    progress: bool = True
+    on_event: Optional[Callable[[str, dict], None]] = None
+    agent_timeout_s: Optional[float] = None
+    lease_timeout_s: float = DEFAULT_LEASE_TIMEOUT_S
+
+    def agent_argv(self) -> list:
+        to_argv = getattr(self.agent, "to_argv", None)
+        return to_argv() if to_argv else list(self.agent)
+
+
 @dataclass
 class DeployOutcome:
     target: str
@@ -117,7 +137,12 @@ def load_bundle(bundle_dir) -> Bundle:
         if entry.get("reference"):
             ref = safe_relpath(str(entry["reference"]), f"reference file of {name}")
             files.setdefault(ref, bundle_file(root, ref))
-    for rel in ("manifest.json", "agent.py", manifest.get("testset")):
+    if not (root / AGENT_ARCHIVE).is_file():
+        older = " (it has agent.py: made by an older edgebench)" if (root / "agent.py").is_file() \
+            else ""
+        raise UserError(f"{root} has no {AGENT_ARCHIVE}{older}; rebuild this bundle with "
+                        f"bench-host bundle")
+    for rel in ("manifest.json", AGENT_ARCHIVE, manifest.get("testset")):
         if rel:
             rel = safe_relpath(str(rel), "bundle file")
             files.setdefault(rel, bundle_file(root, rel))
@@ -142,14 +167,12 @@ def target_dirname(spec: TargetSpec) -> str:
     return re.sub(r"[^A-Za-z0-9._@-]+", "_", spec.name).strip("._") or "target"
 
 
-def deploy(bundle_dir, targets: Sequence, results_dir="results",
-           agent_args: Sequence[str] = (), *, options: Optional[ConnectOptions] = None,
-           remote_python: Optional[str] = None, remote_dir: Optional[str] = None,
-           retries: int = DEFAULT_RETRIES, backoff_s: float = 2.0, progress: bool = True,
-           on_event: Optional[Callable[[str, dict], None]] = None,
-           agent_timeout_s: Optional[float] = None,
-           lease_timeout_s: float = DEFAULT_LEASE_TIMEOUT_S) -> list:
+def deploy(bundle_dir, targets: Sequence, results_dir="results", agent=(), *,
+           settings: Optional[DeployOptions] = None, **fields) -> list:
     """Deploy to every target concurrently; returns one DeployOutcome per target, in order.
+    `agent` is an AgentOptions (or the agent's argv); `settings` a DeployOptions, or its fields
+    as keywords (options, remote_python, remote_dir, retries, backoff_s, progress, on_event,
+    agent_timeout_s, lease_timeout_s).
 
     targets are TargetSpecs or --target strings ("local", "pi@host:22", an ssh config alias).
     A target's own `python` / `remote_dir` (from an inventory) beat remote_python / remote_dir.
@@ -161,23 +184,22 @@ def deploy(bundle_dir, targets: Sequence, results_dir="results",
     names = [target_dirname(s) for s in targets]
     if len(set(names)) != len(names):
         raise UserError("two targets share a name; give fleet devices distinct names")
-    options = options or ConnectOptions()
+    if fields.get("options") is None:
+        fields.pop("options", None)
+    settings = settings or DeployOptions(agent=agent, **fields)
     results_root = Path(results_dir) / bundle.run_id
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, len(targets))) as pool:
-        futures = [pool.submit(_deploy_one, spec, i, bundle, results_root / names[i],
-                               list(agent_args), options, remote_python, remote_dir, retries,
-                               backoff_s, progress, on_event, agent_timeout_s, lease_timeout_s)
+        futures = [pool.submit(_deploy_one, spec, i, bundle, results_root / names[i], settings)
                    for i, spec in enumerate(targets)]
         return [f.result() for f in futures]
 
 
-def _deploy_one(spec, position, bundle, results, agent_args, options, remote_python,
-                remote_dir, retries, backoff_s, progress, on_event, agent_timeout_s,
-                lease_timeout_s):
+def _deploy_one(spec, position, bundle, results, settings: DeployOptions):
     outcome = DeployOutcome(target=spec.name, ok=False)
     start = time.monotonic()
-    bar = TargetProgress(spec.name, position, enabled=progress)
-    run = _Run(owner=new_owner(), lease_timeout_s=lease_timeout_s)
+    bar = TargetProgress(spec.name, position, enabled=settings.progress)
+    run = _Run(owner=new_owner(), lease_timeout_s=settings.lease_timeout_s)
+    retries, backoff_s = settings.retries, settings.backoff_s
     idle = 0        # dropped attempts in a row that moved nothing forward
     try:
         while True:
@@ -185,9 +207,8 @@ def _deploy_one(spec, position, bundle, results, agent_args, options, remote_pyt
             attempt = TransferStats()
             rows_before = run.rows
             try:
-                with open_target(spec, options) as target:
-                    _attempt(target, spec, bundle, results, agent_args, remote_python,
-                             remote_dir, bar, on_event, agent_timeout_s, outcome, run, attempt)
+                with open_target(spec, settings.options) as target:
+                    _attempt(target, spec, bundle, results, settings, bar, outcome, run, attempt)
                 outcome.transfer.add(attempt)
                 break
             except LinkDropped as exc:
@@ -222,11 +243,11 @@ class _Run:
     rows: int = 0                 # rows the agent measured (its "row" events), every attempt
 
 
-def _attempt(target: Target, spec, bundle, results, agent_args, remote_python, remote_dir,
-             bar, on_event, agent_timeout_s, outcome, run, stats) -> None:
+def _attempt(target: Target, spec, bundle, results, settings: DeployOptions, bar, outcome, run,
+             stats) -> None:
     outcome.error = None
-    python = python_for(spec, remote_python)
-    root = target.expand(spec.remote_dir or remote_dir or DEFAULT_REMOTE_DIR).rstrip("/")
+    python = python_for(spec, settings.remote_python)
+    root = target.expand(spec.remote_dir or settings.remote_dir or DEFAULT_REMOTE_DIR).rstrip("/")
     run_dir = f"{root}/runs/{bundle.remote_name}"
     bar.note("preflight")
     try:
@@ -243,8 +264,8 @@ def _attempt(target: Target, spec, bundle, results, agent_args, remote_python, r
         sync(target, bundle.files, root, f"{run_dir}/bundle", python,
              progress=bar.add_bytes, stats=stats)
         bar.start_agent(len(bundle.models))
-        code, err_tail = _run_agent(target, lock, python, run_dir, agent_args, bar, spec.name,
-                                    on_event, agent_timeout_s, results, run, len(bundle.models))
+        code, err_tail = _run_agent(target, lock, python, run_dir, settings, bar, spec.name,
+                                    results, run, len(bundle.models))
         try:
             _pull(target, f"{run_dir}/out", results)
         except LinkDropped as exc:
@@ -273,8 +294,9 @@ def _signame(num: int) -> str:
         return f"signal {num}"
 
 
-def _run_agent(target, lock, python, run_dir, agent_args, bar, name, on_event, timeout,
-               results, run, models):
+def _run_agent(target, lock, python, run_dir, settings: DeployOptions, bar, name, results, run,
+               models):
+    on_event = settings.on_event
     err_lines: list = []
     results.mkdir(parents=True, exist_ok=True)
     log = open(results / "agent-stderr.log", "a", encoding="utf-8")
@@ -302,12 +324,14 @@ def _run_agent(target, lock, python, run_dir, agent_args, bar, name, on_event, t
         del err_lines[:-20]
         log.write(line + "\n")
         log.flush()
-    argv = lock.wrap_agent([python, f"{run_dir}/bundle/agent.py", "--bundle", f"{run_dir}/bundle",
-                            "--out", f"{run_dir}/out", *agent_args], f"{run_dir}/agent.pid")
+    argv = lock.wrap_agent([python, f"{run_dir}/bundle/{AGENT_ARCHIVE}", "--bundle",
+                            f"{run_dir}/bundle", "--out", f"{run_dir}/out",
+                            *settings.agent_argv()],
+                           f"{run_dir}/agent.pid")
     try:
         target.run(["mkdir", "-p", f"{run_dir}/out"])
         res = target.run(argv, cwd=run_dir, on_stdout=on_stdout, on_stderr=on_stderr,
-                         timeout=timeout)
+                         timeout=settings.agent_timeout_s)
     except LinkDropped as exc:
         at = f"{now['model']} in progress; " if now["model"] else ""
         done = now["done"]
@@ -325,9 +349,8 @@ def _pull(target: Target, out_dir: str, results: Path) -> None:
         if not name.endswith(PULLED_SUFFIXES):
             continue
         safe_name(name, "result file name")
-        tmp = results / f".{name}.part"
-        target.get(f"{out_dir}/{name}", tmp)
-        os.replace(tmp, results / name)
+        with atomic_path(results / name) as tmp:
+            target.get(f"{out_dir}/{name}", tmp)
 
 
 def _count_rows(outcome: DeployOutcome) -> None:

@@ -13,7 +13,7 @@ def evaluate_checkpoint(checkpoint: Path, data_spec: str | None = None, split: s
     float32 on `device` (`--device`)."""
     from edgebench.host.checkpoint import build_from_checkpoint, load_checkpoint
     from edgebench.host.data import load_splits
-    from edgebench.host.metrics import classification_metrics
+    from edgebench.device.metrics import classification_metrics
     from edgebench.host.torch_device import resolve_device
     from edgebench.host.train import predict_logits, to_tensor
     from edgebench.models import canonical_name
@@ -42,22 +42,18 @@ def write_predictions(m: dict, path: Path) -> Path:
     """predictions.csv of the PyTorch model, in the agent's schema (PREDICTION_COLUMNS), so a
     device's rows can be paired with the float model's image by image: runtime "torch", the
     torch device as compute unit, the checkpoint's sha256 as the model's."""
-    import csv
-
-    from edgebench.device.agent import PREDICTION_COLUMNS, RESULTS_SCHEMA_VERSION, cell, per_image
+    from edgebench.device.metrics import per_image
+    from edgebench.device.schema import PREDICTION_COLUMNS
+    from edgebench.device.store import prediction_lines, write_rows
     from edgebench.host.files import sha256_file
 
     labels, logits, positive = m["_per_image"]
-    key = [RESULTS_SCHEMA_VERSION, Path(m["checkpoint"]).parent.name,
-           f"{m['architecture']}.torch", sha256_file(Path(m["checkpoint"])), "torch", "",
-           m["device"]]
+    head = {"run_id": Path(m["checkpoint"]).parent.name, "model": f"{m['architecture']}.torch",
+            "sha256": sha256_file(Path(m["checkpoint"])), "runtime": "torch", "xnnpack": "",
+            "compute_unit": m["device"]}
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as fh:
-        out = csv.writer(fh)
-        out.writerow(PREDICTION_COLUMNS)
-        for testset, pos, i, label, pred, score in per_image(logits, labels, positive,
-                                                             m["split"]):
-            out.writerow(key + [testset, pos, i, label, pred, cell(score)])
+    write_rows(path, PREDICTION_COLUMNS,
+               prediction_lines(head, per_image(logits, labels, positive, m["split"])))
     return path
 
 

@@ -1,14 +1,6 @@
-"""File helpers shared by the host stages (the agent keeps its own copy: it stands alone)."""
+"""File helpers shared by the host stages: the device package's own (one copy for both sides)."""
 from __future__ import annotations
 
-import hashlib
-from pathlib import Path
+from edgebench.device.common import atomic_path, sha256_file, write_atomic
 
-
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file, read in 1 MiB blocks (models can be hundreds of MB)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+__all__ = ["atomic_path", "sha256_file", "write_atomic"]

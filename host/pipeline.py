@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
+from edgebench.device.options import AgentOptions
+from edgebench.host.files import write_atomic
 from edgebench.host.profiles import Profile
 
 
@@ -41,9 +43,7 @@ class StageBook:
 
     def record(self, stage: str, key: str) -> None:
         self.done[stage] = key
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.done, indent=2) + "\n")
-        tmp.replace(self.path)
+        write_atomic(self.path, json.dumps(self.done, indent=2) + "\n")
 
 
 class StageProgress:
@@ -75,11 +75,12 @@ class StageProgress:
 
 def run_pipeline(profile: Profile, results_root: Path, run_id: str, targets: list,
                  options=None, remote_python: str | None = None, quiet: bool = False,
-                 threads: str | None = None, agent_extra: Sequence[str] = (),
+                 agent: AgentOptions | None = None,
                  robustness: list | None = None, debug: bool = False, mixed=None,
                  device: str = "auto", amp: bool = False,
                  report_links=None) -> PipelineResult:
-    """`debug` runs the layer debugger for the integer recipes; `mixed` (MixedOptions) chooses
+    """`agent`: the user's agent options, over the profile's (warm-up, runs, threads). `debug`
+    runs the layer debugger for the integer recipes; `mixed` (MixedOptions) chooses
     int8-mixed's float layers; `device`/`amp` are training's (--device, --amp)."""
     from edgebench.host.deploy import deploy
     from edgebench.host.report import build_report
@@ -91,6 +92,7 @@ def run_pipeline(profile: Profile, results_root: Path, run_id: str, targets: lis
     progress = StageProgress(total=2 * len(profile.models) + 3, quiet=quiet)
     skipped: list[str] = []
     export_keys = []
+    exported = []  # what each export loaded and computed, handed to the bundle
     for arch in profile.models:
         model_dir = run_dir / "models" / arch
         # The device is not part of the key (a run resumed elsewhere keeps its checkpoints);
@@ -110,8 +112,12 @@ def run_pipeline(profile: Profile, results_root: Path, run_id: str, targets: lis
                            profile.io] + ([debug, mixed] if debug or mixed else []))
         outputs = [model_dir / f"{arch}.{r}.tflite" for r in profile.recipes]
         fresh = book.fresh(f"export:{arch}", export_key, outputs + [model_dir / "verify.csv"])
-        progress.run(f"convert + quantize + verify {arch} ({', '.join(profile.recipes)})",
-                     lambda: _export(profile, ckpt, model_dir, quiet, debug, mixed), skip=fresh)
+        handover = progress.run(f"convert + quantize + verify {arch} "
+                                f"({', '.join(profile.recipes)})",
+                                lambda: _export(profile, ckpt, model_dir, quiet, debug, mixed),
+                                skip=fresh)
+        if handover is not None:
+            exported.append(handover)
         if fresh:
             skipped.append(f"export:{arch}")
         else:
@@ -122,22 +128,19 @@ def run_pipeline(profile: Profile, results_root: Path, run_id: str, targets: lis
     bundle_key = _key(export_keys + ([robustness] if robustness else []))
     fresh = book.fresh("bundle", bundle_key, [bundle_dir / "manifest.json"])
     progress.run("bundle" + (" (+ corrupted test sets)" if robustness else ""),
-                 lambda: _bundle(run_dir, bundle_dir, run_id, robustness), skip=fresh)
+                 lambda: _bundle(run_dir, bundle_dir, run_id, robustness,
+                                 exported if len(exported) == len(profile.models) else None),
+                 skip=fresh)
     if fresh:
         skipped.append("bundle")
     else:
         book.record("bundle", bundle_key)
 
-    agent_args = ["--warmup", str(profile.warmup), "--min-runs", str(profile.min_runs),
-                  "--min-seconds", str(profile.min_seconds),
-                  "--max-seconds", str(profile.max_seconds)]
-    if threads or profile.threads:
-        agent_args += ["--threads", threads or profile.threads]
-    agent_args += list(agent_extra)  # compute units, delegates, cool-down: the user's flags
+    agent = (agent or AgentOptions()).over(profile.agent_options())
     names = ", ".join(t.label() for t in targets)
     outcomes = progress.run(
         f"deploy + measure on {names}",
-        lambda: deploy(bundle_dir, targets, results_root, agent_args, options=options,
+        lambda: deploy(bundle_dir, targets, results_root, agent, options=options,
                        remote_python=remote_python, progress=not quiet))
     if not any(o.rows for o in outcomes):  # nothing measured anywhere: say why, not "no CSV"
         from edgebench.host.errors import UserError
@@ -160,11 +163,12 @@ def _train(profile: Profile, arch: str, out: Path, quiet: bool, device: str, amp
 
 
 def _export(profile: Profile, checkpoint: Path, out: Path, quiet: bool, debug: bool = False,
-            mixed=None) -> None:
+            mixed=None) -> dict:
     """The same steps as `bench-host convert` then `bench-host quantize`, verified on the test
     split; a recipe that fails is a failed row in verify.csv, never a stopped run. The float32
     model `convert` builds (and verifies) is the fp32 recipe: it is not built twice. The
-    checkpoint and the splits are loaded once, here, and handed to each step."""
+    checkpoint and the splits are loaded once, here, and handed to each step; what the bundle
+    needs of them (the test split, the float logits on it) is returned for the bundle stage."""
     from edgebench.host.checkpoint import build_from_checkpoint
     from edgebench.host.data import load_splits
     from edgebench.host.export.calibration import draw
@@ -180,6 +184,7 @@ def _export(profile: Profile, checkpoint: Path, out: Path, quiet: bool, debug: b
     source = conv.source
     results = [conv.fp32]
     rest = [r for r in profile.recipes if r != "fp32"]
+    verify = reference_for(source, test_images, test_labels, model=model)
     if rest:
         if profile.calib_split == "val":  # the seed's: the first validation images, in order
             calib = splits["val"][0][:profile.calib]
@@ -187,12 +192,22 @@ def _export(profile: Profile, checkpoint: Path, out: Path, quiet: bool, debug: b
             calib = draw(splits["train"][0], profile.calib, profile.seed)
         results += quantize(Path(source.saved_model), rest, normalize(calib, source.normalization),
                             out, source, io=profile.io,
-                            verify=reference_for(source, test_images, test_labels, model=model),
-                            progress=not quiet, debug=debug, mixed=mixed)
+                            verify=verify, progress=not quiet, debug=debug, mixed=mixed)
     record_verification(out, results, source.architecture)
+    return {"split": (meta.data_spec, meta.img_size, meta.in_channels, meta.split_seed),
+            "test": {"images": test_images, "labels": test_labels},
+            "checkpoint": checkpoint, "reference": verify.reference}
 
 
-def _bundle(run_dir: Path, bundle_dir: Path, run_id: str, robustness=None) -> None:
+def _bundle(run_dir: Path, bundle_dir: Path, run_id: str, robustness=None,
+            exported: list | None = None) -> None:
+    """The bundle, from the test split and float logits the export stage loaded and computed
+    (when every model was exported in this run from the same split), else derived again."""
     from edgebench.host.bundle import build_bundle
 
-    build_bundle(run_dir / "models", bundle_dir, run_id=run_id, robustness=robustness)
+    testset, references = None, None
+    if exported and len({e["split"] for e in exported}) == 1:
+        testset = exported[0]["test"]
+        references = {e["checkpoint"]: e["reference"] for e in exported}
+    build_bundle(run_dir / "models", bundle_dir, testset=testset, run_id=run_id,
+                 robustness=robustness, references=references)

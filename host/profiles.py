@@ -52,6 +52,14 @@ class Profile:
     def stage_inputs(self) -> dict:
         return asdict(self)
 
+    def agent_options(self):
+        """The profile's measurement as the agent's options (what the user gives wins)."""
+        from edgebench.device.options import AgentOptions
+
+        return AgentOptions(warmup=self.warmup, min_runs=self.min_runs,
+                            min_seconds=self.min_seconds, max_seconds=self.max_seconds,
+                            threads=self.threads or None)
+
     def train_settings(self, model: str) -> dict:
         """Everything training needs for `model`: the profile's values, then its own overrides."""
         settings = {k: getattr(self, k) for k in TRAIN_KEYS}

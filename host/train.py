@@ -171,7 +171,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> TrainResult:
     from tqdm import tqdm
 
     from edgebench.host.data import load_dataset, split_dataset, split_of, write_split
-    from edgebench.host.metrics import classification_metrics
+    from edgebench.device.metrics import classification_metrics
     from edgebench.host.registry import lookup
     from edgebench.host.torch_device import autocast, grad_scaler, resolve_device
     from edgebench.models import MODELS, canonical_name

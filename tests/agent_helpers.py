@@ -8,14 +8,14 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-AGENT = REPO / "device" / "agent.py"
+AGENT = REPO / "device"  # the package that agent.pyz archives
 # Short but real: enough runs for percentiles, little wall time on a 2-core machine.
 FAST = ["--warmup", "2", "--min-runs", "20", "--min-seconds", "0.05", "--max-seconds", "5"]
 
 
 def run_agent(bundle: Path, out: Path, *extra: str, python: str = sys.executable,
               env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
-    cmd = [python, str(bundle / "agent.py"), "--bundle", str(bundle), "--out", str(out),
+    cmd = [python, str(bundle / "agent.pyz"), "--bundle", str(bundle), "--out", str(out),
            *FAST, *extra]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edgebench.device.agent import (PREDICTION_COLUMNS, RESULT_COLUMNS, RESULTS_SCHEMA_VERSION,
-                                    SAMPLE_COLUMNS)
+from edgebench.device.schema import (PREDICTION_COLUMNS, RESULT_COLUMNS, RESULTS_SCHEMA_VERSION,
+                                     SAMPLE_COLUMNS)
 from test_report import result_row, write_results
 
 

@@ -170,7 +170,7 @@ def test_no_gpu_adapter_and_no_vulkan_loader(bundle, litert23, software_gpu, tmp
         pytest.fail("this test hides libvulkan.so.1 with a bind mount: needs root and the loader")
     cmd = ("mount --bind /dev/null %s && exec %s %s --bundle %s --out %s --accelerators gpu "
            "--models %s.fp32 --warmup 1 --min-runs 5 --min-seconds 0"
-           % (real, litert23, bundle / "agent.py", bundle, tmp_path / "o2", ARCH))
+           % (real, litert23, bundle / "agent.pyz", bundle, tmp_path / "o2", ARCH))
     done = subprocess.run(["unshare", "-m", "sh", "-c", cmd], capture_output=True, text=True,
                           env=no_xdg_env(), timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -193,7 +193,7 @@ def test_unknown_accelerator_is_one_line_with_the_list(bundle, tmp_path):
     assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0
     assert "unknown accelerator 'tpu'" in proc.stderr and "cpu, gpu, npu" in proc.stderr
     assert not (tmp_path / "o" / "results.csv").exists()
-    listing = subprocess.run([sys.executable, str(bundle / "agent.py"), "--accelerators", "help"],
+    listing = subprocess.run([sys.executable, str(bundle / "agent.pyz"), "--accelerators", "help"],
                              capture_output=True, text=True)
     assert listing.returncode == 0 and "gpu!" in listing.stdout and "CompiledModel" in listing.stdout
 

@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 
 from agent_helpers import by_model, events, read_rows, run_agent
-from edgebench.device import agent as agent_mod
-from edgebench.device.agent import RESULT_COLUMNS, SAMPLE_COLUMNS
-from edgebench.host.metrics import agreement, classification_metrics
+from edgebench.device import metrics as agent_mod
+from edgebench.device.metrics import agreement, classification_metrics
+from edgebench.device.schema import RESULT_COLUMNS, SAMPLE_COLUMNS
+from edgebench.device.timing import time_invokes
 from tflite_factory import RECIPES, factory_dir, make_bundle, normalize
 
 pytestmark = pytest.mark.timeout(600)
@@ -131,16 +132,26 @@ def test_progress_is_json_lines_on_stdout_only(measured):
     assert "p50" in proc.stderr  # human messages go to stderr
 
 
-def test_metrics_match_the_host_module():
+def test_metrics_match_a_pairwise_count():
+    """The one metrics module (host and agent share it) against the definitions written out: AUC
+    as the share of (positive, negative) pairs ranked right, ties counting one half."""
     rng = np.random.default_rng(3)
     for n in (1, 7, 50, 200):
         labels = rng.integers(0, 2, n)
         logits = np.round(rng.normal(size=(n, 2)), 1)  # rounding makes ties, which AUC averages
-        mine, host = agent_mod.classification_metrics(labels, logits), classification_metrics(
-            labels, logits)
-        assert mine.keys() == host.keys()
-        for key in host:
-            assert mine[key] == pytest.approx(host[key], nan_ok=True), (n, key)
+        got = agent_mod.classification_metrics(labels, logits)
+        pred = logits.argmax(1)
+        tp, tn = int(((labels == 1) & (pred == 1)).sum()), int(((labels == 0) & (pred == 0)).sum())
+        assert (got["tp"], got["tn"], got["n"]) == (tp, tn, n)
+        assert got["accuracy"] == pytest.approx((tp + tn) / n)
+        z = np.exp(logits - logits.max(1, keepdims=True))
+        score = z[:, 1] / z.sum(1)
+        pos, neg = score[labels == 1], score[labels == 0]
+        if len(pos) and len(neg):
+            pairs = [(p > q) + 0.5 * (p == q) for p in pos for q in neg]
+            assert got["auc"] == pytest.approx(np.mean(pairs)), n
+        else:
+            assert np.isnan(got["auc"])
 
 
 def test_rerun_skips_what_is_done(measured, bundle):
@@ -258,14 +269,14 @@ def test_timing_loop_honours_min_runs_min_seconds_and_the_cap():
         while time.perf_counter_ns() < end:
             pass
 
-    assert len(agent_mod.time_invokes(busy, 7, 0, 10 ** 10)) == 7
+    assert len(time_invokes(busy, 7, 0, 10 ** 10)) == 7
     start = time.perf_counter_ns()
-    samples = agent_mod.time_invokes(busy, 1, 30_000_000, 10 ** 10)
+    samples = time_invokes(busy, 1, 30_000_000, 10 ** 10)
     assert time.perf_counter_ns() - start >= 30_000_000
     assert all(s >= 200_000 for s in samples)  # the invoke is inside the clock
     # Every sample but the last ended before the cap (bounds that hold however loaded the host).
     start = time.perf_counter_ns()
-    capped = agent_mod.time_invokes(busy, 10 ** 9, 10 ** 10, 20_000_000)
+    capped = time_invokes(busy, 10 ** 9, 10 ** 10, 20_000_000)
     assert time.perf_counter_ns() - start >= 20_000_000
     assert sum(capped[:-1]) < 20_000_000 and len(capped) < 10 ** 9
 

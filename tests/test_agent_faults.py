@@ -113,7 +113,7 @@ def test_unknown_model_name_lists_the_bundle(bundle, tmp_path):
 
 def test_sigkill_mid_run_keeps_rows_and_rerun_completes_only_the_rest(bundle, tmp_path):
     out = tmp_path / "out"
-    cmd = [sys.executable, str(bundle / "agent.py"), "--bundle", str(bundle), "--out", str(out),
+    cmd = [sys.executable, str(bundle / "agent.pyz"), "--bundle", str(bundle), "--out", str(out),
            *FAST, "--min-seconds", "0.7", "--threads", "1,2"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     rows_seen = 0
@@ -128,7 +128,7 @@ def test_sigkill_mid_run_keeps_rows_and_rerun_completes_only_the_rest(bundle, tm
     _, survived = read_rows(out / "results.csv")
     assert 2 <= len(survived) < 6  # at most a row written between the event and the kill
     time.sleep(1.5)  # the child dies with its parent (PR_SET_PDEATHSIG): no orphan goes on
-    orphans = subprocess.run(["pgrep", "-f", f"{bundle}/agent.py"], capture_output=True,
+    orphans = subprocess.run(["pgrep", "-f", f"{bundle}/agent.pyz"], capture_output=True,
                              text=True).stdout.split()
     assert orphans == []
 

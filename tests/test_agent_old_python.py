@@ -98,8 +98,11 @@ def test_agent_source_is_python38_syntax():
     base = find_python("3.8")
     if base is None:
         pytest.fail("Python 3.8 not found (pyenv's /root/.pyenv/versions/3.8.* or python3.8)")
-    done = subprocess.run([base, "-c", f"import ast; ast.parse(open({str(AGENT)!r}).read(), "
-                                       f"feature_version=(3, 8))"], capture_output=True, text=True)
+    sources = sorted(str(p) for p in AGENT.glob("*.py"))
+    assert len(sources) > 5, sources
+    done = subprocess.run([base, "-c", "import ast, sys\nfor p in sys.argv[1:]: "
+                                       "ast.parse(open(p).read(), p, feature_version=(3, 8))",
+                           *sources], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
 
 
@@ -117,3 +120,23 @@ def test_gpu_on_tflite_runtime_is_an_error_row_that_says_what_to_install(old_pyt
             f"{unit} needs ai-edge-litert >= 2.3 (LiteRT's CompiledModel); this device has "
             f"tflite-runtime 2.14.0")
         assert "pip install ai-edge-litert==2.3.0" in rows[unit]["error"]
+
+
+def test_a_child_crash_is_an_error_row_and_the_plan_goes_on(old_python, bundle, test_delegates,
+                                                            tmp_path):
+    """agent.pyz on the old stack, the whole plan: a delegate that kills its child (SIGSEGV in
+    Prepare) costs only its own rows; the child it re-executed from the archive measured the rest."""
+    out = tmp_path / "out"
+    crash = str(test_delegates["crash"])
+    proc = run_agent(bundle, out, "--models", "tinycnn.fp32,tinycnn.int8", "--delegate", crash,
+                     python=old_python)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = {(r["model"], r["compute_unit"]): r for r in read_rows(out / "results.csv")[1]}
+    assert len(rows) == 4
+    for model in ("tinycnn.fp32", "tinycnn.int8"):
+        assert rows[(model, "cpu")]["status"] == "ok", rows[(model, "cpu")]["error"]
+        row = rows[(model, "delegate:" + crash)]
+        assert row["status"] == "error"
+        assert row["error"].startswith("child killed by signal SIGSEGV"), row["error"]
+        assert row["python"].startswith(old_python_version(old_python) + ".")
+    assert events(proc)[-1]["errors"] == 2

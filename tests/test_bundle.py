@@ -9,8 +9,9 @@ import shutil
 import numpy as np
 import pytest
 
-from agent_helpers import AGENT, read_rows, run_agent
-from edgebench.device.agent import MANIFEST_SCHEMA, MODEL_CARD_SCHEMA
+from agent_helpers import read_rows, run_agent
+from edgebench.device.schema import MANIFEST_SCHEMA, MODEL_CARD_SCHEMA
+from edgebench.host.agent_archive import archive_bytes
 from edgebench.host.bundle import build_bundle
 from edgebench.host.cli import main as cli_main
 from edgebench.host.errors import UserError
@@ -52,7 +53,7 @@ def test_bundle_layout_and_manifest(models_dir, tmp_path):
         assert sha(copied) == entry["sha256"] == json.loads(
             next(models_dir.rglob(f"{entry['name']}.json")).read_text())["sha256"]
         assert entry["size_bytes"] == copied.stat().st_size
-    assert (out / "agent.py").read_bytes() == AGENT.read_bytes()
+    assert (out / "agent.pyz").read_bytes() == archive_bytes()
     given, packed = np.load(testset), np.load(out / "testset.npz")
     assert packed["images"].dtype == np.uint8 and packed["images"].shape == (48, 32, 32, 1)
     np.testing.assert_array_equal(packed["images"], given["images"])
@@ -181,3 +182,28 @@ def test_cli_bundles_and_reports_bad_input_in_one_line(models_dir, tmp_path, cap
     assert cli_main(["bundle", str(models_dir), "--out", str(tmp_path / "occupied")]) == 2
     assert "is not a bundle" in capsys.readouterr().err
     assert (tmp_path / "occupied" / "notes.txt").read_text() == "mine"
+
+
+def test_the_bundle_takes_what_an_earlier_stage_loaded(models_dir, tmp_path):
+    """`run` hands over the test split and the float logits it already has: the bundle uses
+    them as given and loads nothing again (the cards' checkpoint here is not even loadable)."""
+    fake = tmp_path / "best.pt"
+    fake.write_bytes(b"not a checkpoint: loading it would fail")
+    for card_path in models_dir.rglob("*.json"):
+        card = json.loads(card_path.read_text())
+        card["source"] = {"checkpoint": str(fake), "data_spec": "phantom:999", "img_size": 32,
+                          "split_seed": 1}
+        card_path.write_text(json.dumps(card))
+    given = np.load(factory_dir() / "testset.npz")
+    images, labels = given["images"][:10], given["labels"][:10]
+    logits = np.arange(20, dtype=np.float32).reshape(10, 2)
+    out = build_bundle(models_dir, tmp_path / "bundle", run_id="r",
+                       testset={"images": images, "labels": labels},
+                       references={fake: logits})
+    packed = np.load(out / "testset.npz")
+    np.testing.assert_array_equal(packed["images"], images)
+    assert list(packed["class_names"]) == ["benign", "malignant"]  # from the cards
+    manifest = json.loads((out / "manifest.json").read_text())
+    refs = {e["reference"] for e in manifest["models"]}
+    assert len(refs) == 1 and None not in refs
+    np.testing.assert_array_equal(np.load(out / refs.pop()), logits)

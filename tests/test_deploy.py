@@ -13,7 +13,7 @@ import pytest
 
 from sshd import *  # noqa: F401,F403
 from agent_helpers import FAST
-from edgebench.device.agent import RESULT_COLUMNS
+from edgebench.device.schema import RESULT_COLUMNS
 from edgebench.host.deploy import deploy, load_bundle, summary
 from edgebench.host.errors import UserError
 from edgebench.host.targets import ConnectOptions, TargetSpec, parse_target
@@ -205,3 +205,24 @@ def test_rebuilt_bundle_under_the_same_run_id_does_not_mix_rows(tmp_path):
         rows = deploy_models_locally(tmp_path, recipe, "same-id")
         assert [r["model"] for r in rows] == [f"tinycnn.{recipe}"]
     assert len(list((tmp_path / "device" / "runs").iterdir())) == 2
+
+
+def test_rebundled_unchanged_models_resume_on_the_device(tmp_path):
+    """Bundling the same models again writes a new manifest (a new `created`) and a new, byte-equal
+    agent.pyz: the content id stays, so the device's rows are found and nothing is measured
+    twice."""
+    first = deploy_models_locally(tmp_path, "int8", "again")
+    shutil.rmtree(tmp_path / "models-int8")
+    second = deploy_models_locally(tmp_path, "int8", "again")
+    assert len(list((tmp_path / "device" / "runs").iterdir())) == 1
+    assert [r["started_utc"] for r in second] == [r["started_utc"] for r in first]
+
+
+def test_a_bundle_of_the_previous_version_asks_to_be_rebuilt(bundle, tmp_path):
+    old = tmp_path / "old"
+    shutil.copytree(bundle, old)
+    (old / "agent.pyz").rename(old / "agent.py")
+    with pytest.raises(UserError) as err:
+        load_bundle(old)
+    assert "rebuild this bundle with bench-host bundle" in str(err.value)
+    assert "\n" not in str(err.value)

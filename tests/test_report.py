@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from edgebench.device.agent import RESULT_COLUMNS, RESULTS_SCHEMA_VERSION
+from edgebench.device.schema import RESULT_COLUMNS, RESULTS_SCHEMA_VERSION
 from edgebench.host import cli
 from edgebench.host.errors import UserError
 from edgebench.host.report import build_report, headline_table, load_results
@@ -245,9 +245,10 @@ def test_agent_cell_formats_and_notes(tmp_path):
 def test_schema_1_files_read_as_cpu_rows(tmp_path):
     """Results written before the compute-unit columns (schema 1) are CPU Interpreter rows; a
     schema 2 file beside them compares with them as usual."""
-    from edgebench.host.report.load import INTRODUCED
+    from edgebench.device.schema import RESULTS
 
-    v1_columns = [c for c in RESULT_COLUMNS if not any(c in cols for cols in INTRODUCED.values())]
+    v1_columns = [c for c in RESULT_COLUMNS if c not in RESULTS.missing_before(1)]
+    assert "compute_unit" not in v1_columns and "round" not in v1_columns
     rows = [result_row("vgg16", "fp32", 1, 20.0, 0.9, schema_version=1),
             result_row("vgg16", "int8", 1, 5.0, 0.89, schema_version=1)]
     write_results(tmp_path / "old" / "pi4", rows, columns=v1_columns)
@@ -371,7 +372,7 @@ def test_report_from_a_real_agent_run(tmp_path):
     bundle = make_bundle(tmp_path / "bundle")
     target = tmp_path / "results" / "test-run" / "local"
     proc = subprocess.run(
-        [sys.executable, str(bundle / "agent.py"), "--bundle", str(bundle), "--out", str(target),
+        [sys.executable, str(bundle / "agent.pyz"), "--bundle", str(bundle), "--out", str(target),
          "--threads", "1", "--warmup", "1", "--min-runs", "5", "--min-seconds", "0.01"],
         capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]

@@ -19,7 +19,7 @@ import pytest
 from PIL import Image
 
 from agent_helpers import FAST, read_rows
-from edgebench.device.agent import ROBUSTNESS_COLUMNS
+from edgebench.device.schema import ROBUSTNESS_COLUMNS
 from edgebench.host.data import corruptions as C
 from edgebench.host.errors import UserError
 
@@ -144,7 +144,7 @@ def test_agent_measures_corrupted_sets_and_reports_faults_per_set(robust_bundle,
     (bundle / "robustness" / "pixelate-3.npz").unlink()                # missing on the device
     np.savez(bundle / "robustness" / "pixelate-4.npz", images=np.zeros((3, 32, 32, 1), np.uint8))
     out = tmp_path / "out"
-    cmd = [sys.executable, str(bundle / "agent.py"), "--bundle", str(bundle), "--out", str(out),
+    cmd = [sys.executable, str(bundle / "agent.pyz"), "--bundle", str(bundle), "--out", str(out),
            *FAST, "--robustness-images", "40"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]

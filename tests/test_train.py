@@ -175,7 +175,7 @@ def test_evaluate_matches_the_metrics_training_wrote(tiny_checkpoint, tmp_path):
     # per-image predictions in the agent's schema, consistent with the confusion matrix
     import csv
 
-    from edgebench.device.agent import PREDICTION_COLUMNS
+    from edgebench.device.schema import PREDICTION_COLUMNS
 
     with open(tiny_checkpoint.parent / "predictions.test.csv", newline="") as fh:
         reader = csv.DictReader(fh)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgebench.device.agent import MODEL_CARD_SCHEMA
+from edgebench.device.schema import MODEL_CARD_SCHEMA
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPES = ("fp32", "dynamic", "fp16", "int8", "int16x8")

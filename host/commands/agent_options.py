@@ -1,35 +1,19 @@
-"""The agent's measurement options, shared by `deploy` and `run`: parsed and checked here, then
-passed on to agent.py on the device as its own flags."""
+"""The agent's measurement options, shared by `deploy` and `run`: parsed here into one
+AgentOptions (edgebench.device.options), which travels unchanged to the agent's argv."""
 from __future__ import annotations
 
 import argparse
 
-
-class AcceleratorsAction(argparse.Action):
-    """`--accelerators help` lists the compute units; anything else is checked against the
-    agent's own registry before a device is contacted."""
-
-    def __call__(self, parser, namespace, value, option_string=None):
-        from edgebench.device.agent import AgentError, parse_units, unit_help
-
-        if value.strip() == "help":
-            print(unit_help() + "\n  --delegate LIB[:key=value;...] adds an external delegate "
-                                "(Edge TPU, Arm NN, NXP VX, ...)")
-            parser.exit(0)
-        try:
-            parse_units(value, [])
-        except AgentError as exc:
-            parser.error(str(exc))
-        setattr(namespace, self.dest, value)
+from edgebench.host.commands.registry_args import add_registry_option
 
 
 def add_agent_args(p: argparse.ArgumentParser, threads: bool = True) -> None:
-    a = p.add_argument_group("measurement (passed to agent.py on the device)")
+    a = p.add_argument_group("measurement (passed to the agent on the device)")
     if threads:
         a.add_argument("--threads", help="comma-separated thread counts, e.g. 1,4")
-    a.add_argument("--accelerators", action=AcceleratorsAction, metavar="UNIT,...",
-                   help="compute units, one row each: cpu (default), gpu, npu; gpu!/npu! "
-                        "require the whole model on the accelerator; 'help' lists them")
+    add_registry_option(a, "--accelerators", metavar="UNIT,...",
+                        help="compute units, one row each: cpu (default), gpu, npu; gpu!/npu! "
+                             "require the whole model on the accelerator; 'help' lists them")
     a.add_argument("--delegate", action="append", metavar="LIB[:KEY=VALUE;...]",
                    help="also measure with this external delegate (repeatable), e.g. "
                         "libedgetpu.so.1 or /usr/lib/libarmnnDelegate.so:backends=CpuAcc")
@@ -47,28 +31,15 @@ def add_agent_args(p: argparse.ArgumentParser, threads: bool = True) -> None:
                    help="longest wait for --cooldown-temp (agent default 300 s)")
 
 
-def agent_args_from(args, **more) -> list:
-    """The agent flags for what was given; `more` maps extra agent flags (without --) to values."""
-    from edgebench.device.agent import AgentError, parse_units
+def agent_options_from(args, **more):
+    """The AgentOptions given on this command line (`more`: fields under other names, e.g.
+    deploy's --only is the agent's models), checked as the agent checks them: bad values are a
+    UserError before any device is contacted."""
+    from edgebench.device.common import AgentError
+    from edgebench.device.options import AgentOptions
     from edgebench.host.errors import UserError
 
     try:
-        parse_units(args.accelerators or "cpu", args.delegate or [])
+        return AgentOptions.from_namespace(args, **more).check()
     except AgentError as exc:
         raise UserError(str(exc)) from None
-    if args.rounds is not None and args.rounds < 1:
-        raise UserError("--rounds takes a positive integer (the plan's repetitions)")
-    pairs = [("--threads", getattr(args, "threads", None)),
-             ("--accelerators", args.accelerators),
-             ("--rounds", args.rounds),
-             ("--robustness-images", args.robustness_images),
-             ("--cooldown-temp", args.cooldown_temp),
-             ("--cooldown-timeout", args.cooldown_timeout)]
-    pairs += [("--" + k.replace("_", "-"), v) for k, v in more.items()]
-    out = []
-    for flag, value in pairs:
-        if value is not None:
-            out += [flag, str(value)]
-    for spec in args.delegate or ():
-        out += ["--delegate", spec]
-    return out

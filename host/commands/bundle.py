@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from edgebench.host.commands.registry_args import add_registry_option
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "bundle", help="pack models + test set + agent + manifest into a bundle folder",
         description="Search MODELS_DIR recursively for .tflite models and their .json model "
-                    "cards; write BUNDLE_DIR with models/, testset.npz, reference/, agent.py and "
+                    "cards; write BUNDLE_DIR with models/, testset.npz, reference/, agent.pyz and "
                     "manifest.json. A .tflite without a card is timed and measured; it gets "
                     "accuracy only with --testset.")
     p.add_argument("models_dir", metavar="MODELS_DIR", type=Path,
@@ -22,10 +24,10 @@ def register(subparsers) -> None:
                         "re-derived from the model cards' source")
     p.add_argument("--run-id", default=None, help="run id recorded on every row "
                                                   "(default: a UTC timestamp)")
-    p.add_argument("--robustness", metavar="NAMES|all", default=None,
-                   help="also write the test set under MedMNIST-C's breast-ultrasound "
-                        "corruptions, five severities each ('all', a list, NAME:1+5 for chosen "
-                        "severities; 'help' lists them)")
+    add_registry_option(p, "--robustness", metavar="NAMES|all", default=None,
+                        help="also write the test set under MedMNIST-C's breast-ultrasound "
+                             "corruptions, five severities each ('all', a list, NAME:1+5 for chosen "
+                             "severities; 'help' lists them)")
     p.set_defaults(func=run)
 
 
@@ -34,9 +36,6 @@ def run(args) -> int:
     from edgebench.host.data import corruptions
     from edgebench.host.export.census import summary_line
 
-    if args.robustness == "help":
-        print(corruptions.describe())
-        return 0
     robustness = corruptions.parse(args.robustness) if args.robustness else None
     out = build_bundle(args.models_dir, args.out, testset=args.testset, run_id=args.run_id,
                        robustness=robustness)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from edgebench.host.commands.export_args import add_common
+from edgebench.host.commands.registry_args import add_registry_option
 
 
 def register(sub) -> None:
@@ -16,8 +17,8 @@ def register(sub) -> None:
                     "framework (NCHW image input) is converted the same way and verified against "
                     "onnxruntime. Works offline.")
     p.add_argument("source", type=Path, metavar="CHECKPOINT|MODEL.onnx")
-    p.add_argument("--data", metavar="SPEC",
-                   help="data spec to verify on (default: the checkpoint's own test split)")
+    add_registry_option(p, "--data", metavar="SPEC",
+                        help="data spec to verify on (default: the checkpoint's own test split)")
     add_common(p)
     p.set_defaults(func=run)
 

@@ -9,6 +9,7 @@ from functools import partial
 from pathlib import Path
 
 from edgebench.host.commands.target_args import add_target_args, targets_from_args
+from edgebench.host.commands.registry_args import add_registry_option
 
 
 def register(subparsers) -> None:
@@ -35,13 +36,13 @@ def register(subparsers) -> None:
     from edgebench.host.commands.agent_options import add_agent_args
 
     add_agent_args(p)
-    a = p.add_argument_group("agent (passed to agent.py on the device)")
+    a = p.add_argument_group("agent (passed to the agent on the device)")
     a.add_argument("--warmup", type=int, help="untimed runs first")
     a.add_argument("--min-runs", type=int, help="at least this many timed runs")
     a.add_argument("--min-seconds", type=float, help="and at least this long")
     a.add_argument("--max-seconds", type=float, help="but never longer than this")
     a.add_argument("--only", metavar="NAME,...", help="measure only these models")
-    a.add_argument("--runtime", help="auto|litert|tflite-runtime|tensorflow")
+    add_registry_option(a, "--runtime", help="auto|litert|tflite-runtime|tensorflow")
     a.add_argument("--xnnpack", choices=("on", "off"))
     o = p.add_argument_group("output")
     o.add_argument("--results", type=Path, default=Path("results"), metavar="DIR",
@@ -75,18 +76,16 @@ def run(args) -> int:
         run_id = args.run_id or time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
         bundle = build_bundle(args.models_dir, args.results / run_id / "bundle",
                               testset=args.testset, run_id=run_id)
-    from edgebench.host.commands.agent_options import agent_args_from
+    from edgebench.host.commands.agent_options import agent_options_from
 
-    agent_args = agent_args_from(args, warmup=args.warmup, min_runs=args.min_runs,
-                                 min_seconds=args.min_seconds, max_seconds=args.max_seconds,
-                                 models=args.only, runtime=args.runtime, xnnpack=args.xnnpack)
+    agent = agent_options_from(args, models=args.only)
     from edgebench.host.targets.labgrid_fleet import (
         deploy_fleet, labgrid_options_from, uses_labgrid)
 
     lab = labgrid_options_from(args)
     if uses_labgrid(specs, lab):   # labgrid places: each held around its own deploy
         deploy = partial(deploy_fleet, deploy, lab=lab)
-    outcomes = deploy(bundle, specs, args.results, agent_args, options=options,
+    outcomes = deploy(bundle, specs, args.results, agent, options=options,
                       remote_python=args.remote_python, remote_dir=args.remote_dir,
                       retries=args.retries, progress=not args.no_progress,
                       backoff_s=args.backoff, lease_timeout_s=args.lease_timeout)

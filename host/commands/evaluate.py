@@ -4,17 +4,19 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from edgebench.host.commands.registry_args import add_registry_option
+
 
 def register(sub) -> None:
     p = sub.add_parser("evaluate", help="accuracy, sensitivity, specificity, AUC of a checkpoint",
                        description="Evaluate a checkpoint on the test split of its data set "
                                    "(malignant is the positive class).")
     p.add_argument("checkpoint", type=Path, help="a .pt written by `bench-host train`")
-    p.add_argument("--data", default=None,
-                   help="data spec (default: the one the checkpoint was trained on)")
+    add_registry_option(p, "--data", default=None,
+                        help="data spec (default: the one the checkpoint was trained on)")
     p.add_argument("--split", default="test", choices=("train", "val", "test"))
-    p.add_argument("--model", default=None,
-                   help="expected architecture; refuse a checkpoint of another one")
+    add_registry_option(p, "--model", default=None,
+                        help="expected architecture; refuse a checkpoint of another one")
     p.add_argument("--json", type=Path, default=None, help="also write the metrics to this JSON file")
     p.add_argument("--predictions", type=Path, default=None, metavar="FILE.csv",
                    help="per-image predictions in the agent's predictions.csv format (default: "

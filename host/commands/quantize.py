@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from edgebench.host.commands.export_args import add_common, add_quantization_debug
+from edgebench.host.commands.registry_args import add_registry_option
 
 HELP_RECIPES = ("comma-separated recipes (default: fp32,dynamic,fp16,int8,int16x8; 'all' adds "
                 "int8-mixed); 'help' lists them")
@@ -21,7 +22,7 @@ def register(sub) -> None:
                     "verify.csv; the others go on (exit status 1 when any failed, or when "
                     "int8-mixed missed its target agreement).")
     p.add_argument("source", type=Path, metavar="SAVEDMODEL|CHECKPOINT|MODEL.onnx")
-    p.add_argument("--recipes", default=None, help=HELP_RECIPES)
+    add_registry_option(p, "--recipes", default=None, help=HELP_RECIPES)
     p.add_argument("--io", default="int8", choices=("int8", "uint8"),
                    help="input/output type of the int8 recipe (default int8; uint8 like the paper)")
     p.add_argument("--calib", type=int, default=200, metavar="N",
@@ -30,8 +31,8 @@ def register(sub) -> None:
     src.add_argument("--calib-data", type=Path, metavar="FILE.npz",
                      help="calibration (and test) images from an npz: train_images or images "
                           "(uint8 N×H×W[×C]); test_images/test_labels, if present, for verification")
-    src.add_argument("--data", metavar="SPEC",
-                     help="data spec to calibrate and verify on (default: the checkpoint's own)")
+    add_registry_option(src, "--data", metavar="SPEC",
+                        help="data spec to calibrate and verify on (default: the checkpoint's own)")
     add_quantization_debug(p)
     add_common(p)
     p.set_defaults(func=run)
@@ -40,11 +41,8 @@ def register(sub) -> None:
 def run(args) -> int:
     from edgebench.host.commands.export_args import mixed_options
     from edgebench.host.errors import UserError
-    from edgebench.host.export.recipes import DEFAULT_RECIPES, RECIPES, parse_recipes, recipes_help
+    from edgebench.host.export.recipes import DEFAULT_RECIPES, RECIPES, parse_recipes
 
-    if (args.recipes or "").strip() == "help":
-        print(recipes_help())
-        return 0
     recipes = parse_recipes(args.recipes or ",".join(DEFAULT_RECIPES))
     if args.calib < 1:
         raise UserError("--calib must be at least 1")

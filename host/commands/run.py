@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from edgebench.host.commands.registry_args import add_registry_option
+
 
 def register(sub) -> None:
     p = sub.add_parser(
@@ -16,18 +18,19 @@ def register(sub) -> None:
                "  bench-host run --profile paper --data busi:~/Dataset_BUSI_with_GT\n"
                "  bench-host run --target pi5 --accelerators cpu,gpu",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--profile", default="quick", help="quick (default) or paper; 'help' lists them")
-    p.add_argument("--data", help="data spec instead of the profile's (e.g. busi:PATH)")
-    p.add_argument("--models", help="comma-separated models instead of the profile's")
-    p.add_argument("--recipes", help="comma-separated recipes instead of the profile's")
+    add_registry_option(p, "--profile", default="quick",
+                        help="quick (default) or paper; 'help' lists them")
+    add_registry_option(p, "--data", help="data spec instead of the profile's (e.g. busi:PATH)")
+    add_registry_option(p, "--models", help="comma-separated models instead of the profile's")
+    add_registry_option(p, "--recipes", help="comma-separated recipes instead of the profile's")
     p.add_argument("--img-size", type=int, help="input size in px instead of the profile's")
     p.add_argument("--epochs", type=int, help="epochs instead of the profile's")
     p.add_argument("--run-id", help="results/<run-id>/ (default: the profile's name)")
     p.add_argument("--results", type=Path, default=Path("results"), help="results root (default results/)")
-    p.add_argument("--robustness", metavar="NAMES|all",
-                   help="also measure every model on the test set under MedMNIST-C's "
-                        "breast-ultrasound corruptions ('all', a list, NAME:1+5; 'help' lists "
-                        "them)")
+    add_registry_option(p, "--robustness", metavar="NAMES|all",
+                        help="also measure every model on the test set under MedMNIST-C's "
+                             "breast-ultrasound corruptions ('all', a list, NAME:1+5; 'help' lists "
+                             "them)")
     from edgebench.host.torch_device import AMP_HELP, DEVICE_HELP
 
     p.add_argument("--device", default="auto", help=f"training: {DEVICE_HELP}")
@@ -49,16 +52,10 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from edgebench.host.profiles import PROFILES
-    from edgebench.host.registry import describe, lookup
+    from edgebench.host.registry import lookup
 
-    if args.profile == "help":
-        print(describe(PROFILES, "profile"))
-        return 0
     from edgebench.host.data import corruptions
 
-    if args.robustness == "help":
-        print(corruptions.describe())
-        return 0
     robustness = corruptions.parse(args.robustness) if args.robustness else None
     profile = lookup(PROFILES, args.profile, "profile")
     profile = profile.with_overrides(**_overrides(args))
@@ -70,7 +67,7 @@ def run(args) -> int:
     from edgebench.host.errors import UserError
     from edgebench.host.pipeline import run_pipeline
 
-    from edgebench.host.commands.agent_options import agent_args_from
+    from edgebench.host.commands.agent_options import agent_options_from
     from edgebench.host.commands.db_args import report_links
     from edgebench.host.commands.export_args import mixed_options
 
@@ -79,10 +76,10 @@ def run(args) -> int:
     if args.labgrid_tags or any(t.kind == "labgrid" for t in targets):
         raise UserError("labgrid places are measured with bench-host deploy --target "
                         "labgrid:PLACE (bench-host run does not hold places yet)")
-    agent_args = agent_args_from(argparse.Namespace(**dict(vars(args), threads=None)))
+    agent = agent_options_from(args, models=None)  # run's --models are what to train
     result = run_pipeline(profile, args.results, args.run_id or profile.name, targets, options,
-                          remote_python=args.remote_python, quiet=args.quiet, threads=args.threads,
-                          agent_extra=agent_args, robustness=robustness, debug=args.debug,
+                          remote_python=args.remote_python, quiet=args.quiet,
+                          agent=agent, robustness=robustness, debug=args.debug,
                           mixed=mixed if mixed != type(mixed)() else None, device=args.device,
                           amp=args.amp, report_links=report_links(args, args.results))
     from edgebench.host.deploy import summary

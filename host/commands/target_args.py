@@ -5,28 +5,16 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-
-class TargetAction(argparse.Action):
-    """`--target` collects targets; `--target help` prints the kinds and exits, for every
-    command that takes targets (deploy, doctor, run)."""
-
-    def __call__(self, parser, namespace, value, option_string=None):
-        if value == "help":
-            from edgebench.host.targets import describe_targets
-
-            print(describe_targets() + "\n  --target local | user@host[:port] | ALIAS (from "
-                  "~/.ssh/config) | labgrid:PLACE; --inventory FILE for a fleet, "
-                  "--labgrid-tags KEY=VALUE,... for every labgrid place with those tags")
-            parser.exit(0)
-        getattr(namespace, self.dest).append(value)
+from edgebench.host.commands.registry_args import add_registry_option
 
 
 def add_target_args(p: argparse.ArgumentParser) -> None:
     """The "targets and SSH" argument group."""
     g = p.add_argument_group("targets and SSH")
-    g.add_argument("--target", action=TargetAction, default=[], metavar="TARGET",
-                   help="local, user@host[:port] or a ~/.ssh/config alias; repeat for a fleet "
-                        "(default: local)")
+    add_registry_option(g, "--target", append=True, default=[], metavar="TARGET",
+                        help="local, user@host[:port], a ~/.ssh/config alias or labgrid:PLACE; repeat "
+                             "for a fleet "
+                             "(default: local)")
     g.add_argument("--inventory", metavar="FILE",
                    help="fleet file: TOML ([devices.NAME] host/user/port/...) or Ansible INI")
     g.add_argument("-i", "--identity", action="append", default=[], metavar="KEY",

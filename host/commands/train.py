@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from edgebench.host.commands.registry_args import add_registry_option
+
 HELP_DATA = ("data spec: phantom[:N] (default; synthetic, offline), busi:PATH, "
              "breastmnist:FILE.npz, folder:PATH (benign/ and malignant/); 'help' lists them")
 
@@ -20,11 +22,11 @@ def register(sub) -> None:
                                    "the checkpoint with the best validation accuracy (or loss).",
                        epilog="the paper's training exactly (the seed's models_training.py): "
                               "bench-host train --model googlenet --like paper --epochs 500")
-    p.add_argument("--model", default="resnet18", help="architecture ('help' lists them)")
+    add_registry_option(p, "--model", default="resnet18", help="architecture ('help' lists them)")
     p.add_argument("--like", metavar="PROFILE",
                    help="start from the training settings of a `bench-host run` profile (quick, "
                         "paper); flags given here win")
-    p.add_argument("--data", default=None, help=HELP_DATA)
+    add_registry_option(p, "--data", default=None, help=HELP_DATA)
     p.add_argument("--epochs", "--epoch", dest="epochs", type=int, help="epochs (default 3)")
     p.add_argument("--lr", type=float, help="peak Adam learning rate (default 1e-3)")
     p.add_argument("--batch", type=int, help="batch size (default 32)")
@@ -73,16 +75,9 @@ def settings(args) -> dict:
 
 
 def run(args) -> int:
-    from edgebench.host.data import DATASETS
-    from edgebench.host.registry import describe, lookup
+    from edgebench.host.registry import lookup
     from edgebench.models import MODELS, canonical_name
 
-    if args.model == "help":
-        print(describe(MODELS, "model"))
-        return 0
-    if args.data == "help":
-        print(describe(DATASETS, "data set"))
-        return 0
     lookup(MODELS, args.model, "model")
     from edgebench.host.evaluate import format_metrics
     from edgebench.host.train import TrainConfig, train

@@ -16,7 +16,7 @@ from scipy import stats as _st
 from edgebench.host.compare.pairs import DEFAULT_MATCH, match_rows
 from edgebench.host.report import stats
 from edgebench.host.report.load import ResultSet
-from edgebench.host.report.uncertainty import CONFIG, OUTPUT_KEY, SAMPLE_KEY, RawData, _key
+from edgebench.host.report.uncertainty import CONFIG, LATENCY_KEY, OUTPUT_KEY, RawData, _key
 
 NO_CHANGE = "no measurable difference"
 # Metrics measured once per round (not per inference): their change is the ratio of the medians
@@ -56,7 +56,7 @@ def _latency(ra, rb, raw_a: RawData, raw_b: RawData) -> dict:
     out = {"p50_a_ms": ra["p50_ms"], "p50_b_ms": rb["p50_ms"],
            "p50_ratio": rb["p50_ms"] / ra["p50_ms"] if ra["p50_ms"] else math.nan,
            "p50_ratio_low": math.nan, "p50_ratio_high": math.nan, "p50_verdict": ""}
-    med_a, med_b = raw_a.medians(_key(ra, SAMPLE_KEY)), raw_b.medians(_key(rb, SAMPLE_KEY))
+    med_a, med_b = raw_a.medians(_key(ra, LATENCY_KEY)), raw_b.medians(_key(rb, LATENCY_KEY))
     if len(med_a) and len(med_b):
         # speedup_ci gives p50(A) / p50(B); its percentile interval inverts exactly.
         lo, hi = stats.speedup_ci(med_a, med_b)

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from edgebench.host.errors import UserError
+from edgebench.host.files import write_atomic
 
 SPLIT_FORMAT = "edgebench.split/1"
 SPLIT_NAMES = ("train", "val", "test")
@@ -84,9 +85,7 @@ def write_split(path: Path, ds, split: Split, seed: int) -> None:
                    for name, idx in split.items()},
         **{name: [ds.ids[i] for i in idx] for name, idx in split.items()},
     }
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(record, indent=1) + "\n")
-    tmp.replace(path)
+    write_atomic(path, json.dumps(record, indent=1) + "\n")
 
 
 def read_split(path: Path, ds) -> Split:

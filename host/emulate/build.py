@@ -26,6 +26,7 @@ from edgebench.host.emulate.images import (
     ARCH, DEVICE_USER, ImageRecipe, cache_root, image_info_path, image_path, wheel_dir,
 )
 from edgebench.host.errors import UserError
+from edgebench.host.files import atomic_path
 
 Log = Callable[[str], None]
 BUILD_TIMEOUT_S = 1800
@@ -72,12 +73,11 @@ def build_image(recipe: ImageRecipe, log: Log) -> Path:
         installed = install_wheels(recipe, rootfs, wheels)
         _configure(recipe, rootfs)
         out = image_path(recipe)
-        tmp = out.with_name(f".{out.name}.part")
         log(f"packing {out}")
-        hostcheck.run_quiet(["tar", "--numeric-owner", "--xattrs", "--xattrs-include=*",
-                             "-I", "zstd -T0 -6 -q", "-C", str(rootfs), "-cf", str(tmp), "."],
-                            timeout=600)
-        os.replace(tmp, out)
+        with atomic_path(out) as tmp:
+            hostcheck.run_quiet(["tar", "--numeric-owner", "--xattrs", "--xattrs-include=*",
+                                 "-I", "zstd -T0 -6 -q", "-C", str(rootfs), "-cf", str(tmp),
+                                 "."], timeout=600)
         info = {"image": recipe.name, "key": recipe.key, "suite": recipe.suite, "arch": ARCH,
                 "python": recipe.python, "wheels": installed, "runtime": recipe.runtime,
                 "runtime_version": installed.get(recipe.runtime_dist),

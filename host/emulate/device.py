@@ -32,6 +32,7 @@ from edgebench.host.emulate.images import (
     DEVICE_USER, ImageRecipe, cache_root, get_image,
 )
 from edgebench.host.errors import UserError
+from edgebench.host.files import write_atomic
 from edgebench.host.targets.base import TargetSpec
 
 QEMU_CPU = "cortex-a72"     # a Raspberry Pi 4's core; qemu's default "max" CPU is no real board
@@ -41,7 +42,7 @@ _SETUP = r'''
 set -e
 R="$1"; hostname "$2"; shift 2
 mount -t proc proc "$R/proc"
-# The agent's own check (device/agent.py is_emulated) reads the qemu handler here.
+# The agent's own check (edgebench.device.environment.is_emulated) reads the qemu handler here.
 mount -t binfmt_misc binfmt_misc "$R/proc/sys/fs/binfmt_misc" ||
   echo "warning: no binfmt_misc in the device" >&2
 mount -t tmpfs -o mode=755 tmpfs "$R/run"
@@ -108,9 +109,7 @@ def load_state(name: str) -> Optional[DeviceState]:
 
 def _save(state: DeviceState) -> None:
     path = device_dir(state.name) / "state.json"
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(asdict(state), indent=1))
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(asdict(state), indent=1))
 
 
 def _alive(pid: Optional[int], rootfs: Path) -> bool:

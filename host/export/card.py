@@ -1,6 +1,6 @@
 """The model card: the JSON beside every .tflite that the bundle and the device agent read.
-Its schema is defined in device/agent.py (MODEL_CARD_SCHEMA and the comment above it); this module
-writes and reads it and is the only host code that knows its fields."""
+Its schema is defined in device/schema.py (ModelCard and the comment above it); this module
+builds, writes and reads it."""
 from __future__ import annotations
 
 import json
@@ -9,21 +9,22 @@ from pathlib import Path
 
 import numpy as np
 
-from edgebench.device.agent import MODEL_CARD_SCHEMA
+from edgebench.device.schema import (
+    CARD_EXTRA_KEYS, CARD_INPUT_KEYS, CARD_KEYS, CARD_OUTPUT_KEYS, CARD_SOURCE_KEYS,
+    CARD_VERIFICATION_KEYS, MODEL_CARD_SCHEMA, ModelCard,
+)
 from edgebench.host.errors import UserError
-from edgebench.host.files import sha256_file
+from edgebench.host.files import sha256_file, write_atomic
 
-CARD_KEYS = ("schema", "name", "file", "sha256", "size_bytes", "recipe", "architecture", "input",
-             "output", "class_names", "positive_class", "source", "tools", "conversion_seconds",
-             "verification")
-INPUT_KEYS = ("shape", "dtype", "layout", "scale", "zero_point", "normalization")
-OUTPUT_KEYS = ("shape", "dtype", "scale", "zero_point")
-SOURCE_KEYS = ("checkpoint", "onnx", "saved_model", "data_spec", "img_size", "split_seed")
-VERIFICATION_KEYS = ("max_abs_diff", "agreement", "accuracy", "n")
+INPUT_KEYS, OUTPUT_KEYS, SOURCE_KEYS = CARD_INPUT_KEYS, CARD_OUTPUT_KEYS, CARD_SOURCE_KEYS
+VERIFICATION_KEYS = CARD_VERIFICATION_KEYS
 # Optional, written where they apply (the agent ignores them): census (export/census.py, every
 # model), layers_csv + worst_layers (the layer debugger, export/debug.py), mixed (int8-mixed's
-# float layers and search, export/mixed.py).
-EXTRA_KEYS = ("census", "layers_csv", "worst_layers", "mixed")
+# float layers and search, export/mixed.py); `derived` is the bundle's own (bundle.derive_card).
+EXTRA_KEYS = tuple(k for k in CARD_EXTRA_KEYS if k != "derived")
+__all__ = ["CARD_KEYS", "EXTRA_KEYS", "INPUT_KEYS", "OUTPUT_KEYS", "SOURCE_KEYS",
+           "VERIFICATION_KEYS", "build_card", "card_path_for", "read_card", "tensor_info",
+           "tool_versions", "validate_card", "write_card"]
 _TOOLS = ("torch", "onnx", "onnx2tf", "onnxruntime", "tensorflow", "tf-keras", "ai-edge-litert",
           "numpy")
 
@@ -66,32 +67,23 @@ def build_card(tflite_path: Path, *, recipe: str, architecture: str, normalizati
     card_input["normalization"] = {"pixel_scale": float(normalization["pixel_scale"]),
                                    "mean": [float(m) for m in normalization["mean"]],
                                    "std": [float(s) for s in normalization["std"]]}
-    return {
-        "schema": MODEL_CARD_SCHEMA,
-        "name": tflite_path.name[:-len(".tflite")],
-        "file": tflite_path.name,
-        "sha256": sha256_file(tflite_path),
-        "size_bytes": tflite_path.stat().st_size,
-        "recipe": recipe,
-        "architecture": architecture,
-        "input": {k: card_input[k] for k in INPUT_KEYS},
-        "output": tensor_info(out),
-        "class_names": list(class_names),
-        "positive_class": int(positive_class),
-        "source": {k: source.get(k) for k in SOURCE_KEYS},
-        "tools": tools if tools is not None else tool_versions(),
-        "conversion_seconds": round(float(conversion_seconds), 3),
-        "verification": verification,
-        **{k: v for k, v in (extra or {}).items() if k in EXTRA_KEYS},
-    }
+    return ModelCard(
+        name=tflite_path.name[:-len(".tflite")], file=tflite_path.name,
+        sha256=sha256_file(tflite_path), size_bytes=tflite_path.stat().st_size,
+        recipe=recipe, architecture=architecture,
+        input={k: card_input[k] for k in INPUT_KEYS}, output=tensor_info(out),
+        class_names=list(class_names), positive_class=int(positive_class),
+        source={k: source.get(k) for k in SOURCE_KEYS},
+        tools=tools if tools is not None else tool_versions(),
+        conversion_seconds=round(float(conversion_seconds), 3), verification=verification,
+        extra={k: v for k, v in (extra or {}).items() if k in EXTRA_KEYS},
+    ).to_json()
 
 
 def write_card(path: Path, card: dict) -> Path:
     validate_card(card, str(path))
     path = Path(path)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(card, indent=2) + "\n")
-    tmp.replace(path)
+    write_atomic(path, json.dumps(card, indent=2) + "\n")
     return path
 
 

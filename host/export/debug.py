@@ -24,6 +24,7 @@ import numpy as np
 
 from edgebench.host.export.native_log import import_tensorflow
 from edgebench.host.export.recipes import RECIPES
+from edgebench.host.files import write_atomic
 
 LAYER_COLUMNS = ("rank", "tensor", "op", "scale", "zero_point", "rmse_over_scale", "mean_error",
                  "max_abs_error", "rmse", "float_min", "float_max", "elements",
@@ -167,13 +168,13 @@ def layers_csv_path(out_dir: Path, name: str, recipe: str) -> Path:
 
 def write_layers_csv(path: Path, rows: list[dict]) -> Path:
     path = Path(path)
-    tmp = path.with_suffix(".csv.tmp")
-    with open(tmp, "w", newline="") as f:
+
+    def write(f):
         w = csv.DictWriter(f, fieldnames=LAYER_COLUMNS, extrasaction="ignore")
         w.writeheader()
         for row in rows:
             w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
-    tmp.replace(path)
+    write_atomic(path, write)
     return path
 
 

@@ -44,7 +44,7 @@ def convert_one(saved_model: Path, out_dir: Path, name: str, recipe: str, calib,
             blob, extra = _mixed(saved_model, out_dir, name, recipe, calib, io, log_path, mixed,
                                  verify)
         else:
-            from edgebench.host.export.quantize import convert_recipe
+            from edgebench.host.export.converter import convert_recipe
 
             blob = convert_recipe(saved_model, recipe, calib, io, log_path)
             if debug and spec.activations != "float":
@@ -60,9 +60,9 @@ def convert_one(saved_model: Path, out_dir: Path, name: str, recipe: str, calib,
 
 
 def _write(path: Path, blob: bytes) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_bytes(blob)
-    tmp.replace(path)
+    from edgebench.host.files import write_atomic
+
+    write_atomic(path, blob)
 
 
 def _debug_note(saved_model, out_dir, name, recipe, calib, io, log_path) -> dict:
@@ -82,7 +82,7 @@ def _debug_note(saved_model, out_dir, name, recipe, calib, io, log_path) -> dict
 def _debug(saved_model, out_dir, name, recipe, calib, io, log_path):
     """Calibrate, run the layer debugger, write the layers CSV: (calibrated model, card keys)."""
     from edgebench.host.export import debug
-    from edgebench.host.export.quantize import native_step
+    from edgebench.host.export.converter import native_step
 
     if calib is None or len(calib) == 0:
         raise ValueError(f"recipe {recipe} needs calibration images")
@@ -98,7 +98,7 @@ def _mixed(saved_model, out_dir, name, recipe, calib, io, log_path, options, ver
     import tempfile
 
     from edgebench.host.export import debug, mixed
-    from edgebench.host.export.quantize import native_step
+    from edgebench.host.export.converter import native_step
     from edgebench.host.export.verify import compare, tflite_logits
 
     options = options or mixed.MixedOptions()

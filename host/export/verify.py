@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from edgebench.host.files import write_atomic
+
 # One row per model × recipe (several models may share a folder); float_layers: int8-mixed's K.
 VERIFY_COLUMNS = ("model", "recipe", "status", "error", "size_bytes", "size_ratio_vs_fp32",
                   "max_abs_diff", "agreement", "accuracy", "n", "float_layers")
@@ -80,7 +82,7 @@ def onnx_logits(onnx_path: Path, inputs: np.ndarray) -> np.ndarray:
 
 def compare(logits: np.ndarray, reference: np.ndarray, labels: np.ndarray | None = None) -> dict:
     """max |Δ| of the logits, top-1 agreement (fraction) and accuracy (None without labels)."""
-    from edgebench.host.metrics import agreement
+    from edgebench.device.metrics import agreement
 
     logits, reference = np.asarray(logits, np.float64), np.asarray(reference, np.float64)
     if logits.shape != reference.shape:
@@ -101,13 +103,13 @@ def write_verify_csv(path: Path, rows: list[dict]) -> Path:
     """One row per model × recipe; floats with enough digits to show a 1e-7 difference. Written
     to a temporary name and renamed, so an interrupted write keeps the old table."""
     path = Path(path)
-    tmp = path.with_suffix(".csv.tmp")
-    with open(tmp, "w", newline="") as f:
+
+    def write(f):
         w = csv.DictWriter(f, fieldnames=VERIFY_COLUMNS, extrasaction="ignore")
         w.writeheader()
         for row in rows:
             w.writerow({k: _fmt(row.get(k)) for k in VERIFY_COLUMNS})
-    tmp.replace(path)
+    write_atomic(path, write)
     return path
 
 

@@ -1,8 +1,9 @@
 """Find the device agent's results.csv files under the folders the user names and read them into
 one table, one row per model × compute unit × thread count per device and run.
 
-The CSV contract (columns, schema version) is defined once in the SCHEMA block of
-`edgebench.device.agent`; this module only checks files against it."""
+The CSV contract (record types: columns, kinds, keys, the version each column arrived in and
+what older files mean by its absence) is defined once in `edgebench.device.schema`; this module
+reads files against it and migrates older ones from the same table."""
 from __future__ import annotations
 
 import json
@@ -11,35 +12,17 @@ from pathlib import Path
 
 import pandas as pd
 
-from edgebench.device.agent import (RESULT_COLUMNS, RESULTS_SCHEMA_VERSION, ROBUSTNESS_COLUMNS)
+from edgebench.device.schema import (
+    ENV_JSON, FLOAT, INT, PREDICTIONS, RESULT_COLUMNS, RESULTS, RESULTS_SCHEMA_VERSION,
+    ROBUSTNESS, SAMPLES, TRISTATE,
+)
 from edgebench.host.errors import UserError
 
-RESULTS_FILE = "results.csv"
-SAMPLES_FILE = "latency_samples.csv"
-PREDICTIONS_FILE = "predictions.csv"
-ROBUSTNESS_FILE = "robustness.csv"
-ENV_FILE = "env.json"
+RESULTS_FILE = RESULTS.file
+ENV_FILE = ENV_JSON
 PLACE_FILE = "place.json"   # labgrid place and tags (host/targets/labgrid_fleet.py writes it)
-# What a row's samples and predictions are found by (with the device label and the run id).
-SAMPLE_KEY = ("sha256", "threads", "xnnpack", "runtime", "compute_unit", "round")
-OUTPUT_KEY = ("sha256", "runtime", "xnnpack", "compute_unit")
-
-NUMERIC_COLUMNS = (
-    "schema_version", "file_size_mb", "threads", "load_ms", "first_inference_ms", "warmup_runs",
-    "count", "mean_ms", "std_ms", "min_ms", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms",
-    "rss_before_mb", "rss_after_load_mb", "peak_rss_mb", "n_test", "accuracy", "sensitivity",
-    "specificity", "auc", "tn", "fp", "fn", "tp", "agreement", "temp_before_c", "temp_after_c",
-    "cores", "freq_mhz", "delegated_nodes", "round",
-)
-BOOL_COLUMNS = ("throttled", "emulated", "software_accelerator")  # absent = not flagged
-# Columns a schema version introduced, with what they mean in files written before it: schema 1
-# predates the compute-unit axis (every row ran on the CPU Interpreter), schema 2 the rounds.
-INTRODUCED = {
-    2: {"compute_unit": "cpu", "accelerator": "cpu", "api": "interpreter",
-        "accelerator_device": None, "software_accelerator": "false", "fully_accelerated": None,
-        "delegated_nodes": None},
-    3: {"round": "1"},
-}
+NUMERIC_COLUMNS = RESULTS.of_kind(INT, FLOAT)
+BOOL_COLUMNS = RESULTS.of_kind("bool")  # absent = not flagged
 _TRUE = {"1", "true", "yes", "y", "t", "on"}
 _FALSE = {"0", "false", "no", "n", "f", "off"}
 
@@ -51,8 +34,8 @@ _NAME_KEYS = ("target", "target_name", "device_name")
 class ResultSet:
     """Every result row found, plus what the report needs to say about where they came from."""
     rows: pd.DataFrame                          # RESULT_COLUMNS + device, place, place_tags, source
-    samples: pd.DataFrame = None                # SAMPLE_KEY + device, run_id, latency_ms
-    predictions: pd.DataFrame = None            # OUTPUT_KEY + device, run_id, image, label, ...
+    samples: pd.DataFrame = None                # SAMPLES.key + device, run_id, latency_ms
+    predictions: pd.DataFrame = None            # PREDICTIONS.key + device, run_id, image, ...
     robustness: pd.DataFrame = None             # ROBUSTNESS_COLUMNS + device
     env: dict[str, dict] = field(default_factory=dict)   # device label -> env.json (or {})
     sources: dict[str, Path] = field(default_factory=dict)  # device label -> results.csv
@@ -119,11 +102,9 @@ def read_results_csv(path: Path) -> pd.DataFrame:
     if newest > RESULTS_SCHEMA_VERSION:
         raise UserError(f"{path}: results schema version {newest} is newer than this edgebench "
                         f"reads ({RESULTS_SCHEMA_VERSION}); upgrade edgebench on this host")
-    for version, columns in INTRODUCED.items():
-        if newest < version:
-            for col, value in columns.items():
-                if col not in df.columns:
-                    df[col] = value
+    for col, value in RESULTS.missing_before(newest).items():
+        if col not in df.columns:
+            df[col] = value
     missing = [c for c in RESULT_COLUMNS if c not in df.columns]
     if missing:
         raise UserError(f"{path}: missing required column(s): {', '.join(missing)}")
@@ -131,8 +112,8 @@ def read_results_csv(path: Path) -> pd.DataFrame:
         df[col] = pd.to_numeric(df[col], errors="coerce")
     for col in BOOL_COLUMNS:
         df[col] = _parse_bool(df[col])
-    df["xnnpack"] = _parse_tristate(df["xnnpack"])
-    df["fully_accelerated"] = _parse_tristate(df["fully_accelerated"])
+    for col in RESULTS.of_kind(TRISTATE):
+        df[col] = _parse_tristate(df[col])
     df["compute_unit"] = df["compute_unit"].fillna("cpu")
     df["status"] = df["status"].fillna("error").str.strip().str.lower()
     # The agent names models "<architecture>.<recipe>"; older hand-made rows may omit one of them.
@@ -142,44 +123,41 @@ def read_results_csv(path: Path) -> pd.DataFrame:
     return df[list(RESULT_COLUMNS)]
 
 
-def read_raw(path: Path, keep: list, numeric: list) -> pd.DataFrame | None:
-    """latency_samples.csv or predictions.csv beside a results.csv, as far as it can be read;
-    None when absent, unreadable or of another schema (those rows then get no interval)."""
-    if not path.is_file() or path.stat().st_size == 0:
+def read_raw(path: Path, record, version: int, keep: list) -> pd.DataFrame | None:
+    """The `keep` columns of a raw file beside a results.csv (latency_samples.csv,
+    predictions.csv, robustness.csv: a schema.Record) of schema `version`, typed and with the
+    columns that version lacked filled in from the record's table; None when absent, unreadable,
+    older than the file itself or of another schema (those rows then get no interval)."""
+    if version < record.since or not path.is_file() or path.stat().st_size == 0:
         return None
+    missing = record.missing_before(version)
+    want = [c for c in keep if c not in missing]
     try:
         df = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""],
-                         usecols=lambda c: c in keep)
+                         usecols=lambda c: c in want)
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError):
         return None
-    if set(df.columns) != set(keep):
+    if set(df.columns) != set(want):
         return None
-    for col in numeric:
-        df[col] = pd.to_numeric(df[col], errors="coerce")
-    df["xnnpack"] = _parse_tristate(df["xnnpack"])
+    for col in keep:
+        if col in missing:
+            df[col] = missing[col]
+        kind = record.by_name[col].kind
+        if kind in (INT, FLOAT):
+            df[col] = pd.to_numeric(df[col], errors="coerce")
+        elif kind == TRISTATE:
+            df[col] = _parse_tristate(df[col])
     return df
 
 
 def _raw_files(folder: Path, version: int) -> tuple:
-    """(samples, predictions) of one results folder. Schema 1 samples have no compute_unit,
-    schema 2 no round (both filled as results.csv's are); predictions came with schema 3."""
-    sample_cols = ["run_id", *SAMPLE_KEY, "latency_ms"]
-    missing = [c for c, since in (("compute_unit", 2), ("round", 3)) if version < since]
-    samples = read_raw(folder / SAMPLES_FILE, [c for c in sample_cols if c not in missing],
-                       ["threads", "latency_ms"] + ([] if "round" in missing else ["round"]))
-    if samples is not None:
-        for col in missing:
-            samples[col] = INTRODUCED[2 if col == "compute_unit" else 3][col]
-        samples["round"] = pd.to_numeric(samples["round"], errors="coerce")
-    predictions = (read_raw(folder / PREDICTIONS_FILE,
-                           ["run_id", *OUTPUT_KEY, "testset", "positive_class", "image", "label",
-                            "predicted", "score"],
-                           ["positive_class", "image", "label", "predicted", "score"])
-                   if version >= 3 else None)
-    robustness = (read_raw(folder / ROBUSTNESS_FILE, list(ROBUSTNESS_COLUMNS),
-                           ["severity", "n", "accuracy", "sensitivity", "specificity", "auc",
-                            "agreement_fp32"])
-                  if version >= 3 else None)
+    """(samples, predictions, robustness) of one results folder of schema `version`."""
+    samples = read_raw(folder / SAMPLES.file, SAMPLES, version,
+                       ["run_id", *SAMPLES.key, "latency_ms"])
+    predictions = read_raw(folder / PREDICTIONS.file, PREDICTIONS, version,
+                           ["run_id", *PREDICTIONS.key, "testset", "positive_class", "image",
+                            "label", "predicted", "score"])
+    robustness = read_raw(folder / ROBUSTNESS.file, ROBUSTNESS, version, list(ROBUSTNESS.names))
     return samples, predictions, robustness
 
 
@@ -219,7 +197,7 @@ def _dedupe(df: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     succeeded."""
     if df.empty:
         return df, 0
-    key = ["model", "sha256", "threads", "xnnpack", "runtime", "compute_unit", "round"]
+    key = list(RESULTS.key)
     ranked = df.assign(_ok=(df["status"] == "ok").astype(int), _pos=range(len(df)))
     keep = ranked.sort_values(["_ok", "_pos"]).groupby(key, dropna=False, sort=False).tail(1)
     keep = keep.sort_values("_pos").drop(columns=["_ok", "_pos"])

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from edgebench.device.agent import MODEL_CARD_SCHEMA
+from edgebench.device.schema import MODEL_CARD_SCHEMA
 
 TOP_LAYERS = 5
 _SKIP_DIRS = {"reference", "robustness", "__pycache__"}

@@ -9,6 +9,7 @@ import math
 
 import pandas as pd
 
+from edgebench.device.schema import OUTPUT_KEY
 from edgebench.host.report.formats import (fmt_ci, fmt_mb, fmt_ms, fmt_num, fmt_p, fmt_pct,
                                            fmt_pp, fmt_speedup, fmt_threads, text_table)
 from edgebench.host.report.uncertainty import (UNCERTAINTY_COLUMNS, RawData, add_uncertainty,
@@ -99,7 +100,7 @@ def build_summary(rows: pd.DataFrame, samples: pd.DataFrame | None = None,
     key = ["device", "run_id", "architecture", "threads", "_rt", "xnnpack"]
     # A duplicated baseline (two copies of one run) must not multiply rows in the merge.
     cpu_ok = df[ok & on_cpu]
-    ident = ["sha256", "runtime", "xnnpack", "compute_unit"]  # which row it is, for its raw files
+    ident = list(OUTPUT_KEY)  # which row it is, for its raw files
 
     def compared(frame: pd.DataFrame, on: list, prefix: str, values: dict) -> pd.DataFrame:
         frame = frame.drop_duplicates(on)

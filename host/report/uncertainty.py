@@ -10,12 +10,14 @@ import zlib
 import numpy as np
 import pandas as pd
 
+from edgebench.device import schema
 from edgebench.host.report import stats
 
-# One configuration (a summary row) = these; a round is one repetition of it.
-CONFIG = ["device", "run_id", "model", "sha256", "threads", "xnnpack", "runtime", "compute_unit"]
-SAMPLE_KEY = ["device", "run_id", "sha256", "threads", "xnnpack", "runtime", "compute_unit"]
-OUTPUT_KEY = ["device", "run_id", "sha256", "runtime", "xnnpack", "compute_unit"]
+# One configuration (a summary row) = these; a round is one repetition of it. Its latency samples
+# (every round) and its predictions are found by the same keys without the model name.
+CONFIG = ["device", "run_id", "model", *schema.CONFIG_KEY]
+LATENCY_KEY = ["device", "run_id", *schema.CONFIG_KEY]
+OUTPUT_KEY = ["device", "run_id", *schema.OUTPUT_KEY]
 _MEDIAN_OF_ROUNDS = ("p50_ms", "p90_ms", "p95_ms", "p99_ms", "mean_ms", "std_ms", "min_ms",
                      "max_ms", "load_ms", "first_inference_ms", "peak_rss_mb")
 
@@ -82,7 +84,7 @@ class RawData:
     def __init__(self, samples: pd.DataFrame | None, predictions: pd.DataFrame | None):
         self._series: dict[tuple, list] = {}
         if samples is not None and not samples.empty:
-            keys = samples.apply(lambda r: _key(r, SAMPLE_KEY), axis=1)
+            keys = samples.apply(lambda r: _key(r, LATENCY_KEY), axis=1)
             for key, group in samples.groupby(keys, sort=False):
                 self._series[key] = [g["latency_ms"].to_numpy(float) for _, g in
                                      group.groupby("round", sort=True)]
@@ -148,7 +150,7 @@ def _base_key(row, prefix: str, cols) -> tuple | None:
     if pd.isna(row.get(prefix + "sha256")):
         return None
     base = dict(row)
-    for c in ("sha256", "runtime", "xnnpack", "compute_unit"):
+    for c in schema.OUTPUT_KEY:
         base[c] = row[prefix + c]
     return _key(base, cols)
 
@@ -174,13 +176,13 @@ def _paired_accuracy(df, i, row, mine, raw) -> None:
 
 
 def _latency(df, i, row, raw) -> None:
-    mine = raw.medians(_key(row, SAMPLE_KEY))
+    mine = raw.medians(_key(row, LATENCY_KEY))
     if not len(mine):
         return
     df.loc[i, ["p50_ci_low", "p50_ci_high"]] = stats.p50_ci(mine)
     for prefix, name in (("_base_", "speedup_vs_fp32"), ("_cpu_", "speedup_vs_cpu")):
-        key = _base_key(row, prefix, SAMPLE_KEY)
-        if key is None or key == _key(row, SAMPLE_KEY) or pd.isna(row[name]):
+        key = _base_key(row, prefix, LATENCY_KEY)
+        if key is None or key == _key(row, LATENCY_KEY) or pd.isna(row[name]):
             continue
         lo, hi = stats.speedup_ci(raw.medians(key), mine)
         df.loc[i, [f"{name}_ci_low", f"{name}_ci_high"]] = (lo, hi)

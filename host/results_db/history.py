@@ -14,7 +14,7 @@ from scipy import stats as _st
 from edgebench.host.errors import UserError
 from edgebench.host.report import stats
 from edgebench.host.report.formats import fmt_threads
-from edgebench.host.report.uncertainty import SAMPLE_KEY, RawData, _key, fold_rounds
+from edgebench.host.report.uncertainty import LATENCY_KEY, RawData, _key, fold_rounds
 from edgebench.host.results_db import schema as S
 from edgebench.host.results_db.read import stored_rows, stored_samples
 
@@ -47,7 +47,7 @@ def _over_rounds(values: np.ndarray) -> tuple[float, float, float]:
 
 def _value(metric: str, row, raw_rows: pd.DataFrame, raw: RawData) -> tuple:
     if metric == "p50":
-        lo, hi = stats.p50_ci(raw.medians(_key(row, SAMPLE_KEY)))
+        lo, hi = stats.p50_ci(raw.medians(_key(row, LATENCY_KEY)))
         return row["p50_ms"], lo, hi
     if metric == "accuracy":
         if pd.isna(row["accuracy"]):

@@ -34,7 +34,7 @@ def uses_labgrid(specs: Sequence, lab: LabgridOptions | None) -> bool:
 
 
 def deploy_fleet(deploy_fn: Callable, bundle_dir, specs: Sequence, results_dir,
-                 agent_args: Sequence[str] = (), *, lab: LabgridOptions,
+                 agent=None, *, lab: LabgridOptions,
                  progress: bool = True, **deploy_kwargs) -> list:
     """deploy_fn's outcomes for the plain targets, then one per place, in order."""
     from edgebench.host.deploy import DeployOutcome, load_bundle, target_dirname
@@ -66,7 +66,7 @@ def deploy_fleet(deploy_fn: Callable, bundle_dir, specs: Sequence, results_dir,
                 (folder / PLACE_FILE).write_text(json.dumps(place_info(hold), indent=1) + "\n")
                 say(f"{name}: acquired in {hold.acquire_s:.1f} s, deploying to "
                     f"{hold.spec.label()}")
-                outcome = deploy_fn(bundle_dir, [hold.spec], results_dir, agent_args,
+                outcome = deploy_fn(bundle_dir, [hold.spec], results_dir, agent,
                                     progress=bars, **deploy_kwargs)[0]
         except UserError as exc:
             outcome = DeployOutcome(target=name, ok=False, error=str(exc))
@@ -77,7 +77,7 @@ def deploy_fleet(deploy_fn: Callable, bundle_dir, specs: Sequence, results_dir,
         results[name] = outcome
 
     def run_plain() -> None:
-        results[None] = deploy_fn(bundle_dir, plain, results_dir, agent_args,
+        results[None] = deploy_fn(bundle_dir, plain, results_dir, agent,
                                   progress=bars, **deploy_kwargs)
 
     if plain:

@@ -25,132 +25,18 @@ import threading
 import uuid
 from typing import Optional
 
+from edgebench.host.agent_archive import device_script
 from edgebench.host.errors import UserError
 from edgebench.host.targets.base import LinkDropped, Process, Target, dropped_while
 
 DEFAULT_LEASE_TIMEOUT_S = 60.0
 MARK = "edgebench-lease-v2"   # in the holder's command line: what a breaker checks before a kill
 
-# argv: lock path, holder info (JSON), lease timeout s, longest wait for our own old lease s.
-# Python 3.8 compatible (preflight's minimum). Exit 3: busy; 4: an agent that cannot be stopped.
-_LOCK_SCRIPT = r'''
-# edgebench-lease-v2
-import fcntl, json, os, signal, sys, time
-path, info, timeout, wait_s = sys.argv[1], json.loads(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
-MARK = b"edgebench-lease-v2"
-HEAD = '{"heartbeat": '
-fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-def read(f):
-    for _ in range(20):
-        os.lseek(f, 0, 0)
-        raw = os.read(f, 65536).decode("utf-8", "replace").strip()
-        try:
-            return json.loads(raw) if raw else {}
-        except ValueError:
-            time.sleep(0.05)
-    return {}
-def ours(pid, needle):
-    try:
-        if os.stat("/proc/%d" % pid).st_uid != os.getuid():
-            return False
-        with open("/proc/%d/cmdline" % pid, "rb") as f:
-            return needle in f.read()
-    except (OSError, ValueError, TypeError):
-        return False
-def say(state, obj):
-    sys.stdout.write(state + " " + json.dumps(obj) + "\n"); sys.stdout.flush()
-def grab(f):
-    try:
-        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB); return True
-    except (IOError, OSError):
-        return False
-def end(pid, f):
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.kill(pid, sig)
-        except OSError:
-            pass
-        deadline = time.time() + 5
-        while time.time() < deadline:
-            if grab(f):
-                return True
-            time.sleep(0.05)
-    return False
-recovered = None
-deadline = time.time() + wait_s
-while not grab(fd):
-    holder = read(fd)
-    beat, pid = holder.get("heartbeat"), holder.get("device_pid")
-    age = time.time() - beat if isinstance(beat, (int, float)) else None
-    if age is not None and age > timeout and isinstance(pid, int) and ours(pid, MARK):
-        if end(pid, fd):
-            recovered = dict(holder, silent_s=round(age, 1))
-            break
-    elif holder.get("owner") == info["owner"] and age is not None and time.time() < deadline:
-        time.sleep(0.2)
-        continue
-    say("busy", dict(holder, silent_s=None if age is None else round(age, 1)))
-    sys.exit(3)
-previous = None if recovered else read(fd)
-orphan = None
-agent_lock = os.path.join(os.path.dirname(path), "agent.lock")
-afd = os.open(agent_lock, os.O_RDWR | os.O_CREAT, 0o644)
-if not grab(afd):
-    orphan = read(afd)
-    apid = orphan.get("pid")
-    if not (isinstance(apid, int) and ours(apid, b"agent.py") and end(apid, afd)):
-        say("agent-busy", orphan)
-        sys.exit(4)
-    orphan["stopped"] = True
-fcntl.flock(afd, fcntl.LOCK_UN); os.close(afd)
-info["device_pid"] = os.getpid()
-rest = json.dumps(info)[1:]
-def beat():
-    os.pwrite(fd, ("%20.6f" % time.time()).encode(), len(HEAD))
-os.ftruncate(fd, 0)
-os.pwrite(fd, (HEAD + "%20.6f" % time.time() + ", " + rest).encode(), 0)
-os.fsync(fd)
-say("held", {"previous": previous or None, "recovered": recovered, "orphan": orphan})
-while os.read(0, 64):
-    beat()
-os.ftruncate(fd, 0)
-'''
+# Device-side code, sent as source: device/lease.py (argv: lock path, holder info JSON, lease
+# timeout s, longest wait for our own old lease s) and device/agent_wrapper.py.
+_LOCK_SCRIPT = device_script("lease")
 
-# argv: lock path, owner token, agent.lock path, pid file, then the agent's argv. Starts the agent
-# only while this run holds the device lock and no other agent measures here; the agent then
-# holds agent.lock (an flock inherited across exec) until it exits. Exit 75: refused.
-AGENT_WRAPPER = r'''
-import fcntl, json, os, sys, time
-lock, owner, agent_lock, pid_file = sys.argv[1:5]
-argv = sys.argv[5:]
-def read(p):
-    try:
-        with open(p) as f:
-            return json.loads(f.read() or "{}")
-    except (OSError, ValueError):
-        return {}
-holder = read(lock)
-if holder.get("owner") != owner:
-    sys.stderr.write("edgebench: this run no longer holds the device lock (now: run %s); the "
-                     "agent was not started\n" % holder.get("run_id", "none"))
-    sys.exit(75)
-fd = os.open(agent_lock, os.O_RDWR | os.O_CREAT, 0o644)
-try:
-    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-except (IOError, OSError):
-    other = read(agent_lock)
-    sys.stderr.write("edgebench: another agent is measuring on this device (run %s, pid %s); "
-                     "the agent was not started\n" % (other.get("run_id"), other.get("pid")))
-    sys.exit(75)
-os.ftruncate(fd, 0)
-os.write(fd, json.dumps({"pid": os.getpid(), "run_id": holder.get("run_id"), "owner": owner,
-                         "run_dir": os.getcwd(), "started": time.strftime(
-                             "%Y-%m-%dT%H:%M:%SZ", time.gmtime())}).encode())
-with open(pid_file, "w") as f:
-    f.write("%d\n" % os.getpid())
-os.set_inheritable(fd, True)
-os.execvp(argv[0], argv)
-'''
+AGENT_WRAPPER = device_script("agent_wrapper")
 
 
 class DeviceBusy(UserError):

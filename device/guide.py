@@ -1,0 +1,66 @@
+"""The agent's guide: `python3 agent.pyz --help` prints it (what a row means, the choices worth
+knowing, the progress protocol)."""
+
+GUIDE = """
+Usage:
+  python3 agent.pyz --bundle DIR --out DIR [--threads 1,2,4] [--accelerators cpu,gpu,npu]
+      [--delegate LIB[:key=value;...]] [--rounds N] [--warmup N] [--min-runs N] [--min-seconds S]
+      [--max-seconds S] [--models NAME,...] [--runtime auto|litert|tflite-runtime|tensorflow]
+      [--xnnpack on|off] [--robustness-images N] [--cooldown-temp C] [--cooldown-timeout S]
+      [--sysfs-root DIR]
+
+What one row means (results.csv, RESULT_COLUMNS): one model x compute unit x thread count x
+round, measured in a fresh child process (a re-exec of this archive with --child) so that its
+memory figures are that model's alone. Inside the child: import the interpreter, RSS before
+load; load + allocate (load_ms); RSS after load; one first inference (first_inference_ms);
+--warmup invokes; then invokes until both --min-runs and --min-seconds are met, capped by
+--max-seconds. Only invoke() is between the two time.perf_counter_ns reads (on an accelerator:
+the run and the read of its output); the input is set once before. peak_rss_mb (VmHWM) is read
+after the timed loop, before the test set is loaded, so it is the model's peak, not the test
+set's. Accuracy runs the whole testset.npz through the model (inputs normalised per the card,
+quantized with the model's own scale/zero point for int8/uint8/int16 inputs, outputs
+dequantized); it is measured once per model and configuration and copied to the rows of its
+other thread counts and rounds (outputs do not depend on them). MB means 2**20 bytes. Raw
+samples: latency_samples.csv; per-image predictions: predictions.csv. When the bundle carries
+corrupted test sets (bench-host bundle --robustness), the same child runs each of them after the
+clean set (--robustness-images N: the first N images of each) and robustness.csv gets a line per
+set; fp32 is measured first within each architecture so the others' agreement_fp32 can be given.
+
+Choices worth knowing:
+- Compute units (--accelerators; `--accelerators help` lists them): cpu is the Interpreter of
+  the chosen runtime; gpu and npu run through LiteRT's CompiledModel (ai-edge-litert >= 2.3) with
+  the CPU as fallback, and their timed region is run + read of the output, because the run alone
+  only enqueues work on the accelerator. `gpu!`/`npu!` make a model that does not run wholly on
+  the accelerator an error row. --delegate adds an Interpreter row with an external delegate.
+  Accuracy is measured per compute unit, so fp16 arithmetic inside a GPU shows in the agreement.
+  Without XDG_RUNTIME_DIR the agent makes a private one for the GPU driver.
+- A missing testset.npz (or a manifest with "testset": null) is not fatal: timing and memory
+  still run, the accuracy columns stay empty, and `error` says "accuracy not measured: ..." on an
+  otherwise ok row. The same note appears when the card has no input normalization (a bare
+  .tflite bundled without --testset) or the test images do not fit the model's input.
+- Resume: rows with status=ok already in OUT/results.csv for the same sha256, threads, xnnpack,
+  runtime and compute_unit are skipped. Error rows are retried: the old error row is dropped (the
+  file is rewritten atomically) and the new outcome appended. Samples without an ok row are
+  dropped too.
+- The model file's sha256 is checked against the manifest; a mismatch is an error row.
+- Sensors: every environment file (thermal zones, cpufreq, /proc/device-tree/model, /proc/cpuinfo,
+  /etc/os-release, binfmt_misc) is read through host_path(), rooted at --sysfs-root. Absent
+  sensors are empty cells / null in env.json, never guessed. temp_*_c is the hottest thermal zone.
+  throttled = any of `vcgencmd get_throttled` bits 0-3 (under-voltage, capped, throttled, soft
+  limit) set before or after the row; throttled_flags is the raw value after it.
+- emulated: EDGEBENCH_EMULATED=1/0 forces it; otherwise true when binfmt_misc has an enabled
+  qemu handler for this process's own architecture (a kernel only needs one when it cannot run
+  that architecture natively, i.e. we are under qemu-user).
+
+Progress: one JSON object per line on stdout; human messages go to stderr.
+  {"event": "start", "run_id", "runtime", "runtime_version", "models", "rows"}
+  {"event": "model_start", "model", "index", "total", "threads": [..], "units": [..], "round"}
+  {"event": "skip", "model", "threads", "unit", "round"}     (already measured)
+  {"event": "row", "model", "threads", "unit", "round", "status", "p50_ms", "accuracy",
+   "peak_rss_mb"}
+  {"event": "error", "model", "threads", "unit", "message"}  (also "fatal": true before exit 2)
+  {"event": "model_done", "model", "index", "total", "round"}   (index/total count model x round)
+  {"event": "done", "rows", "skipped", "errors", "out"}
+Exit status: 0 when the run finished (error rows included), 2 for bad input (unknown runtime,
+no interpreter, missing bundle, unknown model name), 1 for anything unexpected.
+"""

@@ -1,0 +1,95 @@
+"""The device lock's holder, run on the device as `python3 -c <this source> LOCK INFO TIMEOUT
+WAIT` before anything else is there (host/targets/lock.py sends it). Takes LOCK (an flock), takes
+over the lease of a run that went silent past TIMEOUT (stopping its agent, checked to be ours by
+its command line), says "held"/"busy"/"agent-busy" with JSON details on stdout, then beats the
+heartbeat for every byte the host sends and lets go at EOF.
+Python 3.8 compatible (preflight's minimum), stdlib only. Exit 3: busy; 4: an agent that cannot
+be stopped."""
+
+
+def main():
+    # edgebench-lease-v2
+    import fcntl, json, os, signal, sys, time
+    path, info, timeout, wait_s = sys.argv[1], json.loads(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
+    MARK = b"edgebench-lease-v2"
+    AGENT_MARK = b"/agent.pyz\x00"  # our agent's cmdline: python3 .../bundle/agent.pyz --bundle ...
+    HEAD = '{"heartbeat": '
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    def read(f):
+        for _ in range(20):
+            os.lseek(f, 0, 0)
+            raw = os.read(f, 65536).decode("utf-8", "replace").strip()
+            try:
+                return json.loads(raw) if raw else {}
+            except ValueError:
+                time.sleep(0.05)
+        return {}
+    def ours(pid, needle):
+        try:
+            if os.stat("/proc/%d" % pid).st_uid != os.getuid():
+                return False
+            with open("/proc/%d/cmdline" % pid, "rb") as f:
+                return needle in f.read()
+        except (OSError, ValueError, TypeError):
+            return False
+    def say(state, obj):
+        sys.stdout.write(state + " " + json.dumps(obj) + "\n"); sys.stdout.flush()
+    def grab(f):
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB); return True
+        except (IOError, OSError):
+            return False
+    def end(pid, f):
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.kill(pid, sig)
+            except OSError:
+                pass
+            deadline = time.time() + 5
+            while time.time() < deadline:
+                if grab(f):
+                    return True
+                time.sleep(0.05)
+        return False
+    recovered = None
+    deadline = time.time() + wait_s
+    while not grab(fd):
+        holder = read(fd)
+        beat, pid = holder.get("heartbeat"), holder.get("device_pid")
+        age = time.time() - beat if isinstance(beat, (int, float)) else None
+        if age is not None and age > timeout and isinstance(pid, int) and ours(pid, MARK):
+            if end(pid, fd):
+                recovered = dict(holder, silent_s=round(age, 1))
+                break
+        elif holder.get("owner") == info["owner"] and age is not None and time.time() < deadline:
+            time.sleep(0.2)
+            continue
+        say("busy", dict(holder, silent_s=None if age is None else round(age, 1)))
+        sys.exit(3)
+    previous = None if recovered else read(fd)
+    orphan = None
+    agent_lock = os.path.join(os.path.dirname(path), "agent.lock")
+    afd = os.open(agent_lock, os.O_RDWR | os.O_CREAT, 0o644)
+    if not grab(afd):
+        orphan = read(afd)
+        apid = orphan.get("pid")
+        if not (isinstance(apid, int) and ours(apid, AGENT_MARK) and end(apid, afd)):
+            say("agent-busy", orphan)
+            sys.exit(4)
+        orphan["stopped"] = True
+    fcntl.flock(afd, fcntl.LOCK_UN); os.close(afd)
+    info["device_pid"] = os.getpid()
+    rest = json.dumps(info)[1:]
+    def beat():
+        os.pwrite(fd, ("%20.6f" % time.time()).encode(), len(HEAD))
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, (HEAD + "%20.6f" % time.time() + ", " + rest).encode(), 0)
+    os.fsync(fd)
+    say("held", {"previous": previous or None, "recovered": recovered, "orphan": orphan})
+    while os.read(0, 64):
+        beat()
+    os.ftruncate(fd, 0)
+
+
+if __name__ == "__main__":
+    main()

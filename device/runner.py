@@ -1,0 +1,285 @@
+"""The parent: reads the bundle, plans model x compute unit x thread count x round, runs one child
+per row (timing.run_child) and writes the rows (store.ResultStore), with progress events."""
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import numpy as np
+
+from . import environment as sensors
+from .accuracy import TestSets, output_key_of
+from .common import AgentError, emit, say, sha256_file, utc_now, write_atomic
+from .metrics import accuracy_fields, latency_stats, per_image
+from .runtimes import import_runtime, resolve_runtime
+from .schema import (ACCURACY_COLUMNS, ENV_JSON, MANIFEST_JSON, MANIFEST_SCHEMA,
+                     RESULTS_SCHEMA_VERSION, RUNTIME_LOG, output_key, row_key)
+from .store import ResultStore, cell
+from .timing import run_child
+
+COOLDOWN_POLL_S = 2.0
+# Copied from the environment into every row.
+ENV_COLUMNS = ("device_model", "machine", "cpu", "cores", "os", "python", "numpy", "emulated",
+               "hostname")
+# What a child's result hands on to the row.
+RESULT_FIELDS = ("status", "error", "load_ms", "first_inference_ms", "warmup_runs",
+                 "rss_before_mb", "rss_after_load_mb", "peak_rss_mb", "accelerator_device",
+                 "software_accelerator", "fully_accelerated", "delegated_nodes")
+
+
+class Agent:
+    """The parent side: turns (model, thread count, unit, round) into rows, one child each."""
+
+    def __init__(self, args, manifest: dict, runtime: str, runtime_version: str, env: dict):
+        self.args, self.manifest, self.env = args, manifest, env
+        self.runtime, self.runtime_version = runtime, runtime_version
+        self.litert_version = self._litert_version(runtime, runtime_version)
+        self.bundle = args.bundle
+        self.tests = TestSets(args.bundle, manifest)
+        self.store = None   # the ResultStore, once open: fp32's predictions for agreement_fp32
+        self.fp32_sha = {}  # architecture -> sha256 of its fp32 model (agreement_fp32)
+        for e in manifest.get("models") or []:
+            if e.get("recipe") == "fp32":
+                self.fp32_sha.setdefault(e.get("architecture"), e.get("sha256"))
+        self.accuracy_cache = {}
+
+    @staticmethod
+    def _litert_version(runtime: str, runtime_version: str):
+        """CompiledModel rows always run on ai-edge-litert, whatever --runtime picked for cpu."""
+        if runtime == "litert":
+            return runtime_version
+        try:
+            return import_runtime("litert")[1]
+        except Exception:
+            return None
+
+    def base_row(self, entry: dict, threads: int, unit: dict, round_no: int) -> dict:
+        row = dict((k, self.env.get(k)) for k in ENV_COLUMNS)
+        compiled = unit["api"] == "compiled_model"
+        row.update(schema_version=RESULTS_SCHEMA_VERSION, run_id=self.manifest.get("run_id"),
+                   model=entry.get("name"), architecture=entry.get("architecture"),
+                   recipe=entry.get("recipe"), sha256=entry.get("sha256"), threads=threads,
+                   xnnpack=self.args.xnnpack, runtime="litert" if compiled else self.runtime,
+                   runtime_version=self.litert_version if compiled else self.runtime_version,
+                   compute_unit=unit["spec"], round=round_no, accelerator=unit["accelerator"],
+                   api=unit["api"])
+        return row
+
+    def measure(self, entry: dict, threads: int, unit: dict, round_no: int) -> tuple:
+        """One row, its samples and (when its accuracy was measured now) its predictions and
+        robustness rows, for one model at one thread count on one compute unit in one round."""
+        row = self.base_row(entry, threads, unit, round_no)
+        path = os.path.join(self.bundle, entry.get("file", ""))
+        self.cooldown()
+        row.update(started_utc=utc_now(), governor=sensors.governor(),
+                   freq_mhz=sensors.freq_mhz(), temp_before_c=sensors.soc_temp_c())
+        flags_before = sensors.throttled_flags()
+        if not os.path.isfile(path):
+            result = {"status": "error", "error": "model file missing: %s" % entry.get("file")}
+        else:
+            row["file_size_mb"] = os.path.getsize(path) / 2.0 ** 20
+            digest = sha256_file(path)
+            if entry.get("sha256") and digest != entry["sha256"]:
+                result = {"status": "error", "error": "sha256 of %s is %s, the manifest says %s"
+                          % (entry["file"], digest[:12], entry["sha256"][:12])}
+            else:
+                result = self._run_model(entry, path, threads, unit)
+        row["temp_after_c"] = sensors.soc_temp_c()
+        flags = sensors.throttled_flags()
+        if flags is not None:
+            row["throttled"] = bool((flags | (flags_before or 0)) & 0xF)
+            row["throttled_flags"] = hex(flags)
+        for key in RESULT_FIELDS:
+            if key in result:
+                row[key] = result[key]
+        samples = result.get("samples_ns") or []
+        if result.get("status") == "ok" and samples:
+            row.update(latency_stats(samples))
+        if result.get("status") != "ok":
+            return row, [], None, None
+        row.update(result.get("accuracy_fields") or {})
+        return row, samples, result.get("predictions"), result.get("robustness_rows")
+
+    def _run_model(self, entry: dict, path: str, threads: int, unit: dict) -> dict:
+        args, tests = self.args, self.tests
+        cache_key = output_key_of(entry, self.runtime, args.xnnpack, unit)
+        block = tests.block(entry)
+        need_accuracy = block is None and cache_key not in self.accuracy_cache
+        job = {"path": path, "runtime": self.runtime, "runtime_version": self.runtime_version,
+               "threads": threads,
+               "xnnpack": args.xnnpack == "on", "warmup": args.warmup, "min_runs": args.min_runs,
+               "min_seconds": args.min_seconds, "max_seconds": args.max_seconds,
+               "input": entry.get("input") or {}, "output": entry.get("output") or {},
+               "testset": tests.path, "accuracy": need_accuracy, "unit": unit,
+               "robustness": tests.corrupted if need_accuracy else [],
+               "robustness_images": args.robustness_images or None}
+        title = "%s threads=%d unit=%s" % (entry.get("name"), threads, unit["spec"])
+        result = run_child(job, os.path.join(args.out, RUNTIME_LOG), title)
+        if result.get("status") != "ok":
+            if unit["delegate"] and "child killed by signal" in result.get("error", ""):
+                result["error"] += " (in delegate %s)" % unit["delegate"]["library"]
+            return result
+        if block:
+            result["error"] = block
+        elif need_accuracy:
+            reference = None
+            ref_name = entry.get("reference")
+            if ref_name and os.path.isfile(os.path.join(self.bundle, ref_name)):
+                reference = np.load(os.path.join(self.bundle, ref_name))
+            positive = int(entry.get("positive_class", 1))
+            logits = result.pop("logits")
+            self.accuracy_cache[cache_key] = accuracy_fields(logits, tests.labels, reference,
+                                                             positive)
+            result["predictions"] = per_image(logits, tests.labels, positive)
+            result["robustness_rows"] = self._robustness_rows(
+                entry, unit, result.pop("robustness_logits", {}), result["predictions"])
+        result["accuracy_fields"] = self.accuracy_cache.get(cache_key)
+        return result
+
+    def _robustness_rows(self, entry: dict, unit: dict, corrupted: dict, predictions: list):
+        base = {"schema_version": RESULTS_SCHEMA_VERSION, "run_id": self.manifest.get("run_id"),
+                "model": entry.get("name"), "architecture": entry.get("architecture"),
+                "recipe": entry.get("recipe"), "sha256": entry.get("sha256"),
+                "runtime": self.runtime if unit["api"] == "interpreter" else "litert",
+                "xnnpack": self.args.xnnpack, "compute_unit": unit["spec"]}
+        fp32 = output_key(dict(base, sha256=self.fp32_sha.get(entry.get("architecture"))))
+        return self.tests.robustness_rows(
+            base, int(entry.get("positive_class", 1)), corrupted, predictions,
+            lambda testset: self.store.predicted.get((fp32, testset)))
+
+    def cooldown(self) -> None:
+        limit = self.args.cooldown_temp
+        if limit is None:
+            return
+        temp, waited = sensors.soc_temp_c(), 0.0
+        if temp is None:
+            say("no temperature sensor: --cooldown-temp has nothing to wait on")
+            return
+        while temp is not None and temp >= limit and waited < self.args.cooldown_timeout:
+            if waited == 0:
+                say("SoC at %.1f C; waiting (at most %.0f s) to cool below %.1f C"
+                    % (temp, self.args.cooldown_timeout, limit))
+            time.sleep(COOLDOWN_POLL_S)
+            waited += COOLDOWN_POLL_S
+            temp = sensors.soc_temp_c()
+
+    def remember(self, row: dict) -> None:
+        """An ok row from an earlier run lends its accuracy to this run's other thread counts and
+        rounds (its predictions are in predictions.csv already)."""
+        if row.get("accuracy") not in (None, ""):
+            self.accuracy_cache.setdefault(output_key(row),
+                                           dict((c, row[c]) for c in ACCURACY_COLUMNS))
+
+
+def private_runtime_dir() -> None:
+    """Mesa and Dawn want XDG_RUNTIME_DIR, a private 0700 folder; an SSH session without PAM has
+    none, and they then log errors on every model. Children inherit the one made here."""
+    current = os.environ.get("XDG_RUNTIME_DIR")
+    if current and os.path.isdir(current) and os.access(current, os.W_OK):
+        return
+    import tempfile
+    os.environ["XDG_RUNTIME_DIR"] = tempfile.mkdtemp(prefix="edgebench-xdg-")
+
+
+def select_models(manifest: dict, names: str) -> list:
+    entries = manifest.get("models") or []
+    if not names:
+        return entries
+    wanted = [n.strip() for n in names.split(",") if n.strip()]
+    known = [e.get("name") for e in entries]
+    unknown = [n for n in wanted if n not in known]
+    if unknown:
+        raise AgentError("unknown model %s; the bundle has: %s"
+                         % (", ".join(unknown), ", ".join(map(str, known))))
+    return [e for e in entries if e.get("name") in wanted]
+
+
+def run(args) -> int:
+    """The whole plan; 0 when it finished (error rows included)."""
+    sensors.set_root(args.sysfs_root)
+    manifest_path = os.path.join(args.bundle, MANIFEST_JSON)
+    if not os.path.isfile(manifest_path):
+        raise AgentError("no manifest.json in %s: not a bundle" % args.bundle)
+    with open(manifest_path) as fh:
+        manifest = json.load(fh)
+    if manifest.get("schema") != MANIFEST_SCHEMA:
+        raise AgentError("manifest schema %r; this agent reads %s"
+                         % (manifest.get("schema"), MANIFEST_SCHEMA))
+    entries = select_models(manifest, args.models)
+    runtime, _, version = resolve_runtime(args.runtime)
+    os.makedirs(args.out, exist_ok=True)
+    env = sensors.environment(runtime, version)
+    write_atomic(os.path.join(args.out, ENV_JSON), lambda fh: json.dump(env, fh, indent=1))
+
+    # fp32 first within each architecture (otherwise in the manifest's order), so its
+    # predictions on the corrupted sets exist when the other recipes' agreement_fp32 needs them.
+    first_seen = {}
+    for e in entries:
+        first_seen.setdefault(e.get("architecture"), len(first_seen))
+    entries = sorted(entries, key=lambda e: (first_seen[e.get("architecture")],
+                                             e.get("recipe") != "fp32"))
+    agent = Agent(args, manifest, runtime, version, env)
+    units = args.units
+    if any(u["api"] == "compiled_model" for u in units):
+        private_runtime_dir()
+    rounds = range(1, args.rounds + 1)
+    plan = [(r, e, u, t) for r in rounds for e in entries for u in units for t in args.threads]
+    planned = set(row_key(agent.base_row(e, t, u, r)) for r, e, u, t in plan)
+    store = ResultStore(args.out, planned)
+    agent.store = store
+    for row in store.done.values():
+        agent.remember(row)
+    tests = agent.tests
+    if tests.corrupted or tests.broken:
+        configs = len(entries) * len(units)
+        count = tests.robustness_inferences(args.robustness_images, configs)
+        say("robustness: %d corrupted set(s) x %d configuration(s) = %d extra inferences%s"
+            % (len(tests.corrupted), configs, count, "; %d set(s) unusable: %s" % (
+                len(tests.broken), tests.broken[0]["error"]) if tests.broken else ""))
+        emit("robustness", sets=len(tests.corrupted), inferences=count,
+             unusable=len(tests.broken))
+    say("%s %s, %d model(s) x units %s x threads %s x %d round(s) -> %s" % (
+        runtime, version, len(entries), ",".join(u["spec"] for u in units), args.threads,
+        args.rounds, args.out))
+    emit("start", run_id=manifest.get("run_id"), runtime=runtime, runtime_version=version,
+         models=len(entries), rows=len(plan))
+    written = skipped = errors = 0
+    # Rounds outermost: A B C A B C, so drift and a neighbour's load spread over every model
+    # instead of landing on whichever was measured during it.
+    steps = [(r, e) for r in rounds for e in entries]
+    try:
+        for index, (round_no, entry) in enumerate(steps, 1):
+            name = entry.get("name")
+            emit("model_start", model=name, index=index, total=len(steps), threads=args.threads,
+                 units=[u["spec"] for u in units], round=round_no)
+            for unit, threads in [(u, t) for u in units for t in args.threads]:
+                spec = unit["spec"]
+                key = row_key(agent.base_row(entry, threads, unit, round_no))
+                if key in store.done:
+                    skipped += 1
+                    emit("skip", model=name, threads=threads, unit=spec, round=round_no)
+                    continue
+                row, samples, predictions, robust = agent.measure(entry, threads, unit, round_no)
+                store.write(row, samples, predictions, robust)
+                written += 1
+                if row.get("status") == "ok":
+                    say("%s x%d on %s: p50 %.3f ms, peak %.1f MB%s" % (
+                        name, threads, spec, row["p50_ms"],
+                        row.get("peak_rss_mb") or float("nan"),
+                        ", accuracy %s" % cell(row.get("accuracy"))
+                        if row.get("accuracy") not in (None, "") else ""))
+                else:
+                    errors += 1
+                    say("%s x%d on %s: error: %s" % (name, threads, spec, row.get("error")))
+                    emit("error", model=name, threads=threads, unit=spec,
+                         message=row.get("error"))
+                emit("row", model=name, threads=threads, unit=spec, round=round_no,
+                     status=row.get("status"),
+                     p50_ms=row.get("p50_ms"), accuracy=row.get("accuracy"),
+                     peak_rss_mb=row.get("peak_rss_mb"))
+            emit("model_done", model=name, index=index, total=len(steps), round=round_no)
+    finally:
+        store.close()
+    emit("done", rows=written, skipped=skipped, errors=errors, out=args.out)
+    return 0

@@ -1,0 +1,253 @@
+"""The data shared by host and device, defined once: the bundle manifest, the model card, the CSV
+files the agent writes and the events of its progress protocol. The host imports this module
+(edgebench.device.schema); the agent ships it in agent.pyz. Bump a version when a field changes
+meaning or disappears; adding a trailing CSV column is also a bump (readers check it)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Optional
+
+MODEL_CARD_SCHEMA = "edgebench.model-card/1"
+MANIFEST_SCHEMA = "edgebench.manifest/1"
+# 2: the compute-unit columns (compute_unit ... delegated_nodes); 3: round, predictions.csv
+RESULTS_SCHEMA_VERSION = 3
+
+# Model card (JSON beside every .tflite, and one entry per model in manifest.json):
+#   schema, name ("resnet18.int8"), file, sha256, size_bytes, recipe, architecture,
+#   input:  {shape [1,H,W,C], dtype, layout "NHWC", scale, zero_point,
+#            normalization {pixel_scale, mean [C], std [C]}}   # x = (u8*pixel_scale - mean)/std
+#   output: {shape, dtype, scale, zero_point}
+#   class_names, positive_class (index of the positive class, "malignant"),
+#   source {checkpoint, onnx, saved_model, data_spec, img_size, split_seed},
+#   tools {torch, onnx, onnx2tf, tensorflow, ...}, conversion_seconds,
+#   verification {max_abs_diff, agreement, accuracy, n, reference "torch"|"onnxruntime"}
+#                (null when not verified)
+#   Float tensors carry scale 0.0 and zero_point 0 (as the interpreter reports them). A card the
+#   bundle derived from a bare .tflite (no card beside it) has "derived": true.
+#   Optional keys, host-side only (the agent ignores them; host/export/card.py EXTRA_KEYS):
+#   census {ops, kind "float"|"fp16-weights"|"dynamic-range"|"integer"|"mixed",
+#           op_types {OP: {count, types {"in,types->out,types": n}}}, io {input, output},
+#           integer_ops, float_op_count, float_ops [{index, op, output}], q_dq_pairs,
+#           dequantize_in_graph, quantize_in_graph, requantize, custom_ops [name],
+#           extreme_scales [{index, op, tensor, scale}]}   (every model; the bundle adds it)
+#   layers_csv "<name>.layers.csv", worst_layers [{rank, tensor, op, scale, rmse_over_scale,
+#           mean_error, float_min, float_max}]   (quantize --debug for int8; int8-mixed)
+#   mixed {keep_float [tensor], k, layers, agreement, target_agreement, reached, tried [[k, a]],
+#           note, ranking}   (int8-mixed only)
+# Manifest (bundle/manifest.json):
+#   schema, run_id, created (ISO 8601 UTC), testset ("testset.npz" or null),
+#   models: [card + {"file": "models/<name>.tflite", "reference": "reference/<arch>.npy" or null}]
+# testset.npz: images uint8 N×H×W×C, labels int64 N, class_names str[K]
+# reference/<arch>.npy: float32 N×K logits of the float (PyTorch) model on the test set
+
+# The card and the manifest as types: the host builds them (export/card.py, bundle.py) and
+# writes to_json(); readers take from_json(). Key order in the JSON is the field order.
+CARD_INPUT_KEYS = ("shape", "dtype", "layout", "scale", "zero_point", "normalization")
+CARD_OUTPUT_KEYS = ("shape", "dtype", "scale", "zero_point")
+CARD_SOURCE_KEYS = ("checkpoint", "onnx", "saved_model", "data_spec", "img_size", "split_seed")
+CARD_VERIFICATION_KEYS = ("max_abs_diff", "agreement", "accuracy", "n")
+CARD_EXTRA_KEYS = ("census", "layers_csv", "worst_layers", "mixed", "derived")
+
+
+@dataclass
+class ModelCard:
+    name: str
+    file: str
+    sha256: str
+    size_bytes: int
+    recipe: str
+    architecture: str
+    input: dict                      # CARD_INPUT_KEYS
+    output: dict                     # CARD_OUTPUT_KEYS
+    class_names: list
+    positive_class: int = 1
+    source: Optional[dict] = None    # CARD_SOURCE_KEYS
+    tools: dict = field(default_factory=dict)
+    conversion_seconds: Optional[float] = None
+    verification: Optional[dict] = None   # CARD_VERIFICATION_KEYS, or None: not verified
+    extra: dict = field(default_factory=dict)   # CARD_EXTRA_KEYS that apply
+    schema: str = MODEL_CARD_SCHEMA
+
+    def to_json(self) -> dict:
+        out = {"schema": self.schema}
+        out.update((f.name, getattr(self, f.name)) for f in fields(self)
+                   if f.name not in ("schema", "extra"))
+        out.update((k, v) for k, v in self.extra.items() if k in CARD_EXTRA_KEYS)
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict) -> "ModelCard":
+        names = set(CARD_KEYS)
+        return cls(extra=dict((k, v) for k, v in data.items() if k in CARD_EXTRA_KEYS),
+                   **dict((k, v) for k, v in data.items() if k in names))
+
+
+CARD_KEYS = tuple(["schema"] + [f.name for f in fields(ModelCard) if f.name not in ("schema",
+                                                                                      "extra")])
+
+
+@dataclass
+class Manifest:
+    run_id: str
+    created: str
+    testset: Optional[str]           # TESTSET_NPZ or None
+    models: list                     # ModelCard.to_json() + {"file", "reference"} each
+    robustness: Optional[dict] = None
+    schema: str = MANIFEST_SCHEMA
+
+    def to_json(self) -> dict:
+        out = {"schema": self.schema, "run_id": self.run_id, "created": self.created,
+               "testset": self.testset, "models": self.models}
+        if self.robustness:
+            out["robustness"] = self.robustness
+        return out
+
+
+# ---------------------------------------------------------------------------------------------
+# The CSV files as record types: each column's name, kind, the schema version it arrived in and
+# what a file written before that version means by its absence (the host fills it in when it
+# reads an older results folder: schema 1 predates the compute-unit axis, every row ran on the
+# CPU Interpreter; schema 2 predates the rounds).
+# ---------------------------------------------------------------------------------------------
+TEXT, INT, FLOAT, BOOL, TRISTATE = "text", "int", "float", "bool", "tristate"
+
+
+class Column(object):
+    __slots__ = ("name", "kind", "since", "before")
+
+    def __init__(self, name: str, kind: str = TEXT, since: int = 1, before=None):
+        self.name, self.kind, self.since, self.before = name, kind, since, before
+
+    def __repr__(self):
+        return "Column(%r, %r, since=%d)" % (self.name, self.kind, self.since)
+
+
+class Record(object):
+    """One CSV file: its name, its columns in order, and the columns that identify a line."""
+
+    def __init__(self, file: str, columns, key=(), since: int = 1):
+        self.file, self.columns, self.key, self.since = file, tuple(columns), tuple(key), since
+        self.names = tuple(c.name for c in self.columns)
+        self.by_name = dict((c.name, c) for c in self.columns)
+
+    def of_kind(self, *kinds) -> tuple:
+        return tuple(c.name for c in self.columns if c.kind in kinds)
+
+    def missing_before(self, version: int) -> dict:
+        """{column: value} for the columns a file of `version` does not have yet."""
+        return dict((c.name, c.before) for c in self.columns if c.since > version)
+
+
+def _columns(*groups):
+    """Columns from (kind, since, before, "name name ...") groups, in order."""
+    out = []
+    for kind, since, before, names in groups:
+        for name in names.split():
+            out.append(Column(name, kind, since, before))
+    return out
+
+
+# The key columns: a row of results.csv is one measurement of RESULT_KEY; a model's outputs (and
+# so its accuracy and predictions) depend only on OUTPUT_KEY (fp16 inside a GPU, XNNPACK or not),
+# not on the thread count nor the round. Both are read as strings, as a CSV gives them back.
+RESULT_KEY = ("sha256", "threads", "xnnpack", "runtime", "compute_unit", "round")
+OUTPUT_KEY = ("sha256", "runtime", "xnnpack", "compute_unit")
+# One configuration: a row's key without the round (the report folds rounds over it).
+CONFIG_KEY = tuple(c for c in RESULT_KEY if c != "round")
+
+
+
+RESULTS = Record("results.csv", _columns(
+    (INT, 1, None, "schema_version"),
+    (TEXT, 1, None, "run_id model architecture recipe sha256"),
+    (FLOAT, 1, None, "file_size_mb"),
+    (INT, 1, None, "threads"), (TRISTATE, 1, None, "xnnpack"),
+    (TEXT, 1, None, "runtime runtime_version"),
+    (TEXT, 2, "cpu", "compute_unit"), (INT, 3, "1", "round"),
+    (TEXT, 2, "cpu", "accelerator"), (TEXT, 2, "interpreter", "api"),
+    (TEXT, 2, None, "accelerator_device"), (BOOL, 2, "false", "software_accelerator"),
+    (TRISTATE, 2, None, "fully_accelerated"), (FLOAT, 2, None, "delegated_nodes"),
+    (TEXT, 1, None, "status error"),
+    (FLOAT, 1, None, "load_ms first_inference_ms warmup_runs"),
+    (FLOAT, 1, None, "count mean_ms std_ms min_ms p50_ms p90_ms p95_ms p99_ms max_ms"),
+    (FLOAT, 1, None, "rss_before_mb rss_after_load_mb peak_rss_mb"),
+    (FLOAT, 1, None, "n_test accuracy sensitivity specificity auc tn fp fn tp agreement"),
+    (FLOAT, 1, None, "temp_before_c temp_after_c"), (BOOL, 1, None, "throttled"),
+    (TEXT, 1, None, "throttled_flags device_model machine cpu"), (FLOAT, 1, None, "cores"),
+    (TEXT, 1, None, "governor"), (FLOAT, 1, None, "freq_mhz"),
+    (TEXT, 1, None, "os python numpy"), (BOOL, 1, None, "emulated"),
+    (TEXT, 1, None, "hostname started_utc"),
+), key=("model",) + RESULT_KEY)
+# results.csv: status "ok" | "error"; `error` holds the failure of an error row, and on an ok row a
+# note on what could not be measured (e.g. "accuracy not measured: testset.npz is missing").
+# The compute unit (schema 2): compute_unit is the unit as asked for and part of the row's key
+# ("cpu", "gpu", "gpu!", "npu", "delegate:LIB[:k=v;...]"); accelerator is cpu|gpu|npu|delegate;
+# api is interpreter|compiled_model; accelerator_device names what ran it (the GPU adapter as
+# LiteRT selected it, the delegate library, or the CPU kernels); software_accelerator is true for
+# a software GPU (llvmpipe, SwiftShader, any "CPU / Software" adapter), whose timings say nothing
+# about real hardware; fully_accelerated is CompiledModel.is_fully_accelerated() (empty where the
+# API does not tell); delegated_nodes is how many nodes of the model a delegate took, where known.
+# round (schema 3): 1..--rounds; the plan runs that many times, models interleaved (A B C A B C),
+# one row per round, so drift between rounds shows as their spread. Accuracy is measured in the
+# first round a configuration runs in and copied to its other rounds and thread counts.
+# latency_samples.csv: one line per timed invoke of an ok row (run = its index), in ms.
+SAMPLES = Record("latency_samples.csv", _columns(
+    (INT, 1, None, "schema_version"), (TEXT, 1, None, "run_id model sha256"),
+    (INT, 1, None, "threads"), (TRISTATE, 1, None, "xnnpack"), (TEXT, 1, None, "runtime"),
+    (TEXT, 2, "cpu", "compute_unit"), (INT, 3, "1", "round"),
+    (INT, 1, None, "run"), (FLOAT, 1, None, "latency_ms"),
+), key=RESULT_KEY)
+# predictions.csv (schema 3): one line per test image for each configuration whose accuracy was
+# measured (model sha256 x runtime x xnnpack x compute_unit: threads and rounds do not change
+# outputs): image is the index in testset.npz, predicted the argmax class, score the softmax
+# probability of positive_class (the card's). The raw material of the host's paired tests.
+PREDICTIONS = Record("predictions.csv", _columns(
+    (INT, 3, None, "schema_version"), (TEXT, 3, None, "run_id model sha256 runtime"),
+    (TRISTATE, 3, None, "xnnpack"), (TEXT, 3, None, "compute_unit testset"),
+    (INT, 3, None, "positive_class image label predicted"), (FLOAT, 3, None, "score"),
+), key=OUTPUT_KEY, since=3)
+# robustness.csv (schema 3): one line per configuration (as predictions.csv) x corrupted test set
+# of the bundle's "robustness" entry (MedMNIST-C corruptions, written by bench-host bundle):
+# accuracy etc. on that set, and agreement_fp32 = share of images whose class equals the class
+# the same architecture's fp32 model gave on the same corrupted images under the same compute
+# unit (empty where that fp32 row is not measured). predictions.csv carries those images too,
+# testset "<corruption>-<severity>" ("clean" for testset.npz). status/error as in results.csv:
+# a corrupted set missing on the device or of the wrong shape is an error line, the rest goes on.
+ROBUSTNESS = Record("robustness.csv", _columns(
+    (INT, 3, None, "schema_version"),
+    (TEXT, 3, None, "run_id model architecture recipe sha256 runtime"),
+    (TRISTATE, 3, None, "xnnpack"), (TEXT, 3, None, "compute_unit corruption"),
+    (INT, 3, None, "severity"),
+    (FLOAT, 3, None, "n accuracy sensitivity specificity auc agreement_fp32"),
+    (TEXT, 3, None, "status error"),
+), key=OUTPUT_KEY + ("corruption", "severity"), since=3)
+RECORDS = (RESULTS, SAMPLES, PREDICTIONS, ROBUSTNESS)
+RESULT_COLUMNS, SAMPLE_COLUMNS = RESULTS.names, SAMPLES.names
+PREDICTION_COLUMNS, ROBUSTNESS_COLUMNS = PREDICTIONS.names, ROBUSTNESS.names
+# The accuracy columns of results.csv: measured once per output key and copied to the rows of
+# the configuration's other thread counts and rounds.
+ACCURACY_COLUMNS = ("n_test", "accuracy", "sensitivity", "specificity", "auc", "tn", "fp", "fn",
+                    "tp", "agreement")
+
+# The files of a results folder.
+RESULTS_CSV = RESULTS.file
+SAMPLES_CSV = SAMPLES.file
+PREDICTIONS_CSV = PREDICTIONS.file
+ROBUSTNESS_CSV = ROBUSTNESS.file
+ENV_JSON = "env.json"
+RUNTIME_LOG = "runtime.log"
+# The files of a bundle.
+MANIFEST_JSON = "manifest.json"
+TESTSET_NPZ = "testset.npz"
+AGENT_ARCHIVE = "agent.pyz"
+# The agent's progress protocol: one JSON object per line on its stdout, {"event": NAME, ...}
+# (guide.py lists each event's fields); the host's deploy reads them.
+EVENTS = ("start", "robustness", "model_start", "skip", "row", "error", "model_done", "done")
+
+
+def row_key(row: dict) -> tuple:
+    return tuple(str(row[c]) for c in RESULT_KEY)
+
+
+def output_key(row: dict) -> tuple:
+    return tuple(str(row[c]) for c in OUTPUT_KEY)
