@@ -54,6 +54,9 @@ def register(subparsers) -> None:
                    help="a link silent this long is given up and retried, and a device lock "
                         "whose run stopped answering this long is taken over (default 60)")
     o.add_argument("--no-progress", action="store_true", help="no progress bars")
+    o.add_argument("--verbose", action="store_true",
+                   help="show the libraries' log lines (paramiko, the agent's stderr) on the "
+                        "terminal too; they always go to RESULTS/<run-id>/host.log")
     p.set_defaults(func=run)
 
 
@@ -61,6 +64,10 @@ def run(args) -> int:
     from edgebench.host.deploy import deploy, summary
     from edgebench.host.errors import UserError
 
+    if args.verbose:
+        from edgebench.host import liblog
+
+        liblog.verbose()
     specs, options = targets_from_args(args)
     if bool(args.bundle) == bool(args.models_dir):
         raise UserError("pass exactly one of --bundle DIR (made by bench-host bundle) or "
