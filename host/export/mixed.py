@@ -93,7 +93,8 @@ class MixedChoice:
     agreement: float | None        # of the chosen model (None when K was given unverified)
     target_agreement: float | None
     reached: bool | None
-    tried: list[list] = field(default_factory=list)  # [K, agreement] in the order tried
+    tried: list[list] = field(default_factory=list)  # [K, agreement] in the order tried;
+    #                         K counts entries of the ranking: layers, and ends when searched
     note: str = ""
     float_ends: list[str] = field(default_factory=list)  # "input"/"output" kept float
     ends: str = "searched"         # or the pinned I/O type: "int8", "uint8", "float"
@@ -219,7 +220,8 @@ def _result(ranked, k, tried, options, n_images, io, searched_ends, reached) -> 
     layers = [t for t in keep if t not in ENDS]
     choice = MixedChoice(layers, len(layers), sum(t not in ENDS for t in ranked), tried[k],
                          options.target if options.max_changed is None else
-                         (n_images - options.max_changed) / n_images if n_images else None,
+                         max(0.0, (n_images - options.max_changed) / n_images) if n_images
+                         else None,
                          reached, [[j, round(a, 6)] for j, a in tried.items()])
     return _finish(choice, [t for t in keep if t in ENDS], io if not searched_ends else "searched",
                    n_images, options)
