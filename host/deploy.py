@@ -20,6 +20,7 @@ import concurrent.futures
 import csv
 import hashlib
 import json
+import logging
 import re
 import sys
 import time
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 from edgebench.device.schema import AGENT_ARCHIVE
+from edgebench.host import liblog
 from edgebench.host.doctor import preflight
 from edgebench.host.errors import UserError
 from edgebench.host.files import atomic_path
@@ -49,6 +51,7 @@ MAX_BACKOFF_S = 30.0
 # Attempts that moved the deploy forward (bytes delivered, rows measured) do not use up retries,
 # so a link that drops every 100 MB still delivers a 400 MB bundle; this caps them all the same.
 MAX_ATTEMPTS = 50
+_AGENT_LOG = logging.getLogger("edgebench.agent")  # into host.log (host/liblog.py)
 
 
 @dataclass
@@ -188,7 +191,8 @@ def deploy(bundle_dir, targets: Sequence, results_dir="results", agent=(), *,
         fields.pop("options", None)
     settings = settings or DeployOptions(agent=agent, **fields)
     results_root = Path(results_dir) / bundle.run_id
-    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, len(targets))) as pool:
+    with liblog.to_file(results_root / "host.log"), \
+            concurrent.futures.ThreadPoolExecutor(max_workers=max(1, len(targets))) as pool:
         futures = [pool.submit(_deploy_one, spec, i, bundle, results_root / names[i], settings)
                    for i, spec in enumerate(targets)]
         return [f.result() for f in futures]
@@ -322,6 +326,7 @@ def _run_agent(target, lock, python, run_dir, settings: DeployOptions, bar, name
     def on_stderr(line: str) -> None:
         err_lines.append(line)
         del err_lines[:-20]
+        _AGENT_LOG.info("%s: %s", name, line)
         log.write(line + "\n")
         log.flush()
     argv = lock.wrap_agent([python, f"{run_dir}/bundle/{AGENT_ARCHIVE}", "--bundle",

@@ -13,7 +13,7 @@ from edgebench.host.export import tf_convert
 from edgebench.host.export.card import read_card
 from edgebench.host.export.census import op_census, summary_line
 from edgebench.host.export.debug import LAYER_COLUMNS
-from edgebench.host.export.mixed import MixedOptions, choose, rank, schedule
+from edgebench.host.export.mixed import ENDS, MixedOptions, choose, rank, schedule
 from edgebench.host.export.pipeline import convert_checkpoint, record_verification, reference_for
 from edgebench.host.export.quantize import VerifyData, quantize
 from edgebench.host.export.verify import normalize
@@ -119,12 +119,15 @@ def test_mixed_keeps_the_k_worst_layers_in_float(converted, testset, calib, tmp_
     assert r.status == "ok", r.error
     card = read_card(r.card)
     rows = read_rows(tmp_path / f"{ARCH}.int8-mixed.layers.csv")
-    assert card["mixed"]["k"] == 2 and card["mixed"]["keep_float"] == rank(rows)[:2]
-    assert card["mixed"]["layers"] == len(rows)
+    # --keep-float K counts layers: the ends' rows are in the table but not among the K
+    assert {x["tensor"] for x in rows} >= set(ENDS)
+    layers = [x for x in rows if x["tensor"] not in ENDS]
+    assert card["mixed"]["k"] == 2 and card["mixed"]["keep_float"] == rank(rows, False)[:2]
+    assert card["mixed"]["layers"] == len(layers) and card["mixed"]["float_ends"] == []
     # ranked by the output error each layer causes alone, which the table records for each
     alone = [float(x["output_mse_alone"]) for x in rows]
     assert all(a >= 0 for a in alone) and max(alone) > 0
-    worst = max(rows, key=lambda x: float(x["output_mse_alone"]))["tensor"]
+    worst = max(layers, key=lambda x: float(x["output_mse_alone"]))["tensor"]
     assert card["mixed"]["keep_float"][0] == worst
     census = card["census"]
     assert census["kind"] == "mixed" and census["float_op_count"] >= 2

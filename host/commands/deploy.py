@@ -59,6 +59,9 @@ def register(subparsers) -> None:
     from edgebench.host.commands.db_args import add_db_arg
 
     add_db_arg(o)
+    o.add_argument("--verbose", action="store_true",
+                   help="show the libraries' log lines (paramiko, the agent's stderr) on the "
+                        "terminal too; they always go to RESULTS/<run-id>/host.log")
     p.set_defaults(func=run)
 
 
@@ -66,6 +69,10 @@ def run(args) -> int:
     from edgebench.host.deploy import deploy, summary
     from edgebench.host.errors import UserError
 
+    if args.verbose:
+        from edgebench.host import liblog
+
+        liblog.verbose()
     specs, options = targets_from_args(args)
     if bool(args.bundle) == bool(args.models_dir):
         raise UserError("pass exactly one of --bundle DIR (made by bench-host bundle) or "

@@ -26,13 +26,20 @@ def add_quantization_debug(p) -> None:
                    help="int8-mixed: keep the K layers of largest error in float")
     g.add_argument("--target-agreement", type=float, metavar="A", default=None,
                    help="int8-mixed: keep as few layers in float as reach top-1 agreement A with "
-                        "the float model on the verification images (default 0.99)")
+                        "the float model on the verification images (default 0.99; on n images "
+                        "it allows floor(n·(1−A)) changed: 0.99 on 90 images allows none)")
+    g.add_argument("--max-changed-images", type=int, metavar="C", default=None,
+                   dest="max_changed",
+                   help="int8-mixed: the target as a count: at most C verification images may "
+                        "change their top-1 class against the float model")
     p.add_argument("--max-float", type=int, metavar="N", default=None,
-                   help="int8-mixed: search at most N float layers (default: all)")
+                   help="int8-mixed: search at most N float layers or ends (default: all)")
 
 
 def mixed_options(args):
     """MixedOptions from the parsed arguments, checked (a UserError for bad values)."""
     from edgebench.host.export.mixed import MixedOptions
 
-    return MixedOptions(args.keep_float, args.target_agreement, args.max_float).check()
+    # The search may keep the model's input/output float unless --io pinned their type.
+    return MixedOptions(args.keep_float, args.target_agreement, args.max_float,
+                        args.max_changed, search_ends=getattr(args, "io", None) is None).check()

@@ -23,8 +23,10 @@ def register(sub) -> None:
                     "int8-mixed missed its target agreement).")
     p.add_argument("source", type=Path, metavar="SAVEDMODEL|CHECKPOINT|MODEL.onnx")
     add_registry_option(p, "--recipes", default=None, help=HELP_RECIPES)
-    p.add_argument("--io", default="int8", choices=("int8", "uint8"),
-                   help="input/output type of the int8 recipe (default int8; uint8 like the paper)")
+    p.add_argument("--io", default=None, choices=("int8", "uint8", "float"),
+                   help="input/output type of the int8 recipes (default int8; uint8 like the "
+                        "paper; float keeps the input and output unquantized). Given, it pins "
+                        "int8-mixed's ends; not given, int8-mixed's search may keep them float")
     p.add_argument("--calib", type=int, default=200, metavar="N",
                    help="calibration images drawn from the training split (default 200)")
     src = p.add_mutually_exclusive_group()
@@ -81,7 +83,7 @@ def run(args) -> int:
         verify = reference_for(source, test_images, test_labels)
     calib_inputs = normalize(calib, source.normalization) if calib is not None else None
     results = quantize(Path(source.saved_model), recipes, calib_inputs, out_dir, source,
-                       io=args.io, verify=verify, progress=not args.quiet, debug=args.debug,
+                       io=args.io or "int8", verify=verify, progress=not args.quiet, debug=args.debug,
                        mixed=mixed)
     csv_path = record_verification(out_dir, results, source.architecture)
     print_results(results, csv_path)
@@ -108,8 +110,9 @@ def print_results(results, csv_path) -> None:
             print(f"{'':<10} ops: {summary_line(extra['census'])}")
         if extra.get("mixed"):
             m = extra["mixed"]
-            print(f"{'':<10} float layers: {m['k']} of {m['layers']}"
-                  + (f" (target agreement {m['target_agreement']:g}: "
+            ends = ", ".join(m.get("float_ends") or []) or "none"
+            print(f"{'':<10} float layers: {m['k']} of {m['layers']}, float ends: {ends}"
+                  + (f" ({m.get('target') or m['target_agreement']}: "
                      f"{'reached' if m['reached'] else 'NOT reached'})"
                      if m.get("target_agreement") is not None else ""))
         if extra.get("worst_layers"):

@@ -36,6 +36,9 @@ def register(sub) -> None:
     p.add_argument("--device", default="auto", help=f"training: {DEVICE_HELP}")
     p.add_argument("--amp", action="store_true", help=f"training: {AMP_HELP}")
     p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.add_argument("--verbose", action="store_true",
+                   help="show the libraries' log lines (paramiko, the agent's stderr) on the "
+                        "terminal too; they always go to RESULTS/<run-id>/host.log")
     from edgebench.host.commands.export_args import add_quantization_debug
 
     add_quantization_debug(p)  # --debug, and int8-mixed's --keep-float/--target-agreement
@@ -72,6 +75,10 @@ def run(args) -> int:
     from edgebench.host.commands.export_args import mixed_options
 
     mixed = mixed_options(args)
+    if args.verbose:
+        from edgebench.host import liblog
+
+        liblog.verbose()
     targets, options = targets_from_args(args)
     if args.labgrid_tags or any(t.kind == "labgrid" for t in targets):
         raise UserError("labgrid places are measured with bench-host deploy --target "

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgebench.host.export.mixed import ENDS, INPUT_END, OUTPUT_END
 from edgebench.host.export.native_log import import_tensorflow
 from edgebench.host.export.recipes import RECIPES
 from edgebench.host.files import write_atomic
@@ -71,24 +72,28 @@ def calibrate(saved_model: Path, recipe: str, calib_inputs: np.ndarray, io_type:
 def quantize_calibrated(calibrated: bytes, recipe: str, io_type: str = "int8",
                         keep_float: list[str] | None = None, numeric_verify: bool = False) -> bytes:
     """Quantize a calibrated model; the tensors in `keep_float` stay float (QUANTIZE/DEQUANTIZE
-    around them). With `numeric_verify` the result is the debugger's instrumented model (float
-    I/O); otherwise its I/O is the recipe's (int8/uint8, int16 for int16x8)."""
+    around them), and so do the model's ends named there (mixed.INPUT_END / OUTPUT_END: a float
+    input or output). With `numeric_verify` the result is the debugger's instrumented model (float
+    I/O); otherwise its I/O is `io_type` (int8/uint8/float; int16 for int16x8)."""
     tf = import_tensorflow()
     from tensorflow.lite.python import convert
     from tensorflow.lite.python.convert import _types_pb2
 
+    keep = list(keep_float or [])
     int16 = RECIPES[recipe].activations == "int16"
-    if numeric_verify:
+    if numeric_verify or io_type == "float":
         io_dtype = tf.float32
     elif int16:
         io_dtype = tf.int16
     else:
         io_dtype = tf.uint8 if io_type == "uint8" else tf.int8
+    layers = [t for t in keep if t not in ENDS]
     return convert.mlir_quantize(
         calibrated, disable_per_channel=False,
         inference_type=_types_pb2.QUANTIZED_INT16 if int16 else _types_pb2.QUANTIZED_INT8,
-        input_data_type=io_dtype, output_data_type=io_dtype,
-        enable_numeric_verify=numeric_verify, denylisted_nodes=list(keep_float or []) or None)
+        input_data_type=tf.float32 if INPUT_END in keep else io_dtype,
+        output_data_type=tf.float32 if OUTPUT_END in keep else io_dtype,
+        enable_numeric_verify=numeric_verify, denylisted_nodes=layers or None)
 
 
 def layer_statistics(calibrated: bytes, recipe: str, calib_inputs: np.ndarray) -> list[dict]:
@@ -129,20 +134,53 @@ def layer_statistics(calibrated: bytes, recipe: str, calib_inputs: np.ndarray) -
 def sensitivity(calibrated: bytes, recipe: str, io_type: str, rows: list[dict],
                 inputs: np.ndarray, n: int = SENSITIVITY_IMAGES) -> None:
     """Add `output_mse_alone` to each row: the mean squared difference of the model's logits
-    when only that layer is quantized (every other layer float) from the logits with every layer
-    float, on the first n calibration images. RMSE/scale is local (≈ 0.3 for nearly every layer
-    of a healthy model) and misses how far an error travels; this measures what reaches the
-    output, at the cost of one quantization and n inferences per layer."""
-    names = [r["tensor"] for r in rows]
+    when only that layer is quantized (every other layer float, and float input/output) from the
+    logits of the float model, on the first n calibration images. RMSE/scale is local (≈ 0.3 for
+    nearly every layer of a healthy model) and misses how far an error travels; this measures
+    what reaches the output, at the cost of one quantization and n inferences per layer.
+
+    With an integer `io_type` the model's two ends get rows of their own (INPUT_END, OUTPUT_END:
+    every layer float and only that end quantized), with their scale, zero point and rounding
+    error, and the table is re-ranked by RMSE/scale."""
+    names = [r["tensor"] for r in rows if r["tensor"] not in ENDS]
+    rows[:] = [r for r in rows if r["tensor"] not in ENDS]
     x = np.asarray(inputs[:n], dtype=np.float32)
-    reference = _logits(quantize_calibrated(calibrated, recipe, io_type, names), x)
+    reference = _logits(quantize_calibrated(calibrated, recipe, io_type, names + list(ENDS)), x)
     for row in rows:
-        alone = [m for m in names if m != row["tensor"]]
+        alone = [m for m in names if m != row["tensor"]] + list(ENDS)
         got = _logits(quantize_calibrated(calibrated, recipe, io_type, alone), x)
         row["output_mse_alone"] = float(np.mean((got - reference) ** 2))
+    if io_type == "float" or RECIPES[recipe].activations != "int8":
+        return
+    for end, other in ((INPUT_END, OUTPUT_END), (OUTPUT_END, INPUT_END)):
+        blob = quantize_calibrated(calibrated, recipe, io_type, names + [other])
+        got, detail = _logits(blob, x, with_detail=end)
+        values = x if end == INPUT_END else reference
+        rows.append(dict(_rounding(values, detail), tensor=end,
+                         op="INPUT" if end == INPUT_END else "OUTPUT",
+                         output_mse_alone=float(np.mean((got - reference) ** 2))))
+    rows.sort(key=lambda r: -_finite(r["rmse_over_scale"]))
+    for rank, row in enumerate(rows, 1):
+        row["rank"] = rank
 
 
-def _logits(blob: bytes, inputs: np.ndarray) -> np.ndarray:
+def _rounding(values: np.ndarray, detail: dict) -> dict:
+    """What quantizing `values` with this tensor's scale and zero point does to them."""
+    from edgebench.host.export.verify import dequantize_output, quantize_input
+
+    scale, zero_point = detail["quantization"]
+    err = dequantize_output(quantize_input(values, detail), detail) - values
+    rmse = float(np.sqrt(np.mean(err ** 2)))
+    return {"scale": float(scale), "zero_point": int(zero_point),
+            "rmse_over_scale": rmse / scale if scale > 0 else float("inf"),
+            "mean_error": float(np.mean(err)), "max_abs_error": float(np.max(np.abs(err))),
+            "rmse": rmse, "float_min": float(np.min(values)), "float_max": float(np.max(values)),
+            "elements": int(values[0].size)}
+
+
+def _logits(blob: bytes, inputs: np.ndarray, with_detail: str | None = None):
+    """The model's dequantized logits on `inputs`; with `with_detail` (an end's name) also the
+    interpreter's details of that end's tensor."""
     from ai_edge_litert.interpreter import Interpreter
 
     from edgebench.host.export.verify import dequantize_output, quantize_input
@@ -155,6 +193,8 @@ def _logits(blob: bytes, inputs: np.ndarray) -> np.ndarray:
         interp.set_tensor(inp["index"], quantize_input(x[None], inp))
         interp.invoke()
         rows.append(dequantize_output(interp.get_tensor(out["index"]), out)[0])
+    if with_detail:
+        return np.stack(rows), (inp if with_detail == INPUT_END else out)
     return np.stack(rows)
 
 

@@ -106,16 +106,20 @@ def _mixed(saved_model, out_dir, name, recipe, calib, io, log_path, options, ver
     with native_step(log_path):
         debug.sensitivity(calibrated, recipe, io, rows, calib)
     debug.write_layers_csv(debug.layers_csv_path(out_dir, name, recipe), rows)
-    ranked = mixed.rank(rows)
-    built: dict[int, bytes] = {}
+    # The ends are searched unless --io pinned them (or K is given: K counts layers only).
+    search_ends = options.search_ends and options.keep_float is None and io != "float"
+    ranked = mixed.rank(rows, ends=search_ends)
+    base_io = "int8" if io == "float" else io  # the integer type of the ends kept integer
+    built: dict[tuple, bytes] = {}
     scratch = tempfile.TemporaryDirectory(prefix="edgebench-mixed-")
     probe = Path(scratch.name) / "probe.tflite"
 
     def build(keep: list[str]) -> bytes:
-        if len(keep) not in built:
+        key = tuple(sorted(keep)) + ((mixed.INPUT_END, mixed.OUTPUT_END) if io == "float" else ())
+        if key not in built:
             with native_step(log_path):
-                built[len(keep)] = debug.quantize_calibrated(calibrated, recipe, io, keep)
-        return built[len(keep)]
+                built[key] = debug.quantize_calibrated(calibrated, recipe, base_io, list(key))
+        return built[key]
 
     def evaluate(keep: list[str]):
         blob = build(keep)
@@ -128,13 +132,15 @@ def _mixed(saved_model, out_dir, name, recipe, calib, io, log_path, options, ver
         raise ValueError("int8-mixed needs verification data to search for a target agreement; "
                          "give --keep-float K (or drop --no-verify)")
     try:
-        choice = mixed.choose(ranked, evaluate, options, name)
+        choice = mixed.choose(ranked, evaluate, options, name,
+                              len(verify[0]) if verify is not None else None, io)
     finally:
         scratch.cleanup()
     extra["mixed"] = dict(choice.card(), ranking="output_mse_alone, then rmse_over_scale")
     if choice.note:
         extra["_note"] = choice.note
-    return build(choice.keep_float), extra
+    ends = [e for e in mixed.ENDS if e.strip("()") in choice.float_ends]
+    return build(choice.keep_float + ends), extra
 
 
 def main(argv: list[str]) -> int:

@@ -10,7 +10,7 @@ from typing import Callable
 from edgebench.host.errors import UserError
 from edgebench.host.registry import describe, lookup
 
-IO_TYPES = ("int8", "uint8")
+IO_TYPES = ("int8", "uint8", "float")  # the int8 recipes' input/output type
 
 
 @dataclass(frozen=True)
@@ -46,8 +46,8 @@ def _int8(conv, tf, rep, io):
     conv.representative_dataset = rep
     # INT8 only: an op without an int8 kernel fails the conversion instead of silently staying float
     conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    conv.inference_input_type = tf.uint8 if io == "uint8" else tf.int8
-    conv.inference_output_type = tf.uint8 if io == "uint8" else tf.int8
+    io_type = {"uint8": tf.uint8, "float": tf.float32}.get(io, tf.int8)
+    conv.inference_input_type = conv.inference_output_type = io_type
 
 
 def _int16x8(conv, tf, rep, io):
@@ -64,12 +64,13 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
     Recipe("dynamic", "dynamic-range: int8 weights, float activations quantized on the fly",
            False, _dynamic),
     Recipe("fp16", "float16 weights, float32 compute", False, _fp16),
-    Recipe("int8", "full-integer: int8 weights and activations, int8 input/output (--io uint8)",
+    Recipe("int8", "full-integer: int8 weights and activations, int8 input/output (--io uint8|float)",
            True, _int8, "int8"),
     Recipe("int16x8", "int16 activations, int8 weights, int16 input/output (reference kernels: slow)",
            True, _int16x8, "int16"),
-    Recipe("int8-mixed", "int8 with the layers of largest quantization error kept in float "
-           "(--keep-float K, or --target-agreement A: default 0.99)", True, _int8, "int8",
+    Recipe("int8-mixed", "int8 with the layers (and input/output) of largest quantization error "
+           "kept in float (--keep-float K, --target-agreement A: default 0.99, or "
+           "--max-changed-images C)", True, _int8, "int8",
            mixed=True),
 )}
 

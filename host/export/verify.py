@@ -3,6 +3,7 @@ through a real TFLite interpreter with properly quantized inputs and dequantized
 from __future__ import annotations
 
 import csv
+import os
 from pathlib import Path
 
 import numpy as np
@@ -44,8 +45,11 @@ def tflite_logits(path: Path, inputs: np.ndarray, threads: int = 2, desc: str | 
     from ai_edge_litert.interpreter import Interpreter
     from tqdm import tqdm
 
+    from edgebench.host.export.native_log import stderr_to
+
     interp = Interpreter(model_path=str(path), num_threads=threads)
-    interp.allocate_tensors()
+    with stderr_to(os.devnull):  # LiteRT's "INFO: Created TensorFlow Lite XNNPACK delegate"
+        interp.allocate_tensors()
     (inp,), (out,) = interp.get_input_details(), interp.get_output_details()
     rows = []
     for x in tqdm(inputs, desc=desc or Path(path).name, unit="img", leave=False,

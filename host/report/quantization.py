@@ -98,7 +98,9 @@ def mixed_rows(cards: list[dict], summary: pd.DataFrame | None) -> pd.DataFrame:
         if not mixed or not mixed.get("mixed"):
             continue
         m = mixed["mixed"]
-        base = {"model": arch, "float layers": f"{m['k']} of {m['layers']}",
+        ends = m.get("float_ends") or []  # the model's input/output kept float (cards since #23)
+        base = {"model": arch, "float layers": f"{m['k']} of {m['layers']}"
+                + (f" + float {'/'.join(ends)}" if ends else ""),
                 "target": "" if m.get("target_agreement") is None else f"{m['target_agreement']:g}"
                 + ("" if m.get("reached") else " (not reached)")}
         for recipe in ("int8", "int8-mixed", "fp32"):

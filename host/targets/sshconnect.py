@@ -9,6 +9,7 @@ import socket
 
 import paramiko
 
+from edgebench.host import liblog
 from edgebench.host.errors import UserError
 from edgebench.host.targets import sshconfig
 from edgebench.host.targets.base import LinkDropped, TargetSpec
@@ -44,6 +45,7 @@ def connect_route(spec: TargetSpec, route: sshconfig.Route, options: sshconfig.C
     """Each jump host in turn, then the device through a direct-tcpip channel of the last
     hop (or through the ProxyCommand): every hop is authenticated and its host key checked
     exactly like the device's."""
+    liblog.quiet()  # paramiko's own log lines belong in host.log, not on the terminal
     sock = None
     if route.proxy_command:
         try:
