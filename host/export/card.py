@@ -22,8 +22,9 @@ SOURCE_KEYS = ("checkpoint", "onnx", "saved_model", "data_spec", "img_size", "sp
 VERIFICATION_KEYS = ("max_abs_diff", "agreement", "accuracy", "n")
 # Optional, written where they apply (the agent ignores them): census (export/census.py, every
 # model), layers_csv + worst_layers (the layer debugger, export/debug.py), mixed (int8-mixed's
-# float layers and search, export/mixed.py).
-EXTRA_KEYS = ("census", "layers_csv", "worst_layers", "mixed")
+# float layers and search, export/mixed.py), converter (the route that built it,
+# export/converters; absent: onnx2tf).
+EXTRA_KEYS = ("census", "layers_csv", "worst_layers", "mixed", "converter")
 _TOOLS = ("torch", "onnx", "onnx2tf", "onnxruntime", "tensorflow", "tf-keras", "ai-edge-litert",
           "numpy")
 
