@@ -36,4 +36,6 @@ command -v gcc >/dev/null 2>&1 || { apt-get update -qq && \
 export EDGEBENCH_REQUIRE_EMULATION=1  # missing emulation fails the tests instead of skipping them
 [ -x .venv/bin/python ] || python3.11 -m venv .venv
 .venv/bin/pip install -q -e '.[test]'
+# The litert-torch converter's own venv (tests/test_converters.py): ~2.1 GB, made once, pinned.
+.venv/bin/python -m edgebench.host.export.converters.env litert-torch >/dev/null
 exec .venv/bin/python -m pytest "$@"

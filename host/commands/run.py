@@ -36,6 +36,9 @@ def register(sub) -> None:
     from edgebench.host.commands.export_args import add_quantization_debug
 
     add_quantization_debug(p)  # --debug, and int8-mixed's --keep-float/--target-agreement
+    from edgebench.host.commands.export_args import add_converter
+
+    add_converter(p)  # --converter onnx2tf,litert-torch: every model through each route
     from edgebench.host.commands.agent_options import add_agent_args
     from edgebench.host.commands.target_args import add_target_args
 
@@ -67,8 +70,13 @@ def run(args) -> int:
     from edgebench.host.pipeline import run_pipeline
 
     from edgebench.host.commands.agent_options import agent_args_from
-    from edgebench.host.commands.export_args import mixed_options
+    from edgebench.host.commands.export_args import (converters_from, mixed_options,
+                                                     ready_converters)
 
+    converters = converters_from(args)
+    if converters is None:
+        return 0
+    ready_converters(converters)
     mixed = mixed_options(args)
     targets, options = targets_from_args(args)
     agent_args = agent_args_from(argparse.Namespace(**dict(vars(args), threads=None)))
@@ -76,7 +84,7 @@ def run(args) -> int:
                           remote_python=args.remote_python, quiet=args.quiet, threads=args.threads,
                           agent_extra=agent_args, robustness=robustness, debug=args.debug,
                           mixed=mixed if mixed != type(mixed)() else None, device=args.device,
-                          amp=args.amp)
+                          amp=args.amp, converters=converters)
     from edgebench.host.deploy import summary
 
     print(summary(result.outcomes))

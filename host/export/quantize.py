@@ -262,8 +262,8 @@ def quantize(saved_model: Path, recipes: list[str], calib_inputs: np.ndarray | N
 
 
 def _litert(source: SourceInfo, model, recipes, calib_inputs, io, out_dir, stem, tools):
-    """(events, timings {upstream_s: torch.export's seconds} filled as they run, tool versions) of the litert-torch
-    route: the tools of its own venv, not the host's."""
+    """(events, timings {upstream_s: torch.export's seconds} filled as they run, tool versions)
+    of the litert-torch route: the tools of its own venv, not the host's."""
     from edgebench.host.export.converters.litert_route import litert_events
 
     if model is None:

@@ -25,6 +25,11 @@ from pathlib import Path
 from edgebench.host.errors import UserError
 
 MARKER = "edgebench-env.json"
+_CHECKED: set[Path] = set()
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)  # progress: off stdout, which commands parse
 
 
 @dataclass(frozen=True)
@@ -92,21 +97,25 @@ def check_env(spec: EnvSpec) -> str:
     return ""
 
 
-def ensure_env(name: str, progress=print) -> Path:
+def ensure_env(name: str, progress=_say) -> Path:
     """The Python of converter `name`'s venv, creating the venv on first use (minutes: about 2 GB
     from PyPI; torch 2.13.0 comes from pip's cache). A venv that was ready once but no longer
     runs the converter is a UserError naming the command that rebuilds it."""
     spec = ENVS[name]
+    if spec.path in _CHECKED:
+        return spec.python
     if _ready(spec):
         why = check_env(spec)
         if why:
             raise UserError(f"the {name} converter environment {spec.path} is broken ({why}); "
                             f"rebuild it: {spec.rebuild_command()}")
-        return spec.python
-    return build_env(spec, progress)
+    else:
+        build_env(spec, progress)
+    _CHECKED.add(spec.path)  # the import check costs seconds: once per process
+    return spec.python
 
 
-def build_env(spec: EnvSpec, progress=print) -> Path:
+def build_env(spec: EnvSpec, progress=_say) -> Path:
     if spec.path.exists():
         shutil.rmtree(spec.path)
     progress(f"{spec.name}: creating its converter environment in {spec.path} (first use; "
