@@ -39,6 +39,8 @@ RESULTS_SCHEMA_VERSION = 3
 #           mean_error, float_min, float_max}]   (quantize --debug for int8; int8-mixed)
 #   mixed {keep_float [tensor], k, layers, agreement, target_agreement, reached, tried [[k, a]],
 #           note, ranking}   (int8-mixed only)
+#   converter "onnx2tf"|"litert-torch"   (the route that built it; its models are named
+#           <arch>.<converter>.<recipe> except onnx2tf's, <arch>.<recipe>)
 # Manifest (bundle/manifest.json):
 #   schema, run_id, created (ISO 8601 UTC), testset ("testset.npz" or null),
 #   models: [card + {"file": "models/<name>.tflite", "reference": "reference/<arch>.npy" or null}]

@@ -141,7 +141,8 @@ def test_litert_builds_every_recipe_it_supports_and_says_why_not(both_routes):
         assert r.status == "ok", (recipe, r.error)
         assert r.verification["agreement"] >= 0.9, (recipe, r.verification)
         card = read_card(r.card)
-        assert card["converter"] == "litert-torch" and card["name"] == f"tinyconv.litert-torch.{recipe}"
+        assert card["converter"] == "litert-torch"
+        assert card["name"] == f"tinyconv.litert-torch.{recipe}"
         assert card["tools"]["litert_torch"] == "0.10.0" and card["tools"]["onnx2tf"] is None
     mixed = results[("litert-torch", "int8-mixed")]
     assert mixed.status == "unsupported" and "QuantizationDebugger" in mixed.error
@@ -242,3 +243,28 @@ def test_broken_converter_env_is_one_line_with_the_rebuild_command(tmp_path, pyt
     assert "python -m edgebench.host.export.converters.env litert-torch --rebuild" in lines[0]
     assert ("missing" in lines[0]) if not python_ok else ("litert_torch" in lines[0])
     assert not list(tmp_path.glob("tinyconv*.tflite"))  # refused before any work
+
+
+@pytest.mark.timeout(1500)
+def test_run_measures_both_routes_and_reports_them(tmp_path):
+    """`bench-host run --converter onnx2tf,litert-torch`: every model through both routes, measured
+    by the agent, each route against its own fp32, and the Converters table in the report."""
+    import pandas as pd
+
+    from cli_runner import run_bench_host
+
+    proc = run_bench_host("run", "--models", "resnet18", "--recipes", "fp32,int8", "--img-size",
+                          "32", "--epochs", "1", "--data", "phantom:120", "--results", tmp_path,
+                          "--run-id", "c", "--converter", "onnx2tf,litert-torch", "--quiet",
+                          timeout=1400)  # train + two routes + the agent, on 2 shared cores
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    run_dir = tmp_path / "c"
+    summary = pd.read_csv(run_dir / "summary.csv")
+    assert sorted(zip(summary["converter"], summary["recipe"])) == [
+        ("litert-torch", "fp32"), ("litert-torch", "int8"), ("onnx2tf", "fp32"), ("onnx2tf", "int8")]
+    assert (summary["status"] == "ok").all()
+    fp32 = summary[summary["recipe"] == "fp32"]
+    assert (fp32["speedup_vs_fp32"] == 1.0).all()  # each route's own fp32 is its baseline
+    assert "# Converters: onnx2tf vs litert-torch" in (run_dir / "report.md").read_text()
+    assert "converters (McNemar between routes)" in proc.stdout
+    assert (run_dir / "models/resnet18/resnet18.litert-torch.int8.tflite").is_file()

@@ -107,7 +107,7 @@ def table(p: pd.DataFrame) -> pd.DataFrame:
 
 
 def headline(p: pd.DataFrame) -> str:
-    """One line per recipe: the verdict on each device × compute unit × threads it was measured."""
+    """One line per recipe: the verdict per model (each device × unit × threads it ran on)."""
     lines = []
     for recipe, group in p.groupby("recipe", sort=False):
         said = "; ".join(dict.fromkeys(f"{r['base_model']}: {verdict(r)}"

@@ -54,9 +54,9 @@ def _failed(recipe: str, error: str) -> dict:
 
 def litert_events(model, input_shape: list[int], recipes: list[str], calib_inputs, io: str,
                   out_dir: Path, stem: str, timings: dict | None = None):
-    """One done event per recipe, in order; `timings` gets upstream_s (torch.export's seconds). Every failure is a
-    failed event naming its step (torch.export, litert_torch.convert, ai-edge-quantizer, or the
-    child's crash)."""
+    """One done event per recipe, in order; `timings` gets upstream_s (torch.export's seconds).
+    Every failure is a failed event naming its step (torch.export, litert_torch.convert,
+    ai-edge-quantizer, or the child's crash)."""
     python = ensure_env("litert-torch")
     with tempfile.TemporaryDirectory(prefix="edgebench-litert-") as tmp:
         program = Path(tmp) / "model.pt2"
@@ -94,4 +94,5 @@ def litert_events(model, input_shape: list[int], recipes: list[str], calib_input
             lines = [ln.strip() for ln in err_path.read_text(errors="replace").splitlines()
                      if ln.strip()]
             for r in pending:
-                yield _failed(r, f"litert-torch worker crashed ({how}) {lines[-1] if lines else ''}")
+                last = lines[-1] if lines else ""
+                yield _failed(r, f"litert-torch worker crashed ({how}) {last}")
