@@ -173,7 +173,12 @@ def main(argv=None) -> int:
     p.add_argument("--out", type=Path, default=Path("runs/bench-conversion"))
     p.add_argument("--reuse", action="store_true", help="reuse checkpoints already in --out")
     p.add_argument("--quiet", action="store_true")
+    p.add_argument("--converters", default=None,
+                   help="e.g. onnx2tf,litert-torch: both routes side by side instead "
+                        "(conversion_routes.py)")
     args = p.parse_args(argv)
+    if args.converters:
+        return _routes(args)
     rows = []
     for name in args.models.split(","):
         print(f"== {name}", file=sys.stderr, flush=True)
@@ -182,6 +187,24 @@ def main(argv=None) -> int:
             {"machine": platform.machine(), "cpus": os.cpu_count(), "python": platform.python_version(),
              "load_average": os.getloadavg(), "results": rows}, indent=2, default=str))
     print(markdown(rows))
+    return 0
+
+
+def _routes(args) -> int:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from conversion_routes import bench_routes, markdown as routes_markdown
+
+    from edgebench.host.export.converters import parse_converters
+
+    converters = parse_converters(args.converters)
+    rows = []
+    for name in args.models.split(","):
+        print(f"== {name}", file=sys.stderr, flush=True)
+        rows.append(bench_routes(name, args, converters))
+        (args.out / "conversion_routes.json").write_text(json.dumps(
+            {"machine": platform.machine(), "cpus": os.cpu_count(),
+             "load_average": os.getloadavg(), "results": rows}, indent=2, default=str))
+    print(routes_markdown(rows))
     return 0
 
 

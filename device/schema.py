@@ -46,7 +46,9 @@ CARD_INPUT_KEYS = ("shape", "dtype", "layout", "scale", "zero_point", "normaliza
 CARD_OUTPUT_KEYS = ("shape", "dtype", "scale", "zero_point")
 CARD_SOURCE_KEYS = ("checkpoint", "onnx", "saved_model", "data_spec", "img_size", "split_seed")
 CARD_VERIFICATION_KEYS = ("max_abs_diff", "agreement", "accuracy", "n")
-CARD_EXTRA_KEYS = ("census", "layers_csv", "worst_layers", "mixed", "derived")
+# converter: the route that built the model (host/export/converters; absent: onnx2tf), whose
+# files are named <arch>.<converter>.<recipe> except onnx2tf's, <arch>.<recipe>.
+CARD_EXTRA_KEYS = ("census", "layers_csv", "worst_layers", "mixed", "converter", "derived")
 
 
 @dataclass

@@ -78,10 +78,14 @@ def run_pipeline(profile: Profile, results_root: Path, run_id: str, targets: lis
                  agent: AgentOptions | None = None,
                  robustness: list | None = None, debug: bool = False, mixed=None,
                  device: str = "auto", amp: bool = False,
-                 report_links=None) -> PipelineResult:
+                 report_links=None,
+                 converters: Sequence[str] = ("onnx2tf",)) -> PipelineResult:
     """`agent`: the user's agent options, over the profile's (warm-up, runs, threads). `debug`
     runs the layer debugger for the integer recipes; `mixed` (MixedOptions) chooses
-    int8-mixed's float layers; `device`/`amp` are training's (--device, --amp)."""
+    int8-mixed's float layers; `device`/`amp` are training's (--device, --amp); `converters`
+    the routes every model is built by (export/converters)."""
+    from edgebench.host.export.converters import CONVERTERS
+
     from edgebench.host.deploy import deploy
     from edgebench.host.report import build_report
 
@@ -109,12 +113,15 @@ def run_pipeline(profile: Profile, results_root: Path, run_id: str, targets: lis
             book.record(f"train:{arch}", train_key)
 
         export_key = _key([train_key, profile.recipes, profile.calib, profile.calib_split,
-                           profile.io] + ([debug, mixed] if debug or mixed else []))
-        outputs = [model_dir / f"{arch}.{r}.tflite" for r in profile.recipes]
+                           profile.io] + ([debug, mixed] if debug or mixed else [])
+                          + ([list(converters)] if list(converters) != ["onnx2tf"] else []))
+        outputs = [model_dir / f"{CONVERTERS[c].stem(arch)}.{r}.tflite" for c in converters
+                   for r in profile.recipes if r not in CONVERTERS[c].unsupported]
         fresh = book.fresh(f"export:{arch}", export_key, outputs + [model_dir / "verify.csv"])
         handover = progress.run(f"convert + quantize + verify {arch} "
                                 f"({', '.join(profile.recipes)})",
-                                lambda: _export(profile, ckpt, model_dir, quiet, debug, mixed),
+                                lambda: _export(profile, ckpt, model_dir, quiet, debug, mixed,
+                                                converters),
                                 skip=fresh)
         if handover is not None:
             exported.append(handover)
@@ -163,7 +170,7 @@ def _train(profile: Profile, arch: str, out: Path, quiet: bool, device: str, amp
 
 
 def _export(profile: Profile, checkpoint: Path, out: Path, quiet: bool, debug: bool = False,
-            mixed=None) -> dict:
+            mixed=None, converters: Sequence[str] = ("onnx2tf",)) -> dict:
     """The same steps as `bench-host convert` then `bench-host quantize`, verified on the test
     split; a recipe that fails is a failed row in verify.csv, never a stopped run. The float32
     model `convert` builds (and verifies) is the fp32 recipe: it is not built twice. The
@@ -176,23 +183,31 @@ def _export(profile: Profile, checkpoint: Path, out: Path, quiet: bool, debug: b
     from edgebench.host.export.quantize import quantize
     from edgebench.host.export.verify import normalize
 
+    from edgebench.host.export.pipeline import checkpoint_source
+
     model, meta = build_from_checkpoint(checkpoint)
     splits = load_splits(meta.data_spec, meta.img_size, meta.in_channels, meta.split_seed)
     test_images, test_labels = splits["test"]
-    conv = convert_checkpoint(checkpoint, out, verify_images=test_images, verify_labels=test_labels,
-                              loaded=(model, meta))
-    source = conv.source
-    results = [conv.fp32]
-    rest = [r for r in profile.recipes if r != "fp32"]
+    results = []
+    if "onnx2tf" in converters:
+        conv = convert_checkpoint(checkpoint, out, verify_images=test_images,
+                                  verify_labels=test_labels, loaded=(model, meta))
+        source = conv.source
+        results.append(conv.fp32)
+    else:
+        source = checkpoint_source(checkpoint, meta)
+    if profile.calib_split == "val":  # the seed's: the first validation images, in order
+        calib = splits["val"][0][:profile.calib]
+    else:
+        calib = draw(splits["train"][0], profile.calib, profile.seed)
     verify = reference_for(source, test_images, test_labels, model=model)
-    if rest:
-        if profile.calib_split == "val":  # the seed's: the first validation images, in order
-            calib = splits["val"][0][:profile.calib]
-        else:
-            calib = draw(splits["train"][0], profile.calib, profile.seed)
-        results += quantize(Path(source.saved_model), rest, normalize(calib, source.normalization),
-                            out, source, io=profile.io,
-                            verify=verify, progress=not quiet, debug=debug, mixed=mixed)
+    for converter in converters:  # the same calibration and test images for every route
+        todo = [r for r in profile.recipes if not (converter == "onnx2tf" and r == "fp32")]
+        if todo:
+            results += quantize(Path(source.saved_model), todo,
+                                normalize(calib, source.normalization), out, source,
+                                io=profile.io, verify=verify, progress=not quiet, debug=debug,
+                                mixed=mixed, converter=converter, model=model)
     record_verification(out, results, source.architecture)
     return {"split": (meta.data_spec, meta.img_size, meta.in_channels, meta.split_seed),
             "test": {"images": test_images, "labels": test_labels},

@@ -50,6 +50,8 @@ export EDGEBENCH_LABGRID_BIN="$PWD/$LABGRID/bin"  # missing labgrid then fails i
 export EDGEBENCH_REQUIRE_EMULATION=1  # missing emulation fails the tests instead of skipping them
 [ -x .venv/bin/python ] || python3.11 -m venv .venv
 .venv/bin/pip install -q -e '.[test]'
+# The litert-torch converter's own venv (tests/test_converters.py): ~2.1 GB, made once, pinned.
+.venv/bin/python -m edgebench.host.export.converters.env litert-torch >/dev/null
 .venv/bin/python -m pytest "$@"
 # Then the tests that assert on a model they train (marked `trained`), again under kernel limits
 # that make this CPU compute like an older one (tests/kernels.py): float training differs between

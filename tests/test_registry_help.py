@@ -11,6 +11,11 @@ from edgebench.host.cli import build_parser
 from edgebench.host.commands.registry_args import REGISTRY_OPTIONS, RegistryAction
 
 
+# Flags spelled like a registry option that name something else: `history --model` is a model
+# stored in the results database (architecture.recipe), not an architecture.
+NOT_A_REGISTRY = {("history", "--model")}
+
+
 def registry_options() -> list:
     parser = build_parser()
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
@@ -18,7 +23,7 @@ def registry_options() -> list:
     for command, p in sub.choices.items():
         for action in p._actions:
             for flag in action.option_strings:
-                if flag in REGISTRY_OPTIONS:
+                if flag in REGISTRY_OPTIONS and (command, flag) not in NOT_A_REGISTRY:
                     found.append((command, flag, action))
     return found
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edgebench.host.commands.export_args import add_common
+from edgebench.host.commands.export_args import add_common, add_converter
 from edgebench.host.commands.registry_args import add_registry_option
 
 
@@ -19,11 +19,56 @@ def register(sub) -> None:
     p.add_argument("source", type=Path, metavar="CHECKPOINT|MODEL.onnx")
     add_registry_option(p, "--data", metavar="SPEC",
                         help="data spec to verify on (default: the checkpoint's own test split)")
+    add_converter(p)
     add_common(p)
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
+    from edgebench.host.commands.export_args import converters_from, ready_converters
+
+    converters = converters_from(args)
+    if converters is None:
+        return 0
+    ready_converters(converters)
+    rc = 0
+    if "onnx2tf" in converters:
+        rc = _onnx2tf(args)
+    for name in converters:
+        if name != "onnx2tf":
+            rc = max(rc, _other_route(args, name))
+    return rc
+
+
+def _other_route(args, converter: str) -> int:
+    """A route without ONNX/SavedModel: the checkpoint straight to its float32 .tflite."""
+    from edgebench.host.commands.quantize import print_results
+    from edgebench.host.errors import UserError
+    from edgebench.host.export.pipeline import (_test_split, checkpoint_source,
+                                                record_verification, reference_for)
+    from edgebench.host.export.quantize import quantize
+
+    path = args.source
+    if path.suffix.lower() == ".onnx" or not path.is_file():
+        raise UserError(f"{converter} converts PyTorch checkpoints; {path} is "
+                        + ("an .onnx file" if path.is_file() else "not a file"))
+    from edgebench.host.checkpoint import build_from_checkpoint
+
+    model, meta = build_from_checkpoint(path)
+    source = checkpoint_source(path, meta)
+    verify = None
+    if args.verify:
+        images, labels = _test_split(args.data or meta.data_spec, meta.img_size, meta.in_channels,
+                                     meta.split_seed)
+        verify = reference_for(source, images, labels, model)
+    out = args.out or path.parent
+    results = quantize(path, ["fp32"], None, out, source, verify=verify,
+                       progress=not args.quiet, converter=converter, model=model)
+    print_results(results, record_verification(out, results, meta.architecture))
+    return 0 if all(r.status == "ok" for r in results) else 1
+
+
+def _onnx2tf(args) -> int:
     from edgebench.host.export.census import summary_line
     from edgebench.host.export.pipeline import convert_any, record_verification
 

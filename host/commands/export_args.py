@@ -16,6 +16,32 @@ def add_common(p) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
+def add_converter(p) -> None:
+    p.add_argument("--converter", default=None, metavar="NAMES",
+                   help="conversion route(s), comma-separated: onnx2tf (default) and/or "
+                        "litert-torch (its own venv, made on first use); 'help' lists them")
+
+
+def converters_from(args) -> list[str] | None:
+    """The parsed --converter list, or None after printing the listing for 'help'."""
+    from edgebench.host.export.converters import converters_help, parse_converters
+
+    if (getattr(args, "converter", None) or "").strip() == "help":
+        print(converters_help())
+        return None
+    return parse_converters(getattr(args, "converter", None))
+
+
+def ready_converters(converters: list[str]) -> None:
+    """Create (first use) or check each converter's own venv before any work: a broken one is a
+    one-line UserError naming the command that rebuilds it."""
+    from edgebench.host.export.converters.env import ENVS, ensure_env
+
+    for name in converters:
+        if name in ENVS:
+            ensure_env(name)
+
+
 def add_quantization_debug(p) -> None:
     """--debug and int8-mixed's choice of float layers."""
     p.add_argument("--debug", action="store_true",

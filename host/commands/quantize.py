@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from edgebench.host.commands.export_args import add_common, add_quantization_debug
+from edgebench.host.commands.export_args import add_common, add_converter, add_quantization_debug
 from edgebench.host.commands.registry_args import add_registry_option
 
 HELP_RECIPES = ("comma-separated recipes (default: fp32,dynamic,fp16,int8,int16x8; 'all' adds "
@@ -36,15 +36,20 @@ def register(sub) -> None:
     add_registry_option(src, "--data", metavar="SPEC",
                         help="data spec to calibrate and verify on (default: the checkpoint's own)")
     add_quantization_debug(p)
+    add_converter(p)
     add_common(p)
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    from edgebench.host.commands.export_args import mixed_options
+    from edgebench.host.commands.export_args import (converters_from, mixed_options,
+                                                     ready_converters)
     from edgebench.host.errors import UserError
     from edgebench.host.export.recipes import DEFAULT_RECIPES, RECIPES, parse_recipes
 
+    converters = converters_from(args)
+    if converters is None:
+        return 0
     recipes = parse_recipes(args.recipes or ",".join(DEFAULT_RECIPES))
     if args.calib < 1:
         raise UserError("--calib must be at least 1")
@@ -60,10 +65,19 @@ def run(args) -> int:
     if path.is_dir():  # the folder as given: it may have moved since `convert` wrote it
         source, out_dir = load_source(path), args.out or path.parent
         source.saved_model = str(path.resolve())
+    elif "onnx2tf" not in converters and path.suffix.lower() != ".onnx":  # no SavedModel needed
+        from edgebench.host.checkpoint import build_from_checkpoint
+        from edgebench.host.export.pipeline import checkpoint_source
+
+        if not path.is_file():
+            raise UserError(f"not found: {path}")
+        source = checkpoint_source(path, build_from_checkpoint(path)[1])
+        out_dir = args.out or path.parent
     else:  # a checkpoint or an .onnx file: convert first (without its own verification)
         result = convert_any(path, args.out, args.input_shape, verify=False, data=args.data,
                              quiet=args.quiet)
         source, out_dir = result.source, result.tflite.parent
+    ready_converters(converters)
     calib, test_images, test_labels = pick_images(source, args.calib_data, args.data, args.calib,
                                                   args.seed)
     needs_calib = [r for r in recipes if RECIPES[r].calibrated]
@@ -82,23 +96,29 @@ def run(args) -> int:
             test_images = np.random.default_rng(0).integers(0, 256, (32, h, w, c), dtype=np.uint8)
         verify = reference_for(source, test_images, test_labels)
     calib_inputs = normalize(calib, source.normalization) if calib is not None else None
-    results = quantize(Path(source.saved_model), recipes, calib_inputs, out_dir, source,
-                       io=args.io or "int8", verify=verify, progress=not args.quiet, debug=args.debug,
-                       mixed=mixed)
+    results = []
+    for converter in converters:  # the same calibration and verification images for each route
+        results += quantize(Path(source.saved_model), recipes, calib_inputs, out_dir, source,
+                            io=args.io or "int8", verify=verify, progress=not args.quiet,
+                            debug=args.debug,
+                            mixed=mixed, converter=converter)
     csv_path = record_verification(out_dir, results, source.architecture)
     print_results(results, csv_path)
     for r in results:
         if r.status == "ok" and r.error:
             print(f"{r.recipe}: {r.error}", file=sys.stderr)
     missed = [r for r in results if (r.extra.get("mixed") or {}).get("reached") is False]
-    return 1 if any(r.status != "ok" for r in results) or missed else 0
+    return 1 if any(r.status == "failed" for r in results) or missed else 0
 
 
 def print_results(results, csv_path) -> None:
     from edgebench.host.export.census import summary_line
 
+    routes = len({r.converter for r in results}) > 1
     print(f"{'recipe':<10} {'status':<7} {'size KiB':>9} {'max|Δ|':>9} {'agree':>6} {'acc':>6}  file")
     for r in results:
+        if routes and r is next(x for x in results if x.converter == r.converter):
+            print(f"-- {r.converter}")
         v = r.verification or {}
         f = lambda x, spec: format(x, spec) if isinstance(x, (int, float)) else "-"  # noqa: E731
         size = f(r.size_bytes / 1024 if r.size_bytes else None, ".1f")

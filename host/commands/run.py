@@ -42,6 +42,9 @@ def register(sub) -> None:
     from edgebench.host.commands.export_args import add_quantization_debug
 
     add_quantization_debug(p)  # --debug, and int8-mixed's --keep-float/--target-agreement
+    from edgebench.host.commands.export_args import add_converter
+
+    add_converter(p)  # --converter onnx2tf,litert-torch: every model through each route
     from edgebench.host.commands.agent_options import add_agent_args
     from edgebench.host.commands.target_args import add_target_args
 
@@ -72,8 +75,13 @@ def run(args) -> int:
 
     from edgebench.host.commands.agent_options import agent_options_from
     from edgebench.host.commands.db_args import report_links
-    from edgebench.host.commands.export_args import mixed_options
+    from edgebench.host.commands.export_args import (converters_from, mixed_options,
+                                                     ready_converters)
 
+    converters = converters_from(args)
+    if converters is None:
+        return 0
+    ready_converters(converters)
     mixed = mixed_options(args)
     if args.verbose:
         from edgebench.host import liblog
@@ -88,7 +96,8 @@ def run(args) -> int:
                           remote_python=args.remote_python, quiet=args.quiet,
                           agent=agent, robustness=robustness, debug=args.debug,
                           mixed=mixed if mixed != type(mixed)() else None, device=args.device,
-                          amp=args.amp, report_links=report_links(args, args.results))
+                          amp=args.amp, report_links=report_links(args, args.results),
+                          converters=converters)
     from edgebench.host.deploy import summary
 
     print(summary(result.outcomes))

@@ -20,7 +20,8 @@ INPUT_KEYS, OUTPUT_KEYS, SOURCE_KEYS = CARD_INPUT_KEYS, CARD_OUTPUT_KEYS, CARD_S
 VERIFICATION_KEYS = CARD_VERIFICATION_KEYS
 # Optional, written where they apply (the agent ignores them): census (export/census.py, every
 # model), layers_csv + worst_layers (the layer debugger, export/debug.py), mixed (int8-mixed's
-# float layers and search, export/mixed.py); `derived` is the bundle's own (bundle.derive_card).
+# float layers and search, export/mixed.py), converter (the route that built it,
+# export/converters; absent: onnx2tf); `derived` is the bundle's own (bundle.derive_card).
 EXTRA_KEYS = tuple(k for k in CARD_EXTRA_KEYS if k != "derived")
 __all__ = ["CARD_KEYS", "EXTRA_KEYS", "INPUT_KEYS", "OUTPUT_KEYS", "SOURCE_KEYS",
            "VERIFICATION_KEYS", "build_card", "card_path_for", "read_card", "tensor_info",

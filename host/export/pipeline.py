@@ -63,10 +63,21 @@ def convert_checkpoint(checkpoint: Path, out_dir: Path | None = None,
         inputs = normalize(verify_images, meta.normalization())
         verify = VerifyData(inputs, torch_logits(model, inputs), verify_labels, "torch")
     bar.update(1)
-    return _finish(onnx_path, out_dir, arch, onnx_s, verify, None, bar, dict(
-        checkpoint=str(checkpoint.resolve()), class_names=list(meta.class_names),
-        normalization=meta.normalization(), data_spec=meta.data_spec,
-        split_seed=meta.split_seed, positive_class=meta.positive_class))
+    return _finish(onnx_path, out_dir, arch, onnx_s, verify, None, bar, _meta(checkpoint, meta))
+
+
+def _meta(checkpoint: Path, meta) -> dict:
+    return dict(checkpoint=str(Path(checkpoint).resolve()), class_names=list(meta.class_names),
+                normalization=meta.normalization(), data_spec=meta.data_spec,
+                split_seed=meta.split_seed, positive_class=meta.positive_class)
+
+
+def checkpoint_source(checkpoint: Path, meta) -> SourceInfo:
+    """What the routes other than onnx2tf need of a checkpoint (they make no ONNX or SavedModel:
+    those fields are empty)."""
+    return SourceInfo(architecture=meta.architecture,
+                      input_shape=[1, meta.img_size, meta.img_size, meta.in_channels],
+                      onnx="", saved_model="", **_meta(checkpoint, meta))
 
 
 def convert_onnx(onnx_path: Path, out_dir: Path | None = None,
@@ -160,25 +171,32 @@ def reference_for(source: SourceInfo, images: np.ndarray, labels: np.ndarray | N
 
 
 def record_verification(out_dir: Path, results: list[RecipeResult], architecture: str) -> Path:
-    """Merge this run's rows into `out_dir/verify.csv`, one row per model × recipe: rows of other
-    models (several models converted into one folder) and of recipes not re-run are kept. A file
-    written before the model column existed is taken as `architecture`'s."""
+    """Merge this run's rows into `out_dir/verify.csv`, one row per model × converter × recipe:
+    rows of other models (several models converted into one folder), converters and recipes not
+    re-run are kept. A file written before the model (converter) column existed is taken as
+    `architecture`'s (onnx2tf's); size_ratio_vs_fp32 is against the same route's fp32."""
+    from edgebench.host.export.converters import CONVERTERS
     from edgebench.host.export.recipes import RECIPES
 
     path = Path(out_dir) / "verify.csv"
-    rows: dict[tuple[str, str], dict] = {}
+    rows: dict[tuple[str, str, str], dict] = {}
     if path.is_file():
         with open(path, newline="") as f:
             for r in csv.DictReader(f):
-                if set(VERIFY_COLUMNS) - {"model", "float_layers"} <= set(r):
+                if set(VERIFY_COLUMNS) - {"model", "float_layers", "converter"} <= set(r):
                     r["model"] = r.get("model") or architecture
-                    rows[(r["model"], r["recipe"])] = r
-    size = fp32_size(results, out_dir, architecture)
-    for r in results:
-        rows[(architecture, r.recipe)] = dict(r.row(size), model=architecture)
+                    r["converter"] = r.get("converter") or "onnx2tf"
+                    rows[(r["model"], r["converter"], r["recipe"])] = r
+    for conv in dict.fromkeys(r.converter for r in results):
+        mine = [r for r in results if r.converter == conv]
+        size = fp32_size(mine, out_dir, CONVERTERS[conv].stem(architecture))
+        for r in mine:
+            rows[(architecture, conv, r.recipe)] = dict(r.row(size), model=architecture)
     order = {n: i for i, n in enumerate(RECIPES)}
-    models = list(dict.fromkeys(m for m, _ in rows))
-    ordered = sorted(rows, key=lambda k: (models.index(k[0]), order.get(k[1], len(order)), k[1]))
+    routes = {n: i for i, n in enumerate(CONVERTERS)}
+    models = list(dict.fromkeys(m for m, _, _ in rows))
+    ordered = sorted(rows, key=lambda k: (models.index(k[0]), routes.get(k[1], len(routes)),
+                                          order.get(k[2], len(order)), k[2]))
     return write_verify_csv(path, [rows[k] for k in ordered])
 
 

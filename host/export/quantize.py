@@ -32,7 +32,7 @@ class VerifyData:
 @dataclass
 class RecipeResult:
     recipe: str
-    status: str  # "ok" or "failed"
+    status: str  # "ok", "failed", or "unsupported" (the converter cannot build this recipe)
     error: str = ""
     tflite: Path | None = None
     card: Path | None = None
@@ -40,12 +40,13 @@ class RecipeResult:
     seconds: float = 0.0
     verification: dict | None = field(default=None)
     extra: dict = field(default_factory=dict)  # card additions: census, worst_layers, mixed
+    converter: str = "onnx2tf"  # converters/__init__.py
 
     def row(self, fp32_size: int | None) -> dict:
         """This result as a verify.csv row."""
         v = self.verification or {}
         ratio = (self.size_bytes / fp32_size) if self.size_bytes and fp32_size else None
-        return {"recipe": self.recipe, "status": self.status, "error": self.error,
+        return {"recipe": self.recipe, "converter": self.converter, "status": self.status, "error": self.error,
                 "float_layers": (self.extra.get("mixed") or {}).get("k"),
                 "size_bytes": self.size_bytes, "size_ratio_vs_fp32": ratio,
                 "max_abs_diff": v.get("max_abs_diff"), "agreement": v.get("agreement"),
@@ -124,17 +125,22 @@ def quantize(saved_model: Path, recipes: list[str], calib_inputs: np.ndarray | N
              out_dir: Path, source: SourceInfo, *, io: str = "int8",
              verify: VerifyData | None = None, progress: bool = True,
              isolate: bool = True, debug: bool = False,
-             mixed: MixedOptions | None = None) -> list[RecipeResult]:
+             mixed: MixedOptions | None = None, converter: str = "onnx2tf",
+             model=None) -> list[RecipeResult]:
     """Build each recipe from `saved_model` into `out_dir/<arch>.<recipe>.tflite` with its card
     `<arch>.<recipe>.json`; verify each against `verify` when given. Never raises for one
     recipe's failure: that recipe's result has status "failed" and the reason. `isolate` runs
     the converter in a child process (a native crash then costs one recipe, not the run);
     without it the converter runs here, which saves the child's TensorFlow start-up. `debug`
     writes `<arch>.<recipe>.layers.csv` for the integer recipes (export/debug.py); `mixed`
-    chooses int8-mixed's float layers (export/mixed.py)."""
+    chooses int8-mixed's float layers (export/mixed.py). `converter` picks the route
+    (converters/__init__.py): litert-torch builds from the PyTorch `model` (default: the
+    checkpoint `source` names) into `<arch>.litert-torch.<recipe>.tflite`; a recipe it cannot build
+    is an "unsupported" result with the reason."""
     from tqdm import tqdm
 
     from edgebench.host.export.census import op_census
+    from edgebench.host.export.converters import CONVERTERS
     from edgebench.host.export.verify import verify_tflite
 
     if io not in IO_TYPES:
@@ -144,31 +150,44 @@ def quantize(saved_model: Path, recipes: list[str], calib_inputs: np.ndarray | N
         _check_calibration(np.asarray(calib_inputs), source)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    route = CONVERTERS[converter]
+    stem = route.stem(source.architecture)
     tools = tool_versions()
-    results = []
-    bar = tqdm(total=len(recipes), desc=f"quantize {source.architecture}", unit="recipe",
+    results = [RecipeResult(r, "unsupported", route.unsupported[r], converter=converter)
+               for r in recipes if r in route.unsupported]
+    recipes = [r for r in recipes if r not in route.unsupported]
+    bar = tqdm(total=len(recipes), desc=f"quantize {stem}", unit="recipe",
                disable=not progress)
-    run = convert_isolated if isolate else convert_here
     mixed = (mixed or MixedOptions()).check()
-    events = run(saved_model, recipes, calib_inputs, io, out_dir, source.architecture, debug,
-                 mixed, verify)
+    timings = {"upstream_s": source.upstream_seconds}  # seconds before the TFLite step
+    if converter == "onnx2tf":
+        run = convert_isolated if isolate else convert_here
+        events = run(saved_model, recipes, calib_inputs, io, out_dir, stem, debug, mixed, verify)
+    else:
+        events, timings, tools = _litert(source, model, recipes, calib_inputs, io, out_dir, stem,
+                                          tools)
     for event in events:
         recipe, seconds = event["recipe"], event["seconds"]
         bar.update(1)
         bar.set_postfix_str(recipe)
         if event["status"] != "ok":
-            for stale in out_dir.glob(f"{source.architecture}.{recipe}.*"):
+            for stale in out_dir.glob(f"{stem}.{recipe}.*"):
                 if stale.suffix in (".tflite", ".json") or stale.name.endswith(".layers.csv"):
                     stale.unlink()  # from an earlier run: not this result
-            results.append(RecipeResult(recipe, "failed", event["error"], seconds=seconds))
+            results.append(RecipeResult(recipe, "failed", event["error"], seconds=seconds,
+                                        converter=converter))
             continue
-        path = out_dir / f"{source.architecture}.{recipe}.tflite"
+        if debug and converter != "onnx2tf" and RECIPES[recipe].activations != "float":
+            event["error"] = ("--debug: the layer debugger is TensorFlow's QuantizationDebugger, "
+                              "which the litert-torch route does not use")
+        path = out_dir / f"{stem}.{recipe}.tflite"
         blob_size = path.stat().st_size
         result = RecipeResult(recipe, "ok", event.get("error", ""), tflite=path,
-                              size_bytes=blob_size, seconds=seconds,
-                              extra=dict(event.get("extra") or {}, census=op_census(path)))
+                              size_bytes=blob_size, seconds=seconds, converter=converter,
+                              extra=dict(event.get("extra") or {}, census=op_census(path),
+                                         converter=converter))
         if not debug and not RECIPES[recipe].mixed:  # a layers table of an earlier --debug run
-            stale_layers = out_dir / f"{source.architecture}.{recipe}.layers.csv"
+            stale_layers = out_dir / f"{stem}.{recipe}.layers.csv"
             stale_layers.unlink(missing_ok=True)
         if verify is not None:
             try:
@@ -180,17 +199,45 @@ def quantize(saved_model: Path, recipes: list[str], calib_inputs: np.ndarray | N
                 path.replace(path.with_suffix(".tflite.failed"))
                 results.append(RecipeResult(recipe, "failed", f"does not run: {type(exc).__name__}: "
                                             f"{str(exc).splitlines()[0][:250] if str(exc) else ''}",
-                                            size_bytes=blob_size, seconds=seconds))
+                                            size_bytes=blob_size, seconds=seconds,
+                                            converter=converter))
                 continue
         card = build_card(path, recipe=recipe, architecture=source.architecture,
                           normalization=source.normalization, class_names=source.class_names,
                           positive_class=source.positive_class, source=source.card_source(),
-                          conversion_seconds=source.upstream_seconds + seconds, tools=tools,
+                          conversion_seconds=timings.get("upstream_s", 0.0) + seconds,
+                          tools=tools,
                           verification=result.verification, extra=result.extra)
         result.card = write_card(card_path_for(path), card)
         results.append(result)
     bar.close()
-    return results
+    order = {n: i for i, n in enumerate(RECIPES)}
+    return sorted(results, key=lambda r: order[r.recipe])
+
+
+def _litert(source: SourceInfo, model, recipes, calib_inputs, io, out_dir, stem, tools):
+    """(events, timings {upstream_s: torch.export's seconds} filled as they run, tool versions)
+    of the litert-torch route: the tools of its own venv, not the host's."""
+    from edgebench.host.export.converters.litert_route import litert_events
+
+    if model is None:
+        if not source.checkpoint or not Path(source.checkpoint).is_file():
+            why = ("litert-torch converts PyTorch models: this SavedModel came from an .onnx file"
+                   if not source.checkpoint else f"checkpoint {source.checkpoint} is gone")
+            return iter([{"recipe": r, "event": "done", "status": "failed", "error": why,
+                          "seconds": 0.0} for r in recipes]), {}, tools
+        from edgebench.host.checkpoint import build_from_checkpoint
+
+        model, _ = build_from_checkpoint(Path(source.checkpoint))
+    from edgebench.host.export.converters.env import ENVS
+
+    timings: dict = {}
+    pins = ENVS["litert-torch"].pins()
+    tools = dict({k: None for k in tools}, torch=pins.get("torch"), numpy=pins.get("numpy"),
+                 ai_edge_litert=pins.get("ai-edge-litert"), litert_torch=pins.get("litert-torch"),
+                 ai_edge_quantizer=pins.get("ai-edge-quantizer"))
+    return litert_events(model, source.input_shape, recipes, calib_inputs, io, out_dir, stem,
+                         timings), timings, tools
 
 
 def _check_calibration(calib: np.ndarray, source: SourceInfo) -> None:

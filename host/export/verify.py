@@ -10,9 +10,10 @@ import numpy as np
 
 from edgebench.host.files import write_atomic
 
-# One row per model × recipe (several models may share a folder); float_layers: int8-mixed's K.
+# One row per model × converter × recipe (several models may share a folder); float_layers:
+# int8-mixed's K; converter: export/converters (empty in files written before it: onnx2tf).
 VERIFY_COLUMNS = ("model", "recipe", "status", "error", "size_bytes", "size_ratio_vs_fp32",
-                  "max_abs_diff", "agreement", "accuracy", "n", "float_layers")
+                  "max_abs_diff", "agreement", "accuracy", "n", "float_layers", "converter")
 
 
 def normalize(images_u8: np.ndarray, normalization: dict) -> np.ndarray:

@@ -162,12 +162,18 @@ def build_report(result_dirs: list[Path], out_dir: Path | None = None,
     doc = _document(rs, summary, plots, out_dir, robust)
     from edgebench.host.report import quantization  # op census, layer error, int8-mixed
     doc.blocks[-2:-2] = quantization.blocks(result_dirs + [out_dir], summary)
-    doc.blocks[-2:-2] = list(extra_blocks or [])
+    from edgebench.host.report import converters  # onnx2tf vs litert-torch, when both ran
+    from edgebench.host.report.uncertainty import RawData
+
+    pairs = converters.pairs(summary, RawData(None, rs.predictions))  # intervals: in summary
+    doc.blocks[-2:-2] = converters.blocks(pairs) + list(extra_blocks or [])
     markdown = out_dir / MARKDOWN_FILE
     markdown.write_text(_render.to_markdown(doc, out_dir), encoding="utf-8")
     html_path = out_dir / HTML_FILE
     html_path.write_text(_render.to_html(doc), encoding="utf-8")
     return ReportPaths(out_dir=out_dir, markdown=markdown, html=html_path,
                        summary_csv=summary_csv, plots=list(plots.values()),
-                       headline=_tables.headline(summary), rows=len(summary),
+                       headline=_tables.headline(summary) + (
+                           "\n\nconverters (McNemar between routes)\n" + converters.headline(pairs)
+                           if not pairs.empty else ""), rows=len(summary),
                        devices=_tables.devices(summary))

@@ -28,7 +28,7 @@ SUMMARY_COLUMNS = (
     "speedup_vs_cpu", "load_ms", "first_inference_ms", "peak_rss_mb", "accelerator", "api",
     "accelerator_device", "software_accelerator", "fully_accelerated", "delegated_nodes",
     "runtime", "runtime_version", "xnnpack", "throttled", "emulated", "device_model",
-    "model_file", "sha256",
+    "model_file", "sha256", "converter",
 ) + UNCERTAINTY_COLUMNS
 CPU = "cpu"  # the compute unit every comparison is anchored on
 # Enough digits for microsecond latencies and kilobyte models (the test models are that small).
@@ -89,6 +89,13 @@ def build_summary(rows: pd.DataFrame, samples: pd.DataFrame | None = None,
     df = fold_rounds(rows.copy())
     for col in ("place", "place_tags"):   # labgrid place and tags; empty for other devices
         df[col] = df[col].fillna("") if col in df else ""
+    # Each conversion route is its own model (export/converters): its recipes are compared with
+    # its own fp32, and every table shows it as <arch>.<converter>.
+    from edgebench.host.export.converters import CONVERTERS, converter_of
+
+    df["converter"] = df["model"].map(converter_of)
+    df["architecture"] = [CONVERTERS[c].stem(a) if isinstance(a, str) else a
+                          for a, c in zip(df["architecture"], df["converter"])]
     ok = df["status"] == "ok"
     on_cpu = df["compute_unit"] == CPU
     # Same runtime and XNNPACK setting too: a run may measure both, and each is its own baseline.

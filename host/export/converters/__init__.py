@@ -1,0 +1,62 @@
+"""The conversion routes from PyTorch to TFLite, one row each, looked up by name
+(`--converter help`): onnx2tf (PyTorch -> ONNX -> TensorFlow -> TFLite, the paper's route and the
+default) and litert-torch (Google's direct exporter on torch.export, quantized by
+ai-edge-quantizer), which runs in its own virtual environment (converters/litert_env.py).
+
+Files of both routes coexist in one folder: onnx2tf keeps `<arch>.<recipe>.tflite`, every other
+converter writes `<arch>.<converter>.<recipe>.tflite` (model name `<arch>.<converter>.<recipe>`);
+`stem()` is the one place that knows this."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from edgebench.host.errors import UserError
+from edgebench.host.registry import describe, lookup
+
+DEFAULT_CONVERTER = "onnx2tf"
+
+
+@dataclass(frozen=True)
+class Converter:
+    name: str
+    summary: str
+    # recipe -> why this route cannot build it (a row status, never a crash)
+    unsupported: dict = field(default_factory=dict)
+
+    def stem(self, architecture: str) -> str:
+        """The file/model stem of this route's models of `architecture`."""
+        return architecture if self.name == DEFAULT_CONVERTER else f"{architecture}.{self.name}"
+
+
+CONVERTERS: dict[str, Converter] = {c.name: c for c in (
+    Converter("onnx2tf", "PyTorch -> ONNX (opset 18) -> onnx2tf SavedModel -> TFLiteConverter "
+              "(the default; every recipe)"),
+    Converter("litert-torch", "PyTorch -> torch.export -> litert-torch 0.10.0, recipes by "
+              "ai-edge-quantizer 0.10.0 (own venv; int8-mixed and --debug unsupported)",
+              unsupported={"int8-mixed": "int8-mixed keeps the layers TensorFlow's "
+                           "QuantizationDebugger ranks worst in float; that debugger reads "
+                           "SavedModels, which the litert-torch route never makes"}),
+)}
+
+
+def parse_converters(text: str | None) -> list[str]:
+    """'onnx2tf,litert-torch' -> names in the table's order; None/'' -> the default; an unknown
+    name is a UserError listing the valid ones."""
+    names = [n.strip() for n in (text or DEFAULT_CONVERTER).split(",") if n.strip()]
+    if not names:
+        raise UserError(f"no converter given; choose from: {', '.join(CONVERTERS)}")
+    if names == ["all"]:
+        return list(CONVERTERS)
+    for n in names:
+        lookup(CONVERTERS, n, "converter")
+    return [n for n in CONVERTERS if n in names]
+
+
+def converters_help() -> str:
+    return describe(CONVERTERS, "converter")
+
+
+def converter_of(model_name: str) -> str:
+    """The converter of a model named by stem() + '.<recipe>' (a result row's `model`)."""
+    parts = str(model_name).split(".")
+    return parts[1] if len(parts) >= 3 and parts[1] in CONVERTERS else DEFAULT_CONVERTER
