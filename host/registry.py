@@ -16,6 +16,19 @@ def lookup(table: Mapping[str, T], name: str, what: str) -> T:
         raise UserError(f"unknown {what} {name!r}; choose one of: {', '.join(table)}") from None
 
 
+def pick(table: Mapping[str, object], text: str, what: str) -> list[str]:
+    """'a,b' (or 'all') -> those names in the table's order; an empty list or an unknown name is a
+    UserError listing the valid ones. For the options that take several names of one axis."""
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise UserError(f"no {what} given; choose from: {', '.join(table)}")
+    if names == ["all"]:
+        return list(table)
+    for n in names:
+        lookup(table, n, what)
+    return [n for n in table if n in names]
+
+
 def describe(table: Mapping[str, object], what: str) -> str:
     """A listing for `--X help`: one line per entry with its summary (its `summary` or docstring)."""
     width = max((len(n) for n in table), default=0)

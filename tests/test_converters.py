@@ -10,13 +10,11 @@ import sys
 
 import numpy as np
 import pytest
-import torch
 from torch import nn
 
 from cli_runner import run_cli
 from agent_helpers import by_model, read_rows, run_agent
 from edgebench.host.bundle import build_bundle
-from edgebench.host.checkpoint import CheckpointMeta, save_checkpoint
 from edgebench.host.errors import UserError
 from edgebench.host.export.card import read_card
 from edgebench.host.export.converters import (CONVERTERS, converter_of, converters_help,
@@ -26,6 +24,7 @@ from edgebench.host.export.pipeline import convert_checkpoint, record_verificati
 from edgebench.host.export.quantize import quantize
 from edgebench.host.export.verify import normalize
 from edgebench.models import MODELS, ModelSpec
+from test_export import make_checkpoint as export_checkpoint, synthetic  # the same task
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900),
               pytest.mark.filterwarnings("ignore::DeprecationWarning")]
@@ -56,32 +55,8 @@ class MaskedSum(Tiny):
         return x
 
 
-def synthetic(n: int, seed: int):
-    rng = np.random.default_rng(seed)
-    images = rng.integers(0, 120, (n, IMG, IMG, 1)).astype(np.uint8)
-    labels = rng.integers(0, 2, n)
-    for img, lab in zip(images, labels):
-        if lab:
-            y, x = rng.integers(2, IMG - 12, 2)
-            img[y:y + 10, x:x + 10] += 120
-    return images, labels
-
-
 def make_checkpoint(path, arch: str):
-    torch.manual_seed(0)
-    meta = CheckpointMeta(arch, 1, 2, IMG, ["benign", "malignant"], [0.3], [0.2], "synthetic", 0)
-    model = MODELS[arch].build(1, 2)
-    images, labels = synthetic(256, 1)
-    x = torch.from_numpy(normalize(images, meta.normalization()).transpose(0, 3, 1, 2).copy())
-    y = torch.from_numpy(labels)
-    opt = torch.optim.Adam(model.parameters(), 1e-2)
-    for step in range(60):  # trained, so that logits are apart and agreement means something
-        i = slice((step * 32) % 256, (step * 32) % 256 + 32)
-        opt.zero_grad()
-        nn.functional.cross_entropy(model(x[i]), y[i]).backward()
-        opt.step()
-    save_checkpoint(path, meta, model.eval().state_dict())
-    return path
+    return export_checkpoint(path, arch=arch, build=lambda channels: MODELS[arch].build(channels, 2))
 
 
 @pytest.fixture(scope="module", autouse=True)

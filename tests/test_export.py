@@ -55,11 +55,13 @@ def synthetic(n: int, seed: int, channels: int = 1):
     return images, labels
 
 
-def make_checkpoint(path, channels: int = 1):
+def make_checkpoint(path, channels: int = 1, arch: str = ARCH, build=TinyPool):
+    """`build(channels)` -> the model (TinyPool here; test_converters passes its own), trained 60
+    steps on the synthetic task and saved as architecture `arch`."""
     torch.manual_seed(0)
-    meta = CheckpointMeta(ARCH, channels, 2, IMG, ["benign", "malignant"], [0.3] * channels,
+    meta = CheckpointMeta(arch, channels, 2, IMG, ["benign", "malignant"], [0.3] * channels,
                           [0.2] * channels, "synthetic", 0)
-    model = TinyPool(channels)
+    model = build(channels)
     images, labels = synthetic(256, 1, channels)
     x = torch.from_numpy(normalize(images, meta.normalization()).transpose(0, 3, 1, 2).copy())
     y = torch.from_numpy(labels)

@@ -7,8 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from edgebench.host.errors import UserError
-from edgebench.host.registry import describe, lookup
+from edgebench.host.registry import describe, pick
 
 IO_TYPES = ("int8", "uint8", "float")  # the int8 recipes' input/output type
 
@@ -83,14 +82,7 @@ DEFAULT_RECIPES = ("fp32", "dynamic", "fp16", "int8", "int16x8")
 def parse_recipes(text: str) -> list[str]:
     """'fp32,int8' -> ['fp32', 'int8'] in the table's order; 'all' is every recipe; an unknown
     name is a UserError listing the valid ones."""
-    names = [n.strip() for n in text.split(",") if n.strip()]
-    if not names:
-        raise UserError(f"no recipe given; choose from: {', '.join(RECIPES)}")
-    if names == ["all"]:
-        return list(RECIPES)
-    for n in names:
-        lookup(RECIPES, n, "recipe")
-    return [n for n in RECIPES if n in names]
+    return pick(RECIPES, text, "recipe")
 
 
 def recipes_help() -> str:

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from edgebench.host.errors import UserError
-from edgebench.host.registry import describe, lookup
+from edgebench.host.registry import describe, pick
 
 DEFAULT_CONVERTER = "onnx2tf"
 
@@ -42,14 +41,7 @@ CONVERTERS: dict[str, Converter] = {c.name: c for c in (
 def parse_converters(text: str | None) -> list[str]:
     """'onnx2tf,litert-torch' -> names in the table's order; None/'' -> the default; an unknown
     name is a UserError listing the valid ones."""
-    names = [n.strip() for n in (text or DEFAULT_CONVERTER).split(",") if n.strip()]
-    if not names:
-        raise UserError(f"no converter given; choose from: {', '.join(CONVERTERS)}")
-    if names == ["all"]:
-        return list(CONVERTERS)
-    for n in names:
-        lookup(CONVERTERS, n, "converter")
-    return [n for n in CONVERTERS if n in names]
+    return pick(CONVERTERS, text or DEFAULT_CONVERTER, "converter")
 
 
 def converters_help() -> str:
