@@ -29,6 +29,24 @@ GPU_ACCELERATOR_LIBS = ("libLiteRtWebGpuAccelerator.so", "libLiteRtOpenClAcceler
 SOFTWARE_ADAPTER_HINTS = ("cpu / software", "arch=software", "llvmpipe", "lavapipe", "swiftshader")
 
 
+# What the report needs of a unit: every comparison is anchored on the baseline (fp32 on the
+# device's CPU), and rows and legends list units in this order; external delegates
+# ("delegate:NAME") come after, by name.
+BASELINE_UNIT = "cpu"
+UNIT_ORDER = ("cpu", "gpu", "gpu!", "npu", "npu!")
+
+
+def unit_rank(unit: str) -> tuple:
+    return (UNIT_ORDER.index(unit), "") if unit in UNIT_ORDER else (len(UNIT_ORDER), str(unit))
+
+
+def unit_kind(unit: str) -> str:
+    """baseline, accelerator or delegate: how the report draws and names a unit's rows."""
+    if unit == BASELINE_UNIT:
+        return "baseline"
+    return "delegate" if str(unit).startswith("delegate") else "accelerator"
+
+
 def unit_help() -> str:
     lines = ["%-9s %s" % (k, v["help"]) for k, v in COMPUTE_UNITS.items()]
     lines.append("%-9s %s" % ("gpu!/npu!", "the same, and an error row unless the whole model "

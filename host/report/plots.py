@@ -8,18 +8,18 @@ from pathlib import Path
 
 import pandas as pd
 
+from edgebench.device.units import BASELINE_UNIT, unit_kind
 from edgebench.host.report.tables import BASELINE, RECIPE_ORDER, devices
 
 MARKERS = {"fp32": "o", "dynamic": "s", "fp16": "^", "int8": "D", "int16x8": "v"}
 # Compute units told apart by how a marker is drawn (colour = model, shape = recipe):
 # cpu filled, an accelerator hollow with a thick edge, an external delegate dotted.
-UNIT_STYLES = {"cpu": {}, "accelerator": {"hollow": True, "linestyle": "-"},
+UNIT_STYLES = {"baseline": {}, "accelerator": {"hollow": True, "linestyle": "-"},
                "delegate": {"hollow": True, "linestyle": ":"}}
 
 
 def _unit_style(unit: str) -> dict:
-    return UNIT_STYLES["cpu" if unit == "cpu" else
-                       "delegate" if str(unit).startswith("delegate") else "accelerator"]
+    return UNIT_STYLES[unit_kind(unit)]
 DPI = 110
 
 
@@ -129,7 +129,7 @@ def latency_accuracy_plot(summary: pd.DataFrame, device: str, path: Path) -> Pat
         for i in front:
             unit = t.loc[i, "compute_unit"]
             ax.annotate(f"{t.loc[i, 'model']} {t.loc[i, 'recipe']}"
-                        + ("" if unit == "cpu" else f" ({unit})"), pts[i], fontsize=7.5,
+                        + ("" if unit == BASELINE_UNIT else f" ({unit})"), pts[i], fontsize=7.5,
                         xytext=(7, -11), textcoords="offset points", color="crimson")
         ax.set_xscale("log")
         _plain_log_axis(ax.xaxis)
@@ -149,7 +149,7 @@ def latency_accuracy_plot(summary: pd.DataFrame, device: str, path: Path) -> Pat
     handles += [Line2D([], [], color="0.4", marker=MARKERS.get(r, "X"), linestyle="",
                        markersize=8, label=r) for r in _recipes(d)]
     units = list(dict.fromkeys(d["compute_unit"]))
-    if units != ["cpu"]:
+    if units != [BASELINE_UNIT]:
         for unit in units:
             style = _unit_style(unit)
             label = unit + (" (software)" if d.loc[d["compute_unit"] == unit,
@@ -159,7 +159,7 @@ def latency_accuracy_plot(summary: pd.DataFrame, device: str, path: Path) -> Pat
                                   markeredgewidth=2.0 if style else 0.5, label=label))
     handles += [Line2D([], [], color="crimson", marker="o", markerfacecolor="none",
                        linestyle="--", markersize=11, label="Pareto front")]
-    title = "model / recipe" + (" / unit" if units != ["cpu"] else "")
+    title = "model / recipe" + (" / unit" if units != [BASELINE_UNIT] else "")
     fig.legend(handles=handles, loc="outside right center", fontsize=9, title=title)
     fig.savefig(path, dpi=DPI)
     return path
@@ -168,7 +168,7 @@ def latency_accuracy_plot(summary: pd.DataFrame, device: str, path: Path) -> Pat
 def speedup_plot(summary: pd.DataFrame, path: Path) -> Path | None:
     """Grouped bars: per device and thread count, each model's speedup over its fp32 for every
     other recipe (log scale, 1× marked). None when there is no speedup to draw."""
-    d = summary[(summary["recipe"] != BASELINE) | (summary["compute_unit"] != "cpu")]
+    d = summary[(summary["recipe"] != BASELINE) | (summary["compute_unit"] != BASELINE_UNIT)]
     panels = [(dev, unit, thr) for dev in devices(summary)
               for unit in dict.fromkeys(d.loc[d["device"] == dev, "compute_unit"])
               for thr in sorted(d.loc[d["device"] == dev, "threads"].dropna().unique())]
@@ -212,7 +212,7 @@ def speedup_plot(summary: pd.DataFrame, path: Path) -> Path | None:
         ax.set_xticks(range(len(models)), models)
         ax.set_xlim(-0.6, len(models) - 0.4)
         ax.set_ylabel("speedup vs fp32 (×, log scale)")
-        on = "" if unit == "cpu" else f" on {unit}"
+        on = "" if unit == BASELINE_UNIT else f" on {unit}"
         ax.set_title(f"{dev}{on}, {int(thr)} thread{'s' if thr != 1 else ''} "
                      f"(p50 of fp32 on the CPU ÷ p50 of recipe; above 1 = faster)", fontsize=10)
         ax.grid(True, axis="y", which="both", alpha=0.3)

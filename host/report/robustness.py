@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as _st
 
+from edgebench.device.units import BASELINE_UNIT
 from edgebench.host.report.formats import fmt_pct, fmt_pp
 from edgebench.host.report.stats import CONFIDENCE, SEED
 
@@ -120,7 +121,7 @@ def mean_corrupted_column(rs: pd.DataFrame, device_filter) -> dict:
     """model -> "fp32 81.2 · int8 80.9 · …" (the CPU's), for the paper's table."""
     if rs is None or rs.empty:
         return {}
-    d = rs[device_filter(rs["device"]) & (rs["compute_unit"] == "cpu")]
+    d = rs[device_filter(rs["device"]) & (rs["compute_unit"] == BASELINE_UNIT)]
     out = {}
     for model, g in d.groupby("architecture", sort=False):
         out[model] = " · ".join(f"{r} {fmt_pct(v)}" for r, v in
@@ -154,8 +155,8 @@ def severity_plot(rob: pd.DataFrame, summary: pd.DataFrame, device: str, model: 
             ys = ([100 * base["accuracy"].iloc[0]] if len(base) else []) + \
                 list(100 * g["accuracy"])
             ax.plot(xs, ys, marker="o", markersize=3.5, color=colors[recipe],
-                    linestyle="-" if unit == "cpu" else "--",
-                    label=recipe if unit == "cpu" else f"{recipe} ({unit})")
+                    linestyle="-" if unit == BASELINE_UNIT else "--",
+                    label=recipe if unit == BASELINE_UNIT else f"{recipe} ({unit})")
         ax.set_title(corruption.replace("_", " "), fontsize=9.5)
         ax.set_xticks(range(0, 6), ["clean", "1", "2", "3", "4", "5"], fontsize=8)
         ax.set_ylabel("accuracy (%)", fontsize=8.5)

@@ -10,6 +10,7 @@ import math
 import pandas as pd
 
 from edgebench.device.schema import OUTPUT_KEY
+from edgebench.device.units import BASELINE_UNIT, unit_rank
 from edgebench.host.report.formats import (fmt_ci, fmt_mb, fmt_ms, fmt_num, fmt_p, fmt_pct,
                                            fmt_pp, fmt_speedup, fmt_threads, text_table)
 from edgebench.host.report.uncertainty import (UNCERTAINTY_COLUMNS, RawData, add_uncertainty,
@@ -30,7 +31,7 @@ SUMMARY_COLUMNS = (
     "runtime", "runtime_version", "xnnpack", "throttled", "emulated", "device_model",
     "model_file", "sha256", "converter",
 ) + UNCERTAINTY_COLUMNS
-CPU = "cpu"  # the compute unit every comparison is anchored on
+CPU = BASELINE_UNIT  # the compute unit every comparison is anchored on
 # Enough digits for microsecond latencies and kilobyte models (the test models are that small).
 _ROUND = {"size_mb": 6, "accuracy": 4, "delta_accuracy_pp": 2, "sensitivity": 4,
           "specificity": 4, "auc": 4, "agreement": 4, "p50_ms": 5, "p90_ms": 5, "mean_ms": 5,
@@ -49,8 +50,7 @@ def _recipe_rank(recipe: str) -> int:
 
 
 def _unit_rank(unit: str) -> tuple:
-    order = ("cpu", "gpu", "gpu!", "npu", "npu!")
-    return (order.index(unit), "") if unit in order else (len(order), str(unit))
+    return unit_rank(unit)
 
 
 def _flags(row: pd.Series) -> str:
