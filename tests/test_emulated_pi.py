@@ -236,7 +236,8 @@ def test_bullseye_tflite_runtime_2_13(pi_bullseye, emulated_images, full_bundle,
                              "--known-hosts", dev.known_hosts, "-i", dev.client_key,
                              "--results", tmp_path / "res", "--no-progress", *AGENT_ARGS)
     assert code == 0, out + err
-    rows = read_rows(next((tmp_path / "res" / "test-run").iterdir()) / "results.csv")
+    rows = read_rows(next(p for p in (tmp_path / "res" / "test-run").iterdir() if p.is_dir())
+                     / "results.csv")  # the device's folder, beside host.log
     assert_rows_match_host(rows, host_rows, "tflite-runtime", "2.13.0", "3.9")
     # What tflite-runtime 2.13 cannot run (dynamic-range FULLY_CONNECTED v12, as 2.14) is an
     # error row with the reason; every other recipe ran.

@@ -52,7 +52,11 @@ def previous_run_blocks(url: str | None, result_dirs: list[Path]) -> list:
         return []  # the recording step after the report says why, in one line
     blocks = []
     try:
-        for csv_path in find_results([Path(p) for p in result_dirs]):
+        try:
+            found = find_results([Path(p) for p in result_dirs])
+        except UserError:
+            return []  # no results to link: the report itself says why, in one line
+        for csv_path in found:
             try:
                 current = load_results([csv_path])
             except UserError:
