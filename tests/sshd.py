@@ -41,15 +41,15 @@ def _need_root_and_sshd() -> None:
         pytest.skip("openssh-server is not installed (tests/run.sh installs it)")
 
 
-def ensure_test_user() -> pwd.struct_passwd:
-    """A plain user with /bin/sh; `useradd` leaves it locked ('!') and sshd with UsePAM no refuses
+def ensure_test_user(name: str = TEST_USER) -> pwd.struct_passwd:
+    """A plain user with /bin/sh (TEST_USER unless named); `useradd` leaves it locked ('!') and sshd with UsePAM no refuses
     locked accounts, so the password field is set to '*' (no password, but not locked)."""
     try:
-        return pwd.getpwnam(TEST_USER)
+        return pwd.getpwnam(name)
     except KeyError:
-        subprocess.run(["useradd", "-m", "-s", "/bin/sh", TEST_USER], check=True)
-        subprocess.run(["usermod", "-p", "*", TEST_USER], check=True)
-        return pwd.getpwnam(TEST_USER)
+        subprocess.run(["useradd", "-m", "-s", "/bin/sh", name], check=True)
+        subprocess.run(["usermod", "-p", "*", name], check=True)
+        return pwd.getpwnam(name)
 
 
 def keygen(path: Path, kind: str = "ed25519") -> Path:

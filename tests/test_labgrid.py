@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from sshd import *  # noqa: F401,F403
-from sshd import make_server
+from sshd import ensure_test_user, make_server
 from agent_helpers import FAST
 from cli_runner import BENCH_HOST, run_cli
 from labgrid_farm import Farm, Relay, free_port, start_farm
@@ -39,12 +39,7 @@ def bundle(tmp_path_factory) -> Path:
 
 
 def _second_user() -> pwd.struct_passwd:
-    try:
-        return pwd.getpwnam(SECOND_USER)
-    except KeyError:
-        subprocess.run(["useradd", "-m", "-s", "/bin/sh", SECOND_USER], check=True)
-        subprocess.run(["usermod", "-p", "*", SECOND_USER], check=True)
-        return pwd.getpwnam(SECOND_USER)
+    return ensure_test_user(SECOND_USER)
 
 
 @dataclass
