@@ -49,6 +49,26 @@ def parse_args(argv):
                         "this many degrees C")
     p.add_argument("--cooldown-timeout", type=float, default=300.0,
                    help="longest wait for --cooldown-temp, seconds (default 300)")
+    e = p.add_argument_group("energy, heat and frame rate")
+    e.add_argument("--power", default="none", metavar="SOURCE",
+                   help="power source read during each row: auto|none|pi5-pmic|ina3221|rapl|nvml|"
+                        "cmd:COMMAND ('help' lists them; default none)")
+    e.add_argument("--power-hz", type=float, default=10.0,
+                   help="power sampling rate (default 10; the achieved rate is in each row)")
+    e.add_argument("--power-idle-seconds", type=float, default=3.0,
+                   help="idle baseline before each row with --power (default 3 s)")
+    e.add_argument("--soak", type=float, default=0.0, metavar="SECONDS",
+                   help="after each row's timed loop, run the model this long and write soak.csv "
+                        "(latency, temperature, frequency, throttling, power per interval)")
+    e.add_argument("--soak-interval", type=float, default=10.0,
+                   help="seconds per soak.csv line (default 10)")
+    e.add_argument("--fps", default="", metavar="RATE,...",
+                   help="frame-rate scenarios: a frame every 1/RATE s, queueing counted "
+                        "(scenarios.csv, frames.csv)")
+    e.add_argument("--scenario-seconds", type=float, default=10.0,
+                   help="length of each --fps / --streams scenario (default 10 s)")
+    e.add_argument("--streams", type=int, default=None, metavar="N",
+                   help="throughput scenario: N interpreters invoking concurrently")
     p.add_argument("--sysfs-root", default="/", help="root for sensor files (tests)")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)

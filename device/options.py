@@ -27,6 +27,14 @@ class AgentOptions:
     robustness_images: Optional[int] = None
     cooldown_temp: Optional[float] = None
     cooldown_timeout: Optional[float] = None
+    power: Optional[str] = None            # auto|none|SOURCE|cmd:COMMAND (device/power)
+    power_hz: Optional[float] = None       # sampler rate (agent default 10)
+    power_idle_seconds: Optional[float] = None   # idle baseline before each row (default 3)
+    soak: Optional[float] = None           # seconds of sustained run per row (soak.csv)
+    soak_interval: Optional[float] = None  # seconds per soak.csv line (default 10)
+    fps: Optional[str] = None              # "15,30": fixed-arrival-rate scenarios
+    scenario_seconds: Optional[float] = None     # length of each scenario (default 10)
+    streams: Optional[int] = None          # concurrent interpreters (throughput scenario)
 
     @classmethod
     def from_namespace(cls, ns, **more) -> "AgentOptions":
@@ -54,6 +62,15 @@ class AgentOptions:
     def units(self) -> list:
         return parse_units(self.accelerators or "cpu", list(self.delegate))
 
+    def fps_rates(self) -> list:
+        try:
+            rates = [float(f) for f in (self.fps or "").split(",") if f.strip()]
+        except ValueError:
+            raise AgentError("--fps takes comma-separated frame rates, e.g. 15,30")
+        if any(not (0 < r <= 10000) for r in rates):
+            raise AgentError("--fps takes positive frame rates (frames per second), e.g. 15,30")
+        return rates
+
     def check(self) -> "AgentOptions":
         """AgentError (one line) for anything the agent would refuse; self otherwise."""
         self.units()
@@ -70,6 +87,18 @@ class AgentOptions:
                                  "--max-seconds > 0")
         if self.rounds is not None and self.rounds < 1:
             raise AgentError("--rounds takes a positive integer (the plan's repetitions)")
+        self.fps_rates()
+        for name, flag in (("power_hz", "--power-hz"), ("soak_interval", "--soak-interval"),
+                           ("scenario_seconds", "--scenario-seconds")):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise AgentError("%s takes a positive number" % flag)
+        for name, flag in (("power_idle_seconds", "--power-idle-seconds"), ("soak", "--soak")):
+            value = getattr(self, name)
+            if value is not None and value < 0:
+                raise AgentError("%s takes seconds >= 0 (0: none)" % flag)
+        if self.streams is not None and self.streams < 1:
+            raise AgentError("--streams takes a positive count of concurrent interpreters")
         if self.robustness_images is not None and self.robustness_images < 0:
             raise AgentError("--robustness-images takes a positive count (0: every image)")
         return self

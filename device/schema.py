@@ -9,8 +9,10 @@ from typing import Optional
 
 MODEL_CARD_SCHEMA = "edgebench.model-card/1"
 MANIFEST_SCHEMA = "edgebench.manifest/1"
-# 2: the compute-unit columns (compute_unit ... delegated_nodes); 3: round, predictions.csv
-RESULTS_SCHEMA_VERSION = 3
+# 2: the compute-unit columns (compute_unit ... delegated_nodes); 3: round, predictions.csv;
+# 4: cold/warm load (accelerator_init_ms, warm_load_ms), energy (power_* ... energy_above_idle_mj),
+#    power_samples.csv, soak.csv, scenarios.csv, frames.csv
+RESULTS_SCHEMA_VERSION = 4
 
 # Model card (JSON beside every .tflite, and one entry per model in manifest.json):
 #   schema, name ("resnet18.int8"), file, sha256, size_bytes, recipe, architecture,
@@ -171,6 +173,7 @@ RESULTS = Record("results.csv", _columns(
     (TRISTATE, 2, None, "fully_accelerated"), (FLOAT, 2, None, "delegated_nodes"),
     (TEXT, 1, None, "status error"),
     (FLOAT, 1, None, "load_ms first_inference_ms warmup_runs"),
+    (FLOAT, 4, None, "accelerator_init_ms warm_load_ms"),
     (FLOAT, 1, None, "count mean_ms std_ms min_ms p50_ms p90_ms p95_ms p99_ms max_ms"),
     (FLOAT, 1, None, "rss_before_mb rss_after_load_mb peak_rss_mb"),
     (FLOAT, 1, None, "n_test accuracy sensitivity specificity auc tn fp fn tp agreement"),
@@ -179,6 +182,9 @@ RESULTS = Record("results.csv", _columns(
     (TEXT, 1, None, "governor"), (FLOAT, 1, None, "freq_mhz"),
     (TEXT, 1, None, "os python numpy"), (BOOL, 1, None, "emulated"),
     (TEXT, 1, None, "hostname started_utc"),
+    (TEXT, 4, None, "power_source power_rails"), (INT, 4, None, "power_samples"),
+    (FLOAT, 4, None, "power_hz power_window_s idle_power_w avg_power_w energy_mj "
+                     "energy_above_idle_mj"),
 ), key=("model",) + RESULT_KEY)
 # results.csv: status "ok" | "error"; `error` holds the failure of an error row, and on an ok row a
 # note on what could not be measured (e.g. "accuracy not measured: testset.npz is missing").
@@ -192,6 +198,18 @@ RESULTS = Record("results.csv", _columns(
 # round (schema 3): 1..--rounds; the plan runs that many times, models interleaved (A B C A B C),
 # one row per round, so drift between rounds shows as their spread. Accuracy is measured in the
 # first round a configuration runs in and copied to its other rounds and thread counts.
+# Load (schema 4): accelerator_init_ms is the start-up a row pays before its model, measured in the
+# same child: for the Interpreter, importing the runtime module; for CompiledModel, compiling a
+# trivial model on the same accelerator (the driver's, Dawn's and the shader caches' start-up).
+# load_ms is then the model's cold load (as in schema 1-3, but without that start-up on gpu/npu),
+# warm_load_ms the same model loaded a second time in the same child: the cost that does not
+# depend on where the model sits in the plan.
+# Energy (schema 4, --power): power_source names the source read ("rapl", "ina3221", ...; empty:
+# no power measured, the reason in `error`), power_rails which of its rails make up the board
+# figure ("VDD_IN", "sum:VDD_CORE,..."), power_samples/power_hz the samples inside the timed
+# window and the rate achieved, power_window_s that window, idle_power_w the mean over the idle
+# baseline before the row, avg_power_w the mean over the window, energy_mj the energy of the
+# window per inference and energy_above_idle_mj the same above idle power.
 # latency_samples.csv: one line per timed invoke of an ok row (run = its index), in ms.
 SAMPLES = Record("latency_samples.csv", _columns(
     (INT, 1, None, "schema_version"), (TEXT, 1, None, "run_id model sha256"),
@@ -223,7 +241,56 @@ ROBUSTNESS = Record("robustness.csv", _columns(
     (FLOAT, 3, None, "n accuracy sensitivity specificity auc agreement_fp32"),
     (TEXT, 3, None, "status error"),
 ), key=OUTPUT_KEY + ("corruption", "severity"), since=3)
-RECORDS = (RESULTS, SAMPLES, PREDICTIONS, ROBUSTNESS)
+# power_samples.csv (schema 4, --power): the raw readings of every row measured with power: phase
+# "idle" (the baseline before the row), "timed" (the timed loop), a scenario's name or "soak";
+# t_s is seconds from the start of the row's timed window (negative before it), rail a rail of
+# the source or "board" (what power_rails adds up), watts the reading (a counter source such as
+# RAPL: the mean power since the previous reading).
+POWER_SAMPLES = Record("power_samples.csv", _columns(
+    (INT, 4, None, "schema_version"), (TEXT, 4, None, "run_id model sha256"),
+    (INT, 4, None, "threads"), (TRISTATE, 4, None, "xnnpack"), (TEXT, 4, None, "runtime"),
+    (TEXT, 4, None, "compute_unit"), (INT, 4, None, "round"),
+    (TEXT, 4, None, "power_source phase"), (FLOAT, 4, None, "t_s"), (TEXT, 4, None, "rail"),
+    (FLOAT, 4, None, "watts"),
+), key=RESULT_KEY, since=4)
+# soak.csv (schema 4, --soak SECONDS): one line per interval (--soak-interval, default 10 s) of a
+# row's sustained run, written as each interval ends (a killed agent keeps finished intervals and
+# a re-run goes on from the last one): t_start_s/t_end_s from the soak's start, count inferences,
+# p50/p90 latency, the hottest thermal zone and cpu0's frequency at the interval's end, the
+# `vcgencmd get_throttled` flags (empty off a Pi), the mean board power (empty without --power).
+SOAK = Record("soak.csv", _columns(
+    (INT, 4, None, "schema_version"), (TEXT, 4, None, "run_id model sha256"),
+    (INT, 4, None, "threads"), (TRISTATE, 4, None, "xnnpack"), (TEXT, 4, None, "runtime"),
+    (TEXT, 4, None, "compute_unit"), (INT, 4, None, "round"), (INT, 4, None, "interval"),
+    (FLOAT, 4, None, "t_start_s t_end_s count p50_ms p90_ms temp_c freq_mhz"),
+    (TEXT, 4, None, "throttled_flags"), (FLOAT, 4, None, "avg_power_w"),
+), key=RESULT_KEY + ("interval",), since=4)
+# scenarios.csv (schema 4): one line per scenario and stream of a row. "fps=30" (--fps): a frame
+# arrives every 1/30 s for --scenario-seconds and waits while the previous one runs; latency is
+# arrival to result (queueing included), a frame misses when its result comes after the next
+# frame's arrival; achieved_fps = frames finished / time. "streams=N" (--streams N): N
+# interpreters invoke concurrently, one line per stream (stream 1..N), throughput_ips is the
+# inferences per second of all streams together. Power columns as in results.csv, per frame.
+SCENARIOS = Record("scenarios.csv", _columns(
+    (INT, 4, None, "schema_version"), (TEXT, 4, None, "run_id model sha256"),
+    (INT, 4, None, "threads"), (TRISTATE, 4, None, "xnnpack"), (TEXT, 4, None, "runtime"),
+    (TEXT, 4, None, "compute_unit"), (INT, 4, None, "round"), (TEXT, 4, None, "scenario"),
+    (INT, 4, None, "stream"),
+    (FLOAT, 4, None, "seconds target_fps frames achieved_fps missed_share throughput_ips "
+                     "p50_ms p90_ms p99_ms service_p50_ms"),
+    (TEXT, 4, None, "power_source"), (FLOAT, 4, None, "avg_power_w energy_mj "
+                                                      "energy_above_idle_mj"),
+    (TEXT, 4, None, "status error"),
+), key=RESULT_KEY + ("scenario", "stream"), since=4)
+# frames.csv (schema 4): one line per frame of a scenario: arrival, start and end in ms from the
+# scenario's start (latency = end - arrival; missed = end > arrival + 1000/fps).
+FRAMES = Record("frames.csv", _columns(
+    (INT, 4, None, "schema_version"), (TEXT, 4, None, "run_id model sha256"),
+    (INT, 4, None, "threads"), (TRISTATE, 4, None, "xnnpack"), (TEXT, 4, None, "runtime"),
+    (TEXT, 4, None, "compute_unit"), (INT, 4, None, "round"), (TEXT, 4, None, "scenario"),
+    (INT, 4, None, "stream frame"), (FLOAT, 4, None, "arrival_ms start_ms end_ms"),
+), key=RESULT_KEY + ("scenario", "stream"), since=4)
+RECORDS = (RESULTS, SAMPLES, PREDICTIONS, ROBUSTNESS, POWER_SAMPLES, SOAK, SCENARIOS, FRAMES)
 RESULT_COLUMNS, SAMPLE_COLUMNS = RESULTS.names, SAMPLES.names
 PREDICTION_COLUMNS, ROBUSTNESS_COLUMNS = PREDICTIONS.names, ROBUSTNESS.names
 # The accuracy columns of results.csv: measured once per output key and copied to the rows of
@@ -236,6 +303,10 @@ RESULTS_CSV = RESULTS.file
 SAMPLES_CSV = SAMPLES.file
 PREDICTIONS_CSV = PREDICTIONS.file
 ROBUSTNESS_CSV = ROBUSTNESS.file
+POWER_SAMPLES_CSV = POWER_SAMPLES.file
+SOAK_CSV = SOAK.file
+SCENARIOS_CSV = SCENARIOS.file
+FRAMES_CSV = FRAMES.file
 ENV_JSON = "env.json"
 RUNTIME_LOG = "runtime.log"
 # The files of a bundle.

@@ -30,6 +30,28 @@ def add_agent_args(p: argparse.ArgumentParser, threads: bool = True) -> None:
     a.add_argument("--cooldown-timeout", type=float, metavar="S",
                    help="longest wait for --cooldown-temp (agent default 300 s)")
 
+    e = p.add_argument_group("energy, heat and frame rate (passed to the agent)")
+    e.add_argument("--power", metavar="SOURCE",
+                   help="read a power source during each row: auto, none (agent default), "
+                        "pi5-pmic, ina3221, rapl, nvml or cmd:COMMAND (a command printing watts); "
+                        "gives energy per inference (mJ) and idle power")
+    e.add_argument("--power-hz", type=float, metavar="HZ",
+                   help="power sampling rate (agent default 10)")
+    e.add_argument("--power-idle-seconds", type=float, metavar="S",
+                   help="idle baseline before each row with --power (agent default 3)")
+    e.add_argument("--soak", type=float, metavar="SECONDS",
+                   help="run each row's model this long after its timed loop: latency, "
+                        "temperature, frequency, throttling and power over time (soak.csv)")
+    e.add_argument("--soak-interval", type=float, metavar="S",
+                   help="seconds per soak.csv line (agent default 10)")
+    e.add_argument("--fps", metavar="RATE,...",
+                   help="frame-rate scenarios, e.g. 15,30: a frame every 1/RATE s with queueing "
+                        "counted; achieved fps, missed deadlines, latency")
+    e.add_argument("--scenario-seconds", type=float, metavar="S",
+                   help="length of each --fps / --streams scenario (agent default 10)")
+    e.add_argument("--streams", type=int, metavar="N",
+                   help="throughput scenario: N interpreters invoking concurrently")
+
 
 def agent_options_from(args, **more):
     """The AgentOptions given on this command line (`more`: fields under other names, e.g.
