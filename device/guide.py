@@ -11,13 +11,17 @@ Usage:
 
 What one row means (results.csv, RESULT_COLUMNS): one model x compute unit x thread count x
 round, measured in a fresh child process (a re-exec of this archive with --child) so that its
-memory figures are that model's alone. Inside the child: import the interpreter, RSS before
-load; load + allocate (load_ms); RSS after load; one first inference (first_inference_ms);
+memory figures are that model's alone. Inside the child: the start-up (accelerator_init_ms:
+importing the interpreter; on gpu/npu LiteRT's environment and a trivial model compiled and run
+on the accelerator), RSS before load; load + allocate (load_ms, cold); RSS after load; one first
+inference (first_inference_ms);
 --warmup invokes; then invokes until both --min-runs and --min-seconds are met, capped by
 --max-seconds. Only invoke() is between the two time.perf_counter_ns reads (on an accelerator:
 the run and the read of its output); the input is set once before. peak_rss_mb (VmHWM) is read
 after the timed loop, before the test set is loaded, so it is the model's peak, not the test
-set's. Accuracy runs the whole testset.npz through the model (inputs normalised per the card,
+set's. Then the same model is loaded again in the same child (warm_load_ms): the load once the
+runtime and accelerator are up, which does not depend on the model's place in the plan (the
+first GPU row of a run also fills the driver's on-disk shader caches). Accuracy runs the whole testset.npz through the model (inputs normalised per the card,
 quantized with the model's own scale/zero point for int8/uint8/int16 inputs, outputs
 dequantized); it is measured once per model and configuration and copied to the rows of its
 other thread counts and rounds (outputs do not depend on them). MB means 2**20 bytes. Raw

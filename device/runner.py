@@ -23,7 +23,8 @@ COOLDOWN_POLL_S = 2.0
 ENV_COLUMNS = ("device_model", "machine", "cpu", "cores", "os", "python", "numpy", "emulated",
                "hostname")
 # What a child's result hands on to the row.
-RESULT_FIELDS = ("status", "error", "load_ms", "first_inference_ms", "warmup_runs",
+RESULT_FIELDS = ("status", "error", "accelerator_init_ms", "load_ms", "warm_load_ms",
+                 "first_inference_ms", "warmup_runs",
                  "rss_before_mb", "rss_after_load_mb", "peak_rss_mb", "accelerator_device",
                  "software_accelerator", "fully_accelerated", "delegated_nodes")
 
@@ -120,9 +121,11 @@ class Agent:
             if unit["delegate"] and "child killed by signal" in result.get("error", ""):
                 result["error"] += " (in delegate %s)" % unit["delegate"]["library"]
             return result
-        if block:
-            result["error"] = block
-        elif need_accuracy:
+        # An ok row's `error` holds its notes: what could not be measured, and how.
+        notes = [n for n in (result.pop("note", None), block) if n]
+        if notes:
+            result["error"] = "; ".join(notes)
+        if need_accuracy and not block:
             reference = None
             ref_name = entry.get("reference")
             if ref_name and os.path.isfile(os.path.join(self.bundle, ref_name)):

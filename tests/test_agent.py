@@ -75,6 +75,8 @@ def test_every_recipe_gives_a_complete_sane_row_per_thread_count(measured):
         assert 0 < ms[0] <= ms[1] <= ms[2] <= ms[3] <= ms[4] <= ms[5]
         assert ms[0] <= float(r["mean_ms"]) <= ms[5]
         assert float(r["load_ms"]) > 0 and float(r["first_inference_ms"]) > 0
+        # the start-up (the interpreter's import) apart from the load; a second load warm
+        assert float(r["accelerator_init_ms"]) > 0 and float(r["warm_load_ms"]) > 0
         assert int(r["warmup_runs"]) == 2
         before, after, peak = (float(r[k]) for k in ("rss_before_mb", "rss_after_load_mb",
                                                      "peak_rss_mb"))
