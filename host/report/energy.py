@@ -153,7 +153,9 @@ def _why_not(row) -> str:
     if row["status"] != "ok":
         return "row failed"
     note = str(row["error"]).strip() if pd.notna(row["error"]) else ""
-    return "energy not measured" + (f": {note}" if note else "")
+    if "energy" in note.lower() or "power" in note.lower():
+        return note  # the agent's own reason, e.g. "energy not measured: no power source"
+    return "energy not measured" + (f" ({note})" if note else " (run without --power)")
 
 
 def energy_table(summary: pd.DataFrame, device: str) -> pd.DataFrame:
