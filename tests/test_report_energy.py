@@ -171,3 +171,18 @@ def test_old_schema_folder_still_reports(tmp_path):
     assert rs.power is None and rs.soak is None and rs.scenarios is None
     s = build_summary(rs.rows, power=rs.power)
     assert s["energy_mj"].isna().all() and s["warm_load_ms"].isna().all()
+
+
+def test_warm_load_beside_cold_load_and_init(tmp_path):
+    """Schema 4 (#23): the device table compares warm loads, with the cold load and the
+    accelerator's start-up beside them; the rounds' median is taken like the p50's."""
+    folder = tmp_path / "run" / "gpu-box"
+    write_results(folder, [
+        result_row("tiny", "fp32", 1, 3.0, 0.9, compute_unit="cpu", round=r, load_ms=cold,
+                   warm_load_ms=warm, accelerator_init_ms=init)
+        for r, cold, warm, init in ((1, 45.6, 12.3, 300.0), (2, 40.0, 12.1, 280.0),
+                                    (3, 50.0, 12.5, 320.0))])
+    s = build_summary(load_results([folder]).rows).iloc[0]
+    assert (s["warm_load_ms"], s["load_ms"], s["accelerator_init_ms"]) == (12.3, 45.6, 300.0)
+    md = build_report([folder], tmp_path / "out").markdown.read_text()
+    assert "load (ms): warm (cold, init)" in md and "| 12.3 (cold 45.6, init 300) |" in md
