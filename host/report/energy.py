@@ -217,8 +217,8 @@ INTRO = ("Energy per inference = the energy the power source recorded over exact
          "(readings close in time are correlated), the idle baseline likewise, and rounds "
          "resampled as for p50. Energy speedup vs fp32 = fp32's mJ/inference ÷ this one's, "
          "same architecture, compute unit and threads; an interval containing 1 is 'no "
-         "measurable difference'. Rows with fewer than 10 readings in the window get no "
-         "interval (the agent asks for at least 20).")
+         "measurable difference'. Rows with fewer than 10 readings in the window, or without "
+         "power_samples.csv, get no interval (the agent asks for at least 20 readings).")
 
 
 def blocks(summary: pd.DataFrame, plots: dict, devices: list) -> list:
