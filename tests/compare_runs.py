@@ -16,8 +16,8 @@ def write_run(folder: Path, run_id: str, models: dict, rounds: int = 2, n: int =
               seed: int = 0, started: str = "2026-11-25T18:00:00Z") -> Path:
     """models: {"tiny.int8": {"p50": ms, "correct": bool array per image}}. Latencies are
     lognormal around p50 with a slow drift, `n` per round; rows carry counts matching the
-    predictions (labels alternate 0/1). A model's "energy" (mJ per round) adds an energy_mj
-    column, which the results schema does not have yet."""
+    predictions (labels alternate 0/1). A model's "energy" (mJ per round) fills the energy_mj
+    column (results schema 4) with a power source named as a fixture."""
     rng = np.random.default_rng(seed)
     rows, samples, preds = [], [], []
     for name, spec in models.items():
@@ -36,7 +36,8 @@ def write_run(folder: Path, run_id: str, models: dict, rounds: int = 2, n: int =
                                    correct.mean(), run_id=run_id, round=r, count=n,
                                    n_test=len(correct), tp=tp, tn=tn, fp=fp, fn=fn,
                                    peak_rss_mb=spec.get("rss", 45.5), started_utc=started,
-                                   energy_mj=spec["energy"][r - 1] if "energy" in spec else ""))
+                                   energy_mj=spec["energy"][r - 1] if "energy" in spec else "",
+                                   power_source="fixture" if "energy" in spec else ""))
             samples += [dict(schema_version=RESULTS_SCHEMA_VERSION, run_id=run_id, model=name,
                              sha256=sha, threads=1, xnnpack="True", runtime="ai_edge_litert",
                              compute_unit="cpu", round=r, run=i, latency_ms=f"{v:.6f}")
@@ -46,8 +47,7 @@ def write_run(folder: Path, run_id: str, models: dict, rounds: int = 2, n: int =
                        testset="clean", positive_class=1, image=i, label=int(labels[i]),
                        predicted=int(predicted[i]), score=float(predicted[i]))
                   for i in range(len(correct))]
-    energy = any("energy" in spec for spec in models.values())
-    write_results(folder, rows, columns=RESULT_COLUMNS + (("energy_mj",) if energy else ()))
+    write_results(folder, rows, columns=RESULT_COLUMNS)
     for fname, cols, data in (("latency_samples.csv", SAMPLE_COLUMNS, samples),
                               ("predictions.csv", PREDICTION_COLUMNS, preds)):
         with (folder / fname).open("w", newline="") as f:

@@ -133,7 +133,7 @@ def test_runs_with_nothing_in_common_exit_2(runs, tmp_path):
 
 def test_energy_and_memory_when_recorded(runs):
     a, b = load_results([runs["base"]]), load_results([runs["slow"]])
-    # energy_mj arrives with a later results schema; a run that has it is compared on it
+    # energy_mj (results schema 4, --power): a run that has it is compared on it
     a.rows["energy_mj"] = [10.0, 10.0, 10.2, 9.9][:len(a.rows)]
     b.rows["energy_mj"] = [10.1, 9.9, 11.5, 11.6][:len(b.rows)]
     comp = compare_runs(a, b)

@@ -194,12 +194,9 @@ def test_the_report_names_the_previous_run_and_its_headline(three_runs, tmp_path
     assert "previous run" not in (three_runs[0] / "report.md").read_text()
 
 
-def test_energy_when_the_results_carry_it(tmp_path, monkeypatch):
-    """energy_mj is not in the results schema yet (a later schema adds the column): once the
-    reader keeps it, compare gates on it and history follows it, from folders and the database."""
-    from edgebench.host.report import load
-    monkeypatch.setattr(load, "RESULT_COLUMNS", load.RESULT_COLUMNS + ("energy_mj",))
-    monkeypatch.setattr(load, "NUMERIC_COLUMNS", load.NUMERIC_COLUMNS + ("energy_mj",))
+def test_energy_when_the_results_carry_it(tmp_path):
+    """Results of schema 4 carry energy_mj (--power): compare gates on it and history follows
+    it, from folders and the database, and the report of such a run has its energy section."""
     runs = [write_run(tmp_path / name / "local", name,
                       {"resnet18.int8": {"p50": 2.0, "correct": all_correct(),
                                          "energy": energy}}, rounds=3, seed=i,
@@ -217,3 +214,9 @@ def test_energy_when_the_results_carry_it(tmp_path, monkeypatch):
     assert [line.split()[1] + " " + line.split()[5] for line in text.splitlines()[2:]] == \
         ["e1 10", "e2 11.5"]
     assert (tmp_path / "history_resnet18.int8_energy.png").is_file()
+    # the report of such a run: its energy section, figures without an interval (no
+    # power_samples.csv to resample) and the device table's mJ/inference beside p50
+    assert run_cli("report", runs[1], "--db", db, "--quiet")[0] == 0
+    md = (runs[1] / "report.md").read_text()
+    assert "# Energy per inference" in md and "| fixture |" in md
+    assert "| 11.5 |" in md.split("# Energy per inference")[1]

@@ -20,8 +20,8 @@ from edgebench.host.report.uncertainty import CONFIG, LATENCY_KEY, OUTPUT_KEY, R
 
 NO_CHANGE = "no measurable difference"
 # Metrics measured once per round (not per inference): their change is the ratio of the medians
-# over rounds, with a bootstrap over rounds when both runs have at least two. energy_mj arrives
-# with the energy column of the results schema; until then it is simply absent.
+# over rounds, with a bootstrap over rounds when both runs have at least two. energy_mj is a
+# results column since schema 4 (--power); empty where a run measured no power.
 ROUND_METRICS = {"energy": "energy_mj", "memory": "peak_rss_mb"}
 _B = "\x00B:"  # run B's run ids are tagged so its resamples are seeded apart from A's
 

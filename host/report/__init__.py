@@ -13,9 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgebench.host.errors import UserError
+from edgebench.host.report import energy as _energy
 from edgebench.host.report import plots as _plots
 from edgebench.host.report import render as _render
 from edgebench.host.report import robustness as _robust
+from edgebench.host.report import scenarios as _scenarios
+from edgebench.host.report import soak as _soak
 from edgebench.host.report import tables as _tables
 from edgebench.host.report.load import ResultSet, load_results
 
@@ -25,6 +28,8 @@ SUMMARY_FILE = "summary.csv"
 MARKDOWN_FILE = "report.md"
 HTML_FILE = "report.html"
 ROBUSTNESS_FILE = "robustness_summary.csv"
+SOAK_FILE = "soak_summary.csv"
+SCENARIOS_FILE = "scenarios_summary.csv"
 
 
 @dataclass
@@ -44,11 +49,12 @@ def headline_table(result_dirs: list[Path]) -> str:
     """The headline table (per device: model, recipe, threads, size, accuracy, Δ, p50, speedup,
     flags) as plain text, straight from results folders."""
     rs = load_results(result_dirs)
-    return _tables.headline(_tables.build_summary(rs.rows, rs.samples, rs.predictions))
+    return _tables.headline(_tables.build_summary(rs.rows, rs.samples, rs.predictions,
+                                                  rs.power))
 
 
 def _document(rs: ResultSet, summary, plots: dict[str, Path], out_dir: Path,
-              robust=None) -> _render.Document:
+              robust=None, sustained: tuple = ()) -> _render.Document:
     devs = _tables.devices(summary)
     now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     blocks: list = [
@@ -111,6 +117,7 @@ def _document(rs: ResultSet, summary, plots: dict[str, Path], out_dir: Path,
             table = _robust.gap_table(robust, dev)
             if not table.empty:
                 blocks += [("h2", dev), ("table", table)]
+    blocks += list(sustained)  # energy, soak and scenario sections (schema 4), when measured
     cross = _tables.cross_device_view(summary)
     if not cross.empty:
         blocks += [("h1", "Across devices"),
@@ -144,10 +151,19 @@ def build_report(result_dirs: list[Path], out_dir: Path | None = None,
         raise UserError(f"{out_dir}: exists and is not a folder")
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    summary = _tables.build_summary(rs.rows, rs.samples, rs.predictions)
+    summary = _tables.build_summary(rs.rows, rs.samples, rs.predictions, rs.power)
     summary_csv = out_dir / SUMMARY_FILE
     summary.to_csv(summary_csv, index=False)
-    plots = _plots.make_plots(summary, out_dir)
+    plots, energy_plots = _plots.make_plots(summary, out_dir)
+    devs = _tables.devices(summary)
+    sustained = _energy.blocks(summary, energy_plots, devs)
+    soak_blocks, soak = _soak.blocks(rs.soak, rs.rows, devs, out_dir, _plots.slug)
+    if not soak.empty:
+        soak.to_csv(out_dir / SOAK_FILE, index=False)
+    scen = _scenarios.scenario_summary(rs.scenarios, rs.frames, rs.rows)
+    if not scen.empty:
+        scen.to_csv(out_dir / SCENARIOS_FILE, index=False)
+    sustained += soak_blocks + _scenarios.blocks(scen, devs)
     robust = _robust.robustness_summary(rs.robustness, summary, rs.predictions)
     if not robust.empty:
         robust.drop(columns=[c for c in robust.columns if c.startswith("_")]).to_csv(
@@ -159,7 +175,7 @@ def build_report(result_dirs: list[Path], out_dir: Path | None = None,
                                                    f"{_plots.slug(model)}.png")
             if path:
                 plots[f"Accuracy vs severity, {model} on {dev}"] = path
-    doc = _document(rs, summary, plots, out_dir, robust)
+    doc = _document(rs, summary, plots, out_dir, robust, sustained)
     from edgebench.host.report import quantization  # op census, layer error, int8-mixed
     doc.blocks[-2:-2] = quantization.blocks(result_dirs + [out_dir], summary)
     from edgebench.host.report import converters  # onnx2tf vs litert-torch, when both ran
@@ -172,7 +188,8 @@ def build_report(result_dirs: list[Path], out_dir: Path | None = None,
     html_path = out_dir / HTML_FILE
     html_path.write_text(_render.to_html(doc), encoding="utf-8")
     return ReportPaths(out_dir=out_dir, markdown=markdown, html=html_path,
-                       summary_csv=summary_csv, plots=list(plots.values()),
+                       summary_csv=summary_csv,
+                       plots=list(plots.values()) + [b[2] for b in sustained if b[0] == "img"],
                        headline=_tables.headline(summary) + (
                            "\n\nconverters (McNemar between routes)\n" + converters.headline(pairs)
                            if not pairs.empty else ""), rows=len(summary),

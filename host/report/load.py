@@ -13,8 +13,8 @@ from pathlib import Path
 import pandas as pd
 
 from edgebench.device.schema import (
-    ENV_JSON, FLOAT, INT, PREDICTIONS, RESULT_COLUMNS, RESULTS, RESULTS_SCHEMA_VERSION,
-    ROBUSTNESS, SAMPLES, TRISTATE,
+    ENV_JSON, FLOAT, FRAMES, INT, POWER_SAMPLES, PREDICTIONS, RESULT_COLUMNS, RESULTS,
+    RESULTS_SCHEMA_VERSION, ROBUSTNESS, SAMPLES, SCENARIOS, SOAK, TRISTATE,
 )
 from edgebench.host.errors import UserError
 
@@ -37,6 +37,11 @@ class ResultSet:
     samples: pd.DataFrame = None                # SAMPLES.key + device, run_id, latency_ms
     predictions: pd.DataFrame = None            # PREDICTIONS.key + device, run_id, image, ...
     robustness: pd.DataFrame = None             # ROBUSTNESS_COLUMNS + device
+    # Schema 4, each None when no folder has the file (the report then has no such section):
+    power: pd.DataFrame = None                  # POWER_SAMPLES columns + device
+    soak: pd.DataFrame = None                   # SOAK columns + device
+    scenarios: pd.DataFrame = None              # SCENARIOS columns + device
+    frames: pd.DataFrame = None                 # FRAMES columns + device
     env: dict[str, dict] = field(default_factory=dict)   # device label -> env.json (or {})
     sources: dict[str, Path] = field(default_factory=dict)  # device label -> results.csv
     notes: list[str] = field(default_factory=list)          # skipped/empty files, deduplication
@@ -150,15 +155,25 @@ def read_raw(path: Path, record, version: int, keep: list) -> pd.DataFrame | Non
     return df
 
 
+# The raw files beside a results.csv, in ResultSet's order, with the columns the report keeps.
+_RAW = (
+    ("samples", SAMPLES, ["run_id", *SAMPLES.key, "latency_ms"]),
+    ("predictions", PREDICTIONS, ["run_id", *PREDICTIONS.key, "testset", "positive_class",
+                                  "image", "label", "predicted", "score"]),
+    ("robustness", ROBUSTNESS, list(ROBUSTNESS.names)),
+    ("power", POWER_SAMPLES, ["run_id", "model", *POWER_SAMPLES.key, "power_source", "phase",
+                              "t_s", "rail", "watts"]),
+    ("soak", SOAK, [c for c in SOAK.names if c != "schema_version"]),
+    ("scenarios", SCENARIOS, [c for c in SCENARIOS.names if c != "schema_version"]),
+    ("frames", FRAMES, [c for c in FRAMES.names if c not in ("schema_version", "model")]),
+)
+
+
 def _raw_files(folder: Path, version: int) -> tuple:
-    """(samples, predictions, robustness) of one results folder of schema `version`."""
-    samples = read_raw(folder / SAMPLES.file, SAMPLES, version,
-                       ["run_id", *SAMPLES.key, "latency_ms"])
-    predictions = read_raw(folder / PREDICTIONS.file, PREDICTIONS, version,
-                           ["run_id", *PREDICTIONS.key, "testset", "positive_class", "image",
-                            "label", "predicted", "score"])
-    robustness = read_raw(folder / ROBUSTNESS.file, ROBUSTNESS, version, list(ROBUSTNESS.names))
-    return samples, predictions, robustness
+    """The raw files (_RAW's order) of one results folder of schema `version`; None for each
+    that is absent or unreadable."""
+    return tuple(read_raw(folder / record.file, record, version, keep)
+                 for _, record, keep in _RAW)
 
 
 def _read_env(folder: Path) -> dict:
@@ -247,13 +262,12 @@ def load_results(paths: list[Path]) -> ResultSet:
             env_by_label.setdefault(label_, env)
             source_by_label.setdefault(label_, Path(df["source"].iloc[0]))
     rows = pd.concat(frames, ignore_index=True)
-    gathered = ([], [], [])
+    gathered = tuple([] for _ in _RAW)
     for name, raw_files in zip(names, raws):
         for raw, out in zip(raw_files, gathered):
             if raw is not None:
                 raw["device"] = label(name, raw["run_id"])
                 out.append(raw)
-    samples, predictions, robustness = (pd.concat(g, ignore_index=True) if g else None
-                                        for g in gathered)
-    return ResultSet(rows=rows, env=env_by_label, sources=source_by_label, notes=notes,
-                     samples=samples, predictions=predictions, robustness=robustness)
+    raw = {name: pd.concat(g, ignore_index=True) if g else None
+           for (name, _, _), g in zip(_RAW, gathered)}
+    return ResultSet(rows=rows, env=env_by_label, sources=source_by_label, notes=notes, **raw)

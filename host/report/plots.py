@@ -88,13 +88,17 @@ def _err(value: float, low, high):
     return [[max(0.0, value - float(low))], [max(0.0, float(high) - value)]]
 
 
-def latency_accuracy_plot(summary: pd.DataFrame, device: str, path: Path) -> Path | None:
+def latency_accuracy_plot(summary: pd.DataFrame, device: str, path: Path, x: str = "p50_ms",
+                          x_ci: tuple = ("p50_ci_low", "p50_ci_high"),
+                          x_label: str = "p50 latency per inference (ms, log scale)",
+                          title: str = "Latency vs accuracy") -> Path | None:
     """p50 latency (log x) against accuracy, one panel per thread count, Pareto front marked.
-    None when the device has no successful row to plot."""
+    None when the device has no successful row to plot. `x`, its interval columns and the
+    labels put another cost on the x axis (energy.py: mJ per inference)."""
     from matplotlib.lines import Line2D
 
     d = summary[(summary["device"] == device) & (summary["status"] == "ok")]
-    d = d.dropna(subset=["p50_ms", "accuracy"])
+    d = d.dropna(subset=[x, "accuracy"])
     if d.empty:
         return None
     models = list(dict.fromkeys(summary.loc[summary["device"] == device, "model"]))
@@ -104,12 +108,12 @@ def latency_accuracy_plot(summary: pd.DataFrame, device: str, path: Path) -> Pat
     axes = fig.subplots(1, len(threads), squeeze=False)[0]
     for ax, thr in zip(axes, threads):
         t = d[d["threads"] == thr].reset_index(drop=True)
-        pts = list(zip(t["p50_ms"].astype(float), t["accuracy"].astype(float) * 100))
+        pts = list(zip(t[x].astype(float), t["accuracy"].astype(float) * 100))
         for (lat, acc), (_, row) in zip(pts, t.iterrows()):
             style, color = _unit_style(row["compute_unit"]), colors[row["model"]]
             # 95 % intervals where the raw files gave them: p50 (block bootstrap), accuracy
             # (Wilson); an overlap of two bars says their difference is not established.
-            xerr = _err(lat, row.get("p50_ci_low"), row.get("p50_ci_high"))
+            xerr = _err(lat, row.get(x_ci[0]), row.get(x_ci[1]))
             yerr = _err(acc, 100 * row.get("accuracy_ci_low", float("nan")),
                         100 * row.get("accuracy_ci_high", float("nan")))
             if xerr is not None or yerr is not None:
@@ -133,7 +137,7 @@ def latency_accuracy_plot(summary: pd.DataFrame, device: str, path: Path) -> Pat
                         xytext=(7, -11), textcoords="offset points", color="crimson")
         ax.set_xscale("log")
         _plain_log_axis(ax.xaxis)
-        ax.set_xlabel("p50 latency per inference (ms, log scale)")
+        ax.set_xlabel(x_label)
         ax.set_ylabel("accuracy on the test set (%)")
         ax.set_title(f"{int(thr)} thread{'s' if thr != 1 else ''}", fontsize=10)
         ax.grid(True, which="both", alpha=0.3)
@@ -142,7 +146,7 @@ def latency_accuracy_plot(summary: pd.DataFrame, device: str, path: Path) -> Pat
         lo, hi = min([p[1] for p in pts] + lows), max([p[1] for p in pts] + highs)
         pad = max(1.0, (hi - lo) * 0.15)
         ax.set_ylim(lo - pad, min(100.0 + pad / 3, hi + pad))
-    fig.suptitle(f"Latency vs accuracy on {device} (better: up and to the left; bars: 95 % "
+    fig.suptitle(f"{title} on {device} (better: up and to the left; bars: 95 % "
                  f"intervals)", fontsize=12)
     handles = [Line2D([], [], color=colors[m], marker="o", linestyle="", markersize=8, label=m)
                for m in models]
@@ -223,10 +227,12 @@ def speedup_plot(summary: pd.DataFrame, path: Path) -> Path | None:
     return path
 
 
-def make_plots(summary: pd.DataFrame, out_dir: Path) -> dict[str, Path]:
-    """All plots into out_dir; returns {caption: path} for the ones that had data."""
+def make_plots(summary: pd.DataFrame, out_dir: Path) -> tuple[dict, dict]:
+    """All plots into out_dir; returns ({caption: path} for the ones that had data, {device:
+    energy-vs-accuracy plot} for the energy section)."""
     plots: dict[str, Path] = {}
     used: set[str] = set()
+    energy: dict[str, Path] = {}  # device -> plot, drawn in the energy section
     for dev in devices(summary):
         name, n = slug(dev), 2
         while name in used:  # "pi@a" and "pi_a" must not overwrite each other's plot
@@ -235,7 +241,19 @@ def make_plots(summary: pd.DataFrame, out_dir: Path) -> dict[str, Path]:
         p = latency_accuracy_plot(summary, dev, out_dir / f"latency_accuracy_{name}.png")
         if p:
             plots[f"Latency vs accuracy, {dev}"] = p
+        if summary.loc[summary["device"] == dev, "energy_mj"].notna().any():
+            p = energy_accuracy_plot(summary, dev, out_dir / f"energy_accuracy_{name}.png")
+            if p:
+                energy[dev] = p
     p = speedup_plot(summary, out_dir / "speedup_vs_fp32.png")
     if p:
         plots["Speedup vs fp32 per recipe"] = p
-    return plots
+    return plots, energy
+
+
+def energy_accuracy_plot(summary: pd.DataFrame, device: str, path: Path) -> Path | None:
+    """mJ per inference (log x) against accuracy with the Pareto front: the battery's view."""
+    return latency_accuracy_plot(summary, device, path, x="energy_mj",
+                                 x_ci=("energy_ci_low", "energy_ci_high"),
+                                 x_label="energy per inference (mJ, log scale)",
+                                 title="Energy vs accuracy")

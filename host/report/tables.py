@@ -11,6 +11,7 @@ import pandas as pd
 
 from edgebench.device.schema import OUTPUT_KEY
 from edgebench.device.units import BASELINE_UNIT, unit_rank
+from edgebench.host.report.energy import ENERGY_COLUMNS, add_energy, energy_draws
 from edgebench.host.report.formats import (fmt_ci, fmt_mb, fmt_ms, fmt_num, fmt_p, fmt_pct,
                                            fmt_pp, fmt_speedup, fmt_threads, text_table)
 from edgebench.host.report.uncertainty import (UNCERTAINTY_COLUMNS, RawData, add_uncertainty,
@@ -26,17 +27,19 @@ SUMMARY_COLUMNS = (
     "status", "flags", "error",
     "size_mb", "accuracy", "delta_accuracy_pp", "sensitivity", "specificity", "auc", "agreement",
     "n_test", "p50_ms", "p90_ms", "mean_ms", "std_ms", "count", "speedup_vs_fp32",
-    "speedup_vs_cpu", "load_ms", "first_inference_ms", "peak_rss_mb", "accelerator", "api",
+    "speedup_vs_cpu", "load_ms", "warm_load_ms", "accelerator_init_ms", "first_inference_ms",
+    "peak_rss_mb", "accelerator", "api",
     "accelerator_device", "software_accelerator", "fully_accelerated", "delegated_nodes",
     "runtime", "runtime_version", "xnnpack", "throttled", "emulated", "device_model",
     "model_file", "sha256", "converter",
-) + UNCERTAINTY_COLUMNS
+) + UNCERTAINTY_COLUMNS + ENERGY_COLUMNS
 CPU = BASELINE_UNIT  # the compute unit every comparison is anchored on
 # Enough digits for microsecond latencies and kilobyte models (the test models are that small).
 _ROUND = {"size_mb": 6, "accuracy": 4, "delta_accuracy_pp": 2, "sensitivity": 4,
           "specificity": 4, "auc": 4, "agreement": 4, "p50_ms": 5, "p90_ms": 5, "mean_ms": 5,
-          "std_ms": 5, "load_ms": 2, "first_inference_ms": 3,
-          "peak_rss_mb": 1}
+          "std_ms": 5, "load_ms": 2, "warm_load_ms": 2, "accelerator_init_ms": 2,
+          "first_inference_ms": 3, "peak_rss_mb": 1, "power_hz": 2, "power_window_s": 3,
+          "idle_power_w": 4, "avg_power_w": 4}
 
 
 def _round_sig(v, digits: int = 4):
@@ -79,13 +82,16 @@ def _flags(row: pd.Series) -> str:
 
 
 def build_summary(rows: pd.DataFrame, samples: pd.DataFrame | None = None,
-                  predictions: pd.DataFrame | None = None) -> pd.DataFrame:
+                  predictions: pd.DataFrame | None = None,
+                  power: pd.DataFrame | None = None) -> pd.DataFrame:
     """The summary table from load_results' rows. Speedup = fp32 p50 / this p50 and Δ accuracy =
     (this − fp32) in percentage points, where the fp32 row is the same model measured on the same
     device's CPU, in the same run, with the same thread count; speedup_vs_cpu = p50 of the same
     recipe on that CPU / this p50 (accelerator rows only). Empty when the row compared with is
     absent or failed. Rounds are folded first (timings: the median over rounds); samples and
-    predictions (load_results' raw files) give every figure its interval (uncertainty.py)."""
+    predictions (load_results' raw files) give every figure its interval (uncertainty.py), power
+    (power_samples.csv) the energy figures theirs (energy.py)."""
+    draws = energy_draws(rows, power)  # per round, so before the rounds are folded
     df = fold_rounds(rows.copy())
     for col in ("place", "place_tags"):   # labgrid place and tags; empty for other devices
         df[col] = df[col].fillna("") if col in df else ""
@@ -127,8 +133,10 @@ def build_summary(rows: pd.DataFrame, samples: pd.DataFrame | None = None,
     df["speedup_vs_cpu"] = (df["_cpu_p50"] / df["p50_ms"]).where(ok & (df["compute_unit"] != CPU))
     df["delta_accuracy_pp"] = ((df["accuracy"] - df["_base_acc"]) * 100.0).where(ok)
     df = add_uncertainty(df, RawData(samples, predictions))
+    df = add_energy(df, draws)
     df.loc[~ok, ["accuracy", "sensitivity", "specificity", "auc", "agreement",
-                 "p50_ms", "p90_ms", "mean_ms", "std_ms"]] = math.nan
+                 "p50_ms", "p90_ms", "mean_ms", "std_ms", "energy_mj",
+                 "energy_above_idle_mj"]] = math.nan
     df["flags"] = df.apply(_flags, axis=1)
     # rename maps each label once, so the two model columns swap names without clashing.
     df = df.rename(columns={"architecture": "model", "model": "model_file",
@@ -155,6 +163,8 @@ def build_summary(rows: pd.DataFrame, samples: pd.DataFrame | None = None,
         out[col] = out[col].round(4)
     for col in ("delta_accuracy_ci_low_pp", "delta_accuracy_ci_high_pp"):
         out[col] = out[col].round(2)
+    for col in ENERGY_COLUMNS[7:-1]:  # energies, their inverses and ratios: significant digits
+        out[col] = out[col].map(lambda v: _round_sig(v, 5))
     return out
 
 
@@ -250,12 +260,15 @@ def device_table(summary: pd.DataFrame, device: str) -> pd.DataFrame:
         "AUC": _with_ci(d, "auc", fmt_num),
         "p50 (ms)": _with_ci(d, "p50_ms", fmt_ms, "p50_ci_low", "p50_ci_high"),
         "p90 (ms)": d["p90_ms"].map(fmt_ms),
+        "mJ/inference": d.apply(lambda r: fmt_ci(_mj(r["energy_mj"]), r["energy_ci_low"],
+                                                 r["energy_ci_high"], _mj), axis=1),
         "rounds (p50 spread)": [f"{int(n)} ({100 * v:.1f} %)" if pd.notna(v) else
                                 (str(int(n)) if n else "") for n, v in
                                 zip(rounds, d["p50_round_spread"])],
         "speedup vs fp32": d.apply(lambda r: fmt_speedup_ci(r, "speedup_vs_fp32"), axis=1),
         "speedup vs CPU": d.apply(lambda r: fmt_speedup_ci(r, "speedup_vs_cpu"), axis=1),
         "significant?": d.apply(significance, axis=1),
+        "load (ms): warm (cold, init)": d.apply(_load, axis=1),
         "peak memory (MB)": d["peak_rss_mb"].map(lambda v: fmt_num(v, 1)),
         "runtime": d.apply(_runtime, axis=1),
         "flags": d["flags"],
@@ -264,7 +277,28 @@ def device_table(summary: pd.DataFrame, device: str) -> pd.DataFrame:
         table = table.drop(columns=["speedup vs CPU"])
     if (rounds <= 1).all():
         table = table.drop(columns=["rounds (p50 spread)"])
+    if d["energy_mj"].isna().all():  # no --power: the energy section says why
+        table = table.drop(columns=["mJ/inference"])
+    if d["warm_load_ms"].isna().all():  # results before schema 4 time the cold load only
+        table = table.drop(columns=["load (ms): warm (cold, init)"])
     return table
+
+
+def _mj(v) -> str:
+    return "" if pd.isna(v) else f"{float(v):.4g}"
+
+
+def _load(row: pd.Series) -> str:
+    """"12.3 (cold 45.6, init 300)": the warm load, which compares recipes fairly (it does not
+    depend on where the model sits in the plan), then the cold load and the accelerator's
+    start-up that the first model of a process pays (results schema 4)."""
+    warm = fmt_ms(row["warm_load_ms"])
+    extra = [f"{name} {fmt_ms(row[col])}" for name, col in (("cold", "load_ms"),
+                                                            ("init", "accelerator_init_ms"))
+             if pd.notna(row[col])]
+    if not warm:
+        return ", ".join(extra)
+    return warm + (f" ({', '.join(extra)})" if extra else "")
 
 
 def _accuracy_pivot(d: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:

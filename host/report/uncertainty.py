@@ -19,7 +19,10 @@ CONFIG = ["device", "run_id", "model", *schema.CONFIG_KEY]
 LATENCY_KEY = ["device", "run_id", *schema.CONFIG_KEY]
 OUTPUT_KEY = ["device", "run_id", *schema.OUTPUT_KEY]
 _MEDIAN_OF_ROUNDS = ("p50_ms", "p90_ms", "p95_ms", "p99_ms", "mean_ms", "std_ms", "min_ms",
-                     "max_ms", "load_ms", "first_inference_ms", "peak_rss_mb")
+                     "max_ms", "load_ms", "first_inference_ms", "peak_rss_mb",
+                     # schema 4: cold/warm load (#23) and the energy figures (energy.py)
+                     "accelerator_init_ms", "warm_load_ms", "power_hz", "power_window_s",
+                     "idle_power_w", "avg_power_w", "energy_mj", "energy_above_idle_mj")
 
 UNCERTAINTY_COLUMNS = (
     "accuracy_ci_low", "accuracy_ci_high", "sensitivity_ci_low", "sensitivity_ci_high",
@@ -64,7 +67,8 @@ def fold_rounds(rows: pd.DataFrame) -> pd.DataFrame:
             continue
         row = ok.iloc[0].copy()
         for col in _MEDIAN_OF_ROUNDS:
-            row[col] = ok[col].median()
+            if col in ok:  # a frame built by hand may lack the schema-4 columns
+                row[col] = ok[col].median()
         p50s = ok["p50_ms"].dropna()
         row["count"] = ok["count"].sum()  # timed runs over all rounds
         row["rounds"] = len(ok)
