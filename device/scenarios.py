@@ -28,7 +28,7 @@ import time
 
 import numpy as np
 
-from .common import one_line
+from .common import AgentError, one_line
 
 SPIN_NS = 500000  # the last half millisecond before a frame's arrival is spun, not slept
 
@@ -157,7 +157,8 @@ def run_all(session, load, model_input, job: dict, send) -> list:
                 out = streams([session] + extra, seconds)
                 del extra
         except Exception as exc:
-            why = "%s: %s" % (type(exc).__name__, one_line(exc, 300))
+            why = one_line(exc, 300) if isinstance(exc, AgentError) else "%s: %s" % (
+                type(exc).__name__, one_line(exc, 300))
             notes.append("scenario %s failed: %s" % (name, why))
             out = {"lines": [{"stream": 1, "status": "error", "error": why}], "frames": [],
                    "window": None, "count": 0}
