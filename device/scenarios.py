@@ -14,10 +14,12 @@ count as missed, so a model that cannot keep up cannot stretch the run without b
 Streams ("streams=N"): N interpreters of the model invoke back to back for --scenario-seconds, each
 in its own thread. Threads, not processes, because the runtime's invoke() releases the GIL
 (tflite's interpreter_wrapper.cc: Py_BEGIN_ALLOW_THREADS around Subgraph::Invoke, "so that we can
-run multiple interpreters in parallel"), measured here on the 2-core test machine with a 17 ms
-model: a pure-Python counter thread kept 45-58 % of its solo rate beside an invoke loop on the
-other core (a held GIL would leave it ~20 %, the gaps between invokes), and two thread streams
-gave 1.0-2.0x one stream, no worse than two processes (1.1-1.9x) on that shared, noisy machine.
+run multiple interpreters in parallel"), measured here (LiteRT 2.1, 2-core test machine shared
+with other jobs, load 1.5-2.6, a 17 ms model): a pure-Python counter thread kept 45-74 % of its
+solo rate beside an invoke loop (a GIL held through invoke would leave it the gaps between
+invokes, ~20 %), and two thread streams gave 1.02-1.99x one stream (1.97x in the agent's own
+streams=2 line) against 1.04-1.97x for two processes, round by round as the neighbours' load
+came and went: no gain from processes to pay their second model load for.
 Threads also share the child's memory figures and need no second model load in another
 process. (LiteRT's CompiledModel, gpu/npu, is not measured for this; its streams run the same
 way.)"""
