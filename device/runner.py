@@ -22,9 +22,9 @@ COOLDOWN_POLL_S = 2.0
 # Copied from the environment into every row.
 ENV_COLUMNS = ("device_model", "machine", "cpu", "cores", "os", "python", "numpy", "emulated",
                "hostname")
-# What a child's result hands on to the row.
 # The columns a scenarios.csv, frames.csv or soak.csv line takes from its row.
 SCENARIO_HEAD = ("run_id", "model", "sha256") + RESULT_KEY
+# What a child's result hands on to the row.
 RESULT_FIELDS = ("status", "error", "load_ms", "first_inference_ms", "warmup_runs",
                  "rss_before_mb", "rss_after_load_mb", "peak_rss_mb", "accelerator_device",
                  "software_accelerator", "fully_accelerated", "delegated_nodes")
@@ -182,9 +182,10 @@ class Agent:
             len(job["fps"]) + (1 if args.streams else 0))
         title = "%s threads=%d unit=%s" % (entry.get("name"), threads, unit["spec"])
         result = run_child(job, os.path.join(args.out, RUNTIME_LOG), title, on_message, timeout)
+        if unit["delegate"] and "child killed by signal" in (result.get("error") or ""):
+            # also on an ok row whose child died after its timed loop (in a scenario or soak)
+            result["error"] += " (in delegate %s)" % unit["delegate"]["library"]
         if result.get("status") != "ok":
-            if unit["delegate"] and "child killed by signal" in result.get("error", ""):
-                result["error"] += " (in delegate %s)" % unit["delegate"]["library"]
             return result
         if block:
             result["error"] = block

@@ -120,6 +120,7 @@ def test_a_child_killed_in_a_scenario_keeps_the_rows_timing(bundle, tmp_path, te
     assert crashed["status"] == "ok" and int(float(crashed["count"])) == 20
     assert float(crashed["p50_ms"]) > 0 and crashed["accuracy"] != ""
     assert "after the timed loop: child killed by signal SIGSEGV" in crashed["error"]
+    assert crashed["error"].endswith(f"(in delegate {test_delegates['claim']})")
     assert rows["cpu"]["status"] == "ok" and rows["cpu"]["error"] == ""
     units = {r["compute_unit"] for r in read_rows(out / "scenarios.csv")[1]}
     assert units == {"cpu"}  # the crashed scenario left no line; the cpu row's went on
