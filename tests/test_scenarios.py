@@ -143,3 +143,24 @@ def test_a_failing_scenario_is_an_error_line_and_the_row_keeps_its_timing(bundle
              if r["compute_unit"] == row["compute_unit"]}
     assert lines["fps=10"]["status"] == "ok" and float(lines["fps=10"]["missed_share"]) == 0
     assert lines["streams=2"]["status"] == "error" and lines["streams=2"]["error"]
+
+
+def test_lines_of_a_row_never_written_are_dropped_and_measured_anew(measured, bundle, tmp_path):
+    """A kill between a row's scenario lines and its results.csv line leaves orphans: the next
+    run drops them with the row's other raw material and writes the row's lines once."""
+    import shutil
+
+    out = tmp_path / "out"
+    shutil.copytree(measured, out)
+    header, *rows = (out / "results.csv").read_text().splitlines(keepends=True)
+    (out / "results.csv").write_text(header + "".join(r for r in rows if "slowcnn" in r))
+    slow_before = [r for r in read_rows(out / "scenarios.csv")[1] if r["model"] == "slowcnn.fp32"]
+    proc = run_agent(bundle, out, "--models", "tinycnn.fp32", "--fps", "10,200", "--streams", "2",
+                     "--scenario-seconds", SECONDS)
+    assert proc.returncode == 0, proc.stderr
+    lines = read_rows(out / "scenarios.csv")[1]
+    assert [r for r in lines if r["model"] == "slowcnn.fp32"] == slow_before
+    tiny = sorted((r["scenario"], r["stream"]) for r in lines if r["model"] == "tinycnn.fp32")
+    assert tiny == [("fps=10", "1"), ("fps=200", "1"), ("streams=2", "1"), ("streams=2", "2")]
+    frames = [r for r in read_rows(out / "frames.csv")[1] if r["model"] == "tinycnn.fp32"]
+    assert len(frames) == 10 + 200
