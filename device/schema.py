@@ -271,9 +271,11 @@ SOAK = Record("soak.csv", _columns(
 # arrives every 1/30 s for --scenario-seconds and waits while the previous one runs; latency is
 # arrival to result (queueing included), a frame misses when its result comes after the next
 # frame's arrival; achieved_fps = frames finished / time; frames counts every frame that arrived,
-# those not started when the time was up included (unserved: missed, not in the percentiles). "streams=N" (--streams N): N
-# interpreters invoke concurrently, one line per stream (stream 1..N), throughput_ips is the
-# inferences per second of all streams together. Power columns as in results.csv, per frame.
+# those not started when the time was up included (unserved: missed, not in the percentiles).
+# "streams=N" (--streams N): N interpreters invoke concurrently, one line per stream (stream
+# 1..N), throughput_ips is the inferences per second of all streams together. Power columns as
+# in results.csv over the scenario's window, energy per frame served (streams: per inference of
+# all streams together).
 SCENARIOS = Record("scenarios.csv", _columns(
     (INT, 4, None, "schema_version"), (TEXT, 4, None, "run_id model sha256"),
     (INT, 4, None, "threads"), (TRISTATE, 4, None, "xnnpack"), (TEXT, 4, None, "runtime"),
