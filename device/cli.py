@@ -85,6 +85,7 @@ def parse_args(argv):
     if not args.bundle or not args.out:
         raise AgentError("--bundle and --out are required")
     args.units, args.threads = options.units(), options.thread_counts()
+    args.fps_rates = options.fps_rates()
     return args
 
 

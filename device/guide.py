@@ -7,7 +7,8 @@ Usage:
       [--delegate LIB[:key=value;...]] [--rounds N] [--warmup N] [--min-runs N] [--min-seconds S]
       [--max-seconds S] [--models NAME,...] [--runtime auto|litert|tflite-runtime|tensorflow]
       [--xnnpack on|off] [--robustness-images N] [--cooldown-temp C] [--cooldown-timeout S]
-      [--sysfs-root DIR]
+      [--soak SECONDS] [--soak-interval S] [--fps RATE,...] [--streams N]
+      [--scenario-seconds S] [--sysfs-root DIR]
 
 What one row means (results.csv, RESULT_COLUMNS): one model x compute unit x thread count x
 round, measured in a fresh child process (a re-exec of this archive with --child) so that its
@@ -29,6 +30,26 @@ samples: latency_samples.csv; per-image predictions: predictions.csv. When the b
 corrupted test sets (bench-host bundle --robustness), the same child runs each of them after the
 clean set (--robustness-images N: the first N images of each) and robustness.csv gets a line per
 set; fp32 is measured first within each architecture so the others' agreement_fp32 can be given.
+
+After the timed loop (same child, same loaded model; skipped rows are not re-run):
+- --fps 15,30 (scenarios.csv, frames.csv): a frame arrives every 1/RATE s for --scenario-seconds
+  (default 10); a frame that arrives while the previous one runs waits (queueing counted, nothing
+  dropped); latency = result - arrival; a frame misses when its result comes after the next
+  frame's arrival. Frames that arrived but had not started when the time is up are unserved
+  (empty start/end in frames.csv) and count as missed. One scenarios.csv line per rate (scenario
+  "fps=30", stream 1): frames, achieved_fps, missed_share, p50/p90/p99 (queueing included),
+  service_p50_ms (the invoke alone); frames.csv: every frame's arrival, start and end in ms.
+- --streams N (scenarios.csv): N interpreters of the model invoke back to back in N threads (the
+  runtime's invoke releases the GIL) for --scenario-seconds: one line per stream (scenario
+  "streams=N", stream 1..N) with its latency, and throughput_ips for all streams together.
+- --soak SECONDS (soak.csv): the model runs back to back; every --soak-interval (default 10 s)
+  one line, on disk as the interval ends: count, p50/p90, the hottest thermal zone, cpu0's
+  frequency and the vcgencmd throttle flags read at its end, and avg_power_w with --power. A
+  soak cut short (agent killed) goes on when the run is repeated: the row is measured again and
+  the soak continues from its last finished interval with only the seconds left, numbered on.
+A scenario that fails is an error line in scenarios.csv and a note in the row's `error`; a child
+that dies in a scenario or the soak keeps the row's timing ("after the timed loop: ..." in
+`error`). Each scenario line and soak interval carries the power of its own window (--power).
 
 Choices worth knowing:
 - Compute units (--accelerators; `--accelerators help` lists them): cpu is the Interpreter of

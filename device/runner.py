@@ -14,14 +14,16 @@ from .common import AgentError, emit, say, sha256_file, utc_now, write_atomic
 from .metrics import accuracy_fields, latency_stats, per_image
 from .runtimes import import_runtime, resolve_runtime
 from .schema import (ACCURACY_COLUMNS, ENV_JSON, MANIFEST_JSON, MANIFEST_SCHEMA,
-                     RESULTS_SCHEMA_VERSION, RUNTIME_LOG, output_key, row_key)
+                     RESULT_KEY, RESULTS_SCHEMA_VERSION, RUNTIME_LOG, output_key, row_key)
 from .store import ResultStore, cell
-from .timing import run_child
+from .timing import CHILD_TIMEOUT_S, run_child
 
 COOLDOWN_POLL_S = 2.0
 # Copied from the environment into every row.
 ENV_COLUMNS = ("device_model", "machine", "cpu", "cores", "os", "python", "numpy", "emulated",
                "hostname")
+# The columns a scenarios.csv, frames.csv or soak.csv line takes from its row.
+SCENARIO_HEAD = ("run_id", "model", "sha256") + RESULT_KEY
 # What a child's result hands on to the row.
 RESULT_FIELDS = ("status", "error", "accelerator_init_ms", "load_ms", "warm_load_ms",
                  "first_inference_ms", "warmup_runs",
@@ -67,10 +69,26 @@ class Agent:
                    api=unit["api"])
         return row
 
+    def power_columns(self, t0_ns: int, t1_ns: int, count: int) -> dict:
+        """The power columns (power_source, avg_power_w, energy_mj, energy_above_idle_mj) of a
+        window [t0_ns, t1_ns] (time.monotonic_ns()) of the current row holding `count`
+        inferences; {} without --power. A stub here: the power branch (issue #19, power sources
+        and sampler) fills it from the row's sampler; scenario lines and soak intervals already
+        call it with their windows."""
+        return {}
+
+    def _window_power(self, window, count: int) -> dict:
+        if not window:
+            return {}
+        return self.power_columns(int(window[0]), int(window[1]), count) or {}
+
     def measure(self, entry: dict, threads: int, unit: dict, round_no: int) -> tuple:
-        """One row, its samples and (when its accuracy was measured now) its predictions and
-        robustness rows, for one model at one thread count on one compute unit in one round."""
+        """One row, its samples, (when its accuracy was measured now) its predictions and
+        robustness rows, and its scenario lines and frames ({"scenarios", "frames"}, for
+        store.write), for one model at one thread count on one compute unit in one round. Soak
+        intervals are written as they arrive."""
         row = self.base_row(entry, threads, unit, round_no)
+        extra = {"scenarios": [], "frames": []}
         path = os.path.join(self.bundle, entry.get("file", ""))
         self.cooldown()
         row.update(started_utc=utc_now(), governor=sensors.governor(),
@@ -85,7 +103,8 @@ class Agent:
                 result = {"status": "error", "error": "sha256 of %s is %s, the manifest says %s"
                           % (entry["file"], digest[:12], entry["sha256"][:12])}
             else:
-                result = self._run_model(entry, path, threads, unit)
+                result = self._run_model(entry, path, threads, unit, row_key(row),
+                                         self._on_message(row, extra))
         row["temp_after_c"] = sensors.soc_temp_c()
         flags = sensors.throttled_flags()
         if flags is not None:
@@ -98,11 +117,52 @@ class Agent:
         if result.get("status") == "ok" and samples:
             row.update(latency_stats(samples))
         if result.get("status") != "ok":
-            return row, [], None, None
+            return row, [], None, None, {}
         row.update(result.get("accuracy_fields") or {})
-        return row, samples, result.get("predictions"), result.get("robustness_rows")
+        return row, samples, result.get("predictions"), result.get("robustness_rows"), extra
 
-    def _run_model(self, entry: dict, path: str, threads: int, unit: dict) -> dict:
+    def _on_message(self, row: dict, extra: dict):
+        """The child's progress lines (timing.py's protocol) for this row: soak intervals go to
+        soak.csv at once; scenario lines and frames wait in `extra` for the row."""
+        head = dict((c, row.get(c)) for c in SCENARIO_HEAD)
+
+        def on_message(message: dict) -> None:
+            kind = message.get("type")
+            if kind == "soak":
+                line = dict(head, **dict((k, v) for k, v in message.items()
+                                         if k not in ("type", "window")))
+                line["avg_power_w"] = self._window_power(message.get("window"),
+                                                         message.get("count") or 0
+                                                         ).get("avg_power_w")
+                self.store.write_soak(line)
+            elif kind == "scenario":
+                name = message["scenario"]
+                power = self._window_power(message.get("window"), message.get("count") or 0)
+                for line in message.get("lines") or []:
+                    out = dict(head, scenario=name, status="ok")
+                    out.update(power)
+                    out.update(line)
+                    extra["scenarios"].append(out)
+                for frame, arrival, start, end in message.get("frames") or []:
+                    extra["frames"].append(dict(head, scenario=name, stream=1, frame=frame,
+                                                arrival_ms=arrival, start_ms=start, end_ms=end))
+        return on_message
+
+    def _soak_job(self, key: tuple) -> dict:
+        """The soak part of a row's job: only what an interrupted soak of this row left to do."""
+        total = float(self.args.soak or 0.0)
+        if total <= 0:
+            return {}
+        last, offset = self.store.soak_progress.get(key, (0, 0.0))
+        left = total - offset
+        if last:
+            say("soak of this row resumes after interval %d (%.1f s of %.1f s done)"
+                % (last, min(offset, total), total))
+        return {"soak": left if left > 1e-6 else 0.0, "soak_interval": self.args.soak_interval,
+                "soak_first_interval": last + 1, "soak_offset_s": offset}
+
+    def _run_model(self, entry: dict, path: str, threads: int, unit: dict, key: tuple,
+                   on_message=None) -> dict:
         args, tests = self.args, self.tests
         cache_key = output_key_of(entry, self.runtime, args.xnnpack, unit)
         block = tests.block(entry)
@@ -114,15 +174,22 @@ class Agent:
                "input": entry.get("input") or {}, "output": entry.get("output") or {},
                "testset": tests.path, "accuracy": need_accuracy, "unit": unit,
                "robustness": tests.corrupted if need_accuracy else [],
-               "robustness_images": args.robustness_images or None}
+               "robustness_images": args.robustness_images or None,
+               "sysfs_root": args.sysfs_root, "fps": getattr(args, "fps_rates", None) or [],
+               "streams": args.streams, "scenario_seconds": args.scenario_seconds}
+        job.update(self._soak_job(key))
+        # The soak and the scenarios run in the child too: its time limit grows by theirs.
+        timeout = CHILD_TIMEOUT_S + float(job.get("soak") or 0.0) + args.scenario_seconds * (
+            len(job["fps"]) + (1 if args.streams else 0))
         title = "%s threads=%d unit=%s" % (entry.get("name"), threads, unit["spec"])
-        result = run_child(job, os.path.join(args.out, RUNTIME_LOG), title)
+        result = run_child(job, os.path.join(args.out, RUNTIME_LOG), title, on_message, timeout)
+        if unit["delegate"] and "child killed by signal" in (result.get("error") or ""):
+            # also on an ok row whose child died after its timed loop (in a scenario or soak)
+            result["error"] += " (in delegate %s)" % unit["delegate"]["library"]
         if result.get("status") != "ok":
-            if unit["delegate"] and "child killed by signal" in result.get("error", ""):
-                result["error"] += " (in delegate %s)" % unit["delegate"]["library"]
             return result
         # An ok row's `error` holds its notes: what could not be measured, and how.
-        notes = [n for n in (result.pop("note", None), block) if n]
+        notes = [n for n in (result.get("error"), result.pop("note", None), block) if n]
         if notes:
             result["error"] = "; ".join(notes)
         if need_accuracy and not block:
@@ -263,8 +330,9 @@ def run(args) -> int:
                     skipped += 1
                     emit("skip", model=name, threads=threads, unit=spec, round=round_no)
                     continue
-                row, samples, predictions, robust = agent.measure(entry, threads, unit, round_no)
-                store.write(row, samples, predictions, robust)
+                row, samples, predictions, robust, extra = agent.measure(entry, threads, unit,
+                                                                         round_no)
+                store.write(row, samples, predictions, robust, **extra)
                 written += 1
                 if row.get("status") == "ok":
                     say("%s x%d on %s: p50 %.3f ms, peak %.1f MB%s" % (

@@ -255,9 +255,11 @@ POWER_SAMPLES = Record("power_samples.csv", _columns(
 ), key=RESULT_KEY, since=4)
 # soak.csv (schema 4, --soak SECONDS): one line per interval (--soak-interval, default 10 s) of a
 # row's sustained run, written as each interval ends (a killed agent keeps finished intervals and
-# a re-run goes on from the last one): t_start_s/t_end_s from the soak's start, count inferences,
-# p50/p90 latency, the hottest thermal zone and cpu0's frequency at the interval's end, the
-# `vcgencmd get_throttled` flags (empty off a Pi), the mean board power (empty without --power).
+# a re-run goes on from the last one, numbered on, its clock going on from the last t_end_s):
+# t_start_s/t_end_s from the soak's start (an interval ends with the invoke that crosses it),
+# count inferences, p50/p90 latency, the hottest thermal zone and cpu0's frequency at the
+# interval's end, the `vcgencmd get_throttled` flags (empty off a Pi), the mean board power
+# (empty without --power).
 SOAK = Record("soak.csv", _columns(
     (INT, 4, None, "schema_version"), (TEXT, 4, None, "run_id model sha256"),
     (INT, 4, None, "threads"), (TRISTATE, 4, None, "xnnpack"), (TEXT, 4, None, "runtime"),
@@ -268,9 +270,12 @@ SOAK = Record("soak.csv", _columns(
 # scenarios.csv (schema 4): one line per scenario and stream of a row. "fps=30" (--fps): a frame
 # arrives every 1/30 s for --scenario-seconds and waits while the previous one runs; latency is
 # arrival to result (queueing included), a frame misses when its result comes after the next
-# frame's arrival; achieved_fps = frames finished / time. "streams=N" (--streams N): N
-# interpreters invoke concurrently, one line per stream (stream 1..N), throughput_ips is the
-# inferences per second of all streams together. Power columns as in results.csv, per frame.
+# frame's arrival; achieved_fps = frames finished / time; frames counts every frame that arrived,
+# those not started when the time was up included (unserved: missed, not in the percentiles).
+# "streams=N" (--streams N): N interpreters invoke concurrently, one line per stream (stream
+# 1..N), throughput_ips is the inferences per second of all streams together. Power columns as
+# in results.csv over the scenario's window, energy per frame served (streams: per inference of
+# all streams together).
 SCENARIOS = Record("scenarios.csv", _columns(
     (INT, 4, None, "schema_version"), (TEXT, 4, None, "run_id model sha256"),
     (INT, 4, None, "threads"), (TRISTATE, 4, None, "xnnpack"), (TEXT, 4, None, "runtime"),
@@ -283,7 +288,8 @@ SCENARIOS = Record("scenarios.csv", _columns(
     (TEXT, 4, None, "status error"),
 ), key=RESULT_KEY + ("scenario", "stream"), since=4)
 # frames.csv (schema 4): one line per frame of a scenario: arrival, start and end in ms from the
-# scenario's start (latency = end - arrival; missed = end > arrival + 1000/fps).
+# scenario's start (latency = end - arrival; missed = end > arrival + 1000/fps, or no end: a frame
+# still waiting when the scenario's time was up). --fps scenarios only.
 FRAMES = Record("frames.csv", _columns(
     (INT, 4, None, "schema_version"), (TEXT, 4, None, "run_id model sha256"),
     (INT, 4, None, "threads"), (TRISTATE, 4, None, "xnnpack"), (TEXT, 4, None, "runtime"),

@@ -1,5 +1,6 @@
-"""Results on disk: results.csv, latency_samples.csv, predictions.csv and robustness.csv in OUT,
-appended row by row (flushed and fsynced) and resumable. Rows are dicts written by column name."""
+"""Results on disk: results.csv, latency_samples.csv, predictions.csv, robustness.csv,
+scenarios.csv, frames.csv and soak.csv in OUT, appended row by row (flushed and fsynced) and
+resumable. Rows are dicts written by column name."""
 from __future__ import annotations
 
 import csv
@@ -10,9 +11,9 @@ import os
 import numpy as np
 
 from .common import AgentError, write_atomic
-from .schema import (PREDICTION_COLUMNS, PREDICTIONS_CSV, RESULT_COLUMNS, RESULTS_CSV,
+from .schema import (FRAMES, PREDICTION_COLUMNS, PREDICTIONS_CSV, RESULT_COLUMNS, RESULTS_CSV,
                      RESULTS_SCHEMA_VERSION, ROBUSTNESS_COLUMNS, ROBUSTNESS_CSV, SAMPLE_COLUMNS,
-                     SAMPLES_CSV, output_key, row_key)
+                     SAMPLES_CSV, SCENARIOS, SOAK, output_key, row_key)
 
 
 def cell(value) -> str:
@@ -66,9 +67,10 @@ def write_rows(path: str, columns, rows) -> None:
 
 
 class ResultStore:
-    """results.csv + latency_samples.csv + predictions.csv in OUT. On open, keeps ok rows (they
-    are skipped on this run), drops error rows that this run retries, and samples and predictions
-    that have no ok row."""
+    """The files of OUT. On open, keeps ok rows (they are skipped on this run), drops error rows
+    that this run retries, and samples, predictions, scenarios and frames that have no ok row.
+    soak.csv keeps every finished interval, also of rows not written yet: their soak goes on
+    from there (soak_progress) when the row is measured again."""
 
     def __init__(self, out: str, planned_keys) -> None:
         self.results_path = os.path.join(out, RESULTS_CSV)
@@ -92,6 +94,21 @@ class ResultStore:
         for r in kept_predictions:
             self.predicted.setdefault((output_key(r), r["testset"]), {})[int(r["image"])] = \
                 int(r["predicted"])
+        done = lambda r: row_key(r) in self.done  # noqa: E731
+        self.scenarios_path = os.path.join(out, SCENARIOS.file)
+        self.frames_path = os.path.join(out, FRAMES.file)
+        self._prune(self.scenarios_path, SCENARIOS.names, done)
+        self._prune(self.frames_path, FRAMES.names, done)
+        self.soak_path = os.path.join(out, SOAK.file)
+        # row key -> (last interval, its t_end_s): where an interrupted soak goes on
+        self.soak_progress = {}
+        for r in self._prune(self.soak_path, SOAK.names, lambda r: True):
+            last = self.soak_progress.get(row_key(r), (0, 0.0))
+            if int(r["interval"]) > last[0]:
+                self.soak_progress[row_key(r)] = (int(r["interval"]), float(r["t_end_s"]))
+        self.scenarios = self._open(self.scenarios_path, SCENARIOS.names)
+        self.frames = self._open(self.frames_path, FRAMES.names)
+        self.soak = self._open(self.soak_path, SOAK.names)
         self.results = self._open(self.results_path, RESULT_COLUMNS)
         self.samples = self._open(self.samples_path, SAMPLE_COLUMNS)
         self.predictions = self._open(self.predictions_path, PREDICTION_COLUMNS)
@@ -120,9 +137,15 @@ class ResultStore:
         fh.flush()
         os.fsync(fh.fileno())
 
-    def write(self, row: dict, samples_ns, predictions=None, robustness=None) -> None:
+    def write_soak(self, line: dict) -> None:
+        """One soak.csv line, on disk (fsynced) before the next interval begins."""
+        self._append(self.soak, SOAK.names, [dict(line, schema_version=RESULTS_SCHEMA_VERSION)])
+        self.soak_progress[row_key(line)] = (int(line["interval"]), float(line["t_end_s"]))
+
+    def write(self, row: dict, samples_ns, predictions=None, robustness=None, scenarios=None,
+              frames=None) -> None:
         """One results.csv row with its raw material: latency samples (ns), predictions.csv lines
-        (metrics.per_image tuples) and robustness.csv rows."""
+        (metrics.per_image tuples), robustness.csv rows, scenarios.csv and frames.csv lines."""
         # Predictions, robustness and samples first: a kill before the row leaves orphans
         # (dropped on the next run), never a row whose raw material is missing.
         head = dict(row, schema_version=RESULTS_SCHEMA_VERSION)
@@ -132,6 +155,11 @@ class ResultStore:
                 self.predicted.setdefault((output_key(row), t), {})[i] = pred
         if robustness:
             self._append(self.robustness, ROBUSTNESS_COLUMNS, robustness)
+        for lines, fh, columns in ((scenarios, self.scenarios, SCENARIOS.names),
+                                       (frames, self.frames, FRAMES.names)):
+            if lines:
+                self._append(fh, columns, [dict(r, schema_version=RESULTS_SCHEMA_VERSION)
+                                           for r in lines])
         if samples_ns:
             self._append(self.samples, SAMPLE_COLUMNS,
                          [dict(head, run=i, latency_ms=round(ns / 1e6, 6))
@@ -139,6 +167,7 @@ class ResultStore:
         self._append(self.results, RESULT_COLUMNS, [row])
 
     def close(self) -> None:
-        for fh in (self.results, self.samples, self.predictions, self.robustness):
+        for fh in (self.results, self.samples, self.predictions, self.robustness,
+                   self.scenarios, self.frames, self.soak):
             fh.close()
 

@@ -1,7 +1,13 @@
 """The child: one model on one compute unit at one thread count, in a fresh process so that its
-memory figures are that model's alone. The parent writes one job (JSON) to the child's stdin and
-reads one result (JSON) from its stdout; the child is a re-exec of the agent itself (the archive,
-sys.argv[0]) with --child.
+memory figures are that model's alone. The parent writes one job (JSON) to the child's stdin; the
+child is a re-exec of the agent itself (the archive, sys.argv[0]) with --child.
+
+The child answers in JSON lines on its original stdout (the result fd), read by the parent line
+by line as they come: {"type": "measured", "result": ...} once the row's own timing (and accuracy)
+is done and more work follows in the same child, then progress lines of that work
+({"type": "scenario", ...}, {"type": "soak", ...}: scenarios.py, soak.py), and last
+{"type": "result", "result": ...}. A child that dies after "measured" still hands on the row's
+timing; soak intervals reach the parent (and soak.csv) as each one ends.
 
 The steps are functions that fill `result` as they go, so a failure late in a run still reports
 what was measured, and so another module can wrap one (e.g. read a power meter around
@@ -14,12 +20,15 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 import zipfile
 
 import numpy as np
 
-from . import accuracy
+from . import accuracy, scenarios, soak
+from . import environment as sensors
 from .common import AgentError, one_line, utc_now
 from .metrics import to_model_input
 from .runtimes import import_runtime
@@ -104,10 +113,9 @@ def warm_load(job: dict, result: dict, started):
     return session
 
 
-def measure_latency(session, job: dict, result: dict) -> None:
-    """First inference, warm-up, the timed loop, then the peak RSS (before the test set is
-    loaded: the model's peak). The input is one test image (random pixels without a test set),
-    set once before."""
+def model_input(session, job: dict):
+    """The one input the timing loops feed: the first test image (random pixels without a test
+    set, or when its images do not fit the model), normalised and quantized for the model."""
     shape = session.shape
     images = None
     if job.get("testset"):
@@ -115,8 +123,14 @@ def measure_latency(session, job: dict, result: dict) -> None:
             images = data["images"][:1]
     if images is None or list(images.shape[1:]) != shape[1:]:
         images = np.random.default_rng(0).integers(0, 256, size=[1] + shape[1:], dtype=np.uint8)
-    session.set_input(to_model_input(images, job["input"].get("normalization"),
-                                     session.input_dtype, *session.in_q))
+    return to_model_input(images, job["input"].get("normalization"), session.input_dtype,
+                          *session.in_q)
+
+
+def measure_latency(session, job: dict, result: dict) -> None:
+    """First inference, warm-up, the timed loop, then the peak RSS (before the test set is
+    loaded: the model's peak). The input is set once before."""
+    session.set_input(model_input(session, job))
     invoke = session.invoke
     t0 = time.perf_counter_ns()
     invoke()
@@ -129,7 +143,7 @@ def measure_latency(session, job: dict, result: dict) -> None:
     result["peak_rss_mb"] = memory_mb()[1]
 
 
-def child_run(job: dict, result: dict) -> None:
+def child_run(job: dict, result: dict, send) -> None:
     started = start_runtime(job, result)
     session = load_session(job, result, started)
     measure_latency(session, job, result)
@@ -138,28 +152,47 @@ def child_run(job: dict, result: dict) -> None:
     if job.get("accuracy"):
         accuracy.measure_logits(session, job, result)
     result["status"] = "ok"
+    if not (job.get("fps") or job.get("streams") or job.get("soak")):
+        return
+    # What follows may fail or kill the child; the row's timing is safe with the parent now.
+    send({"type": "measured", "result": result})
+    fresh = lambda: load_session(job, {}, started)  # noqa: E731  (another interpreter, for --streams)
+    inp = model_input(session, job)  # the accuracy pass left its last image in there
+    notes = scenarios.run_all(session, fresh, inp, job, send)
+    session.set_input(inp)
+    notes += soak.run(session, job, send)
+    if notes:
+        result["error"] = "; ".join(n for n in [result.get("error")] + notes if n)
 
 
 def child_main() -> int:
-    """--child: read one job (JSON) on stdin, write one result (JSON) on the original stdout.
-    Anything the interpreter prints goes to stderr, so it cannot corrupt the result."""
+    """--child: read one job (JSON) on stdin, write JSON lines on the original stdout (the
+    result fd; see the module's docstring). Anything the interpreter prints goes to stderr, so
+    it cannot corrupt the result."""
     try:  # die with the parent (Linux): a SIGKILLed agent leaves no orphan measuring on
         import ctypes
         ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except Exception:
         pass
     job = json.loads(sys.stdin.read())
+    sensors.set_root(job.get("sysfs_root") or "/")  # the soak reads the sensors in here
     result_fd = os.dup(1)
     os.dup2(2, 1)
+    channel = os.fdopen(result_fd, "w")
+
+    def send(message: dict) -> None:
+        channel.write(json.dumps(message) + "\n")
+        channel.flush()
+
     result = {"status": "error"}
     try:
-        child_run(job, result)
+        child_run(job, result, send)
     except AgentError as exc:
         result.update(status="error", error=one_line(exc))
     except Exception as exc:
         result.update(status="error", error="%s: %s" % (type(exc).__name__, one_line(exc)))
-    with os.fdopen(result_fd, "w") as fh:
-        json.dump(result, fh)
+    send({"type": "result", "result": result})
+    channel.close()
     return 0
 
 
@@ -172,32 +205,66 @@ def child_command() -> list:
     return [sys.executable, "-m", __package__, "--child"]
 
 
-def run_child(job: dict, log_path: str, title: str) -> dict:
-    """One child per row. What the runtime prints (LiteRT's GPU path logs dozens of lines per
-    model) goes to OUT/runtime.log under a header naming the row, and to stderr only when the
-    row failed."""
+def run_child(job: dict, log_path: str, title: str, on_message=None,
+              timeout_s: float = CHILD_TIMEOUT_S) -> dict:
+    """One child per row; its result. Progress lines go to on_message(message) as they arrive.
+    What the runtime prints (LiteRT's GPU path logs dozens of lines per model) goes to a
+    temporary file (read after the child ends, so a chatty runtime can never block it on a full
+    pipe), then to OUT/runtime.log under a header naming the row, and to stderr only when the row
+    failed."""
+    err_file = tempfile.TemporaryFile()
     proc = subprocess.Popen(child_command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
-    try:
-        out, err = proc.communicate(json.dumps(job).encode(), timeout=CHILD_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
+                            stderr=err_file)
+    fired = []
+
+    def kill():
+        fired.append(True)
         proc.kill()
-        out, err = proc.communicate()
-        return {"status": "error", "error": "no result within %d s; child killed" % CHILD_TIMEOUT_S}
-    err_text = err.decode("utf-8", "replace").strip()
+
+    timer = threading.Timer(timeout_s, kill)
+    timer.daemon = True
+    timer.start()
+    result = measured = None
+    try:
+        proc.stdin.write(json.dumps(job).encode())
+        proc.stdin.close()
+    except OSError:  # the child died before reading its job: its stderr says why
+        pass
+    for line in proc.stdout:
+        try:
+            message = json.loads(line.decode())
+        except ValueError:
+            continue  # a cut line from a dying child
+        kind = message.get("type")
+        if kind == "result":
+            result = message["result"]
+        elif kind == "measured":
+            measured = message["result"]
+        elif on_message is not None:
+            on_message(message)
+    proc.wait()
+    timer.cancel()
+    timed_out = bool(fired) and result is None
+    err_file.seek(0)
+    err_text = err_file.read().decode("utf-8", "replace").strip()
+    err_file.close()
     with open(log_path, "a") as fh:
         fh.write("=== %s %s\n%s\n" % (utc_now(), title, err_text))
-    try:
-        result = json.loads(out.decode())
-    except ValueError:
-        result = None
     if err_text and (result or {}).get("status") != "ok":
         sys.stderr.write("\n".join(err_text.splitlines()[-20:]) + "\n")
     if result is not None:
         return result
     last = err_text.splitlines()[-1] if err_text else ""
-    if proc.returncode < 0:
+    if timed_out:
+        why = "no result within %d s; child killed" % timeout_s
+    elif proc.returncode < 0:
         why = "child killed by signal %s" % signal.Signals(-proc.returncode).name
     else:
         why = "child exited with status %d" % proc.returncode
-    return {"status": "error", "error": one_line(why + (": " + last if last else ""))}
+    why = one_line(why + (": " + last if last else ""))
+    if measured is not None:
+        # The row was measured before the child died (in a scenario or the soak): keep it.
+        measured["error"] = "; ".join(n for n in (measured.get("error"), "after the timed loop: "
+                                                  + why) if n)
+        return measured
+    return {"status": "error", "error": why}

@@ -218,3 +218,68 @@ def make_bundle(out: Path, recipes=RECIPES, reference: bool = True) -> Path:
             entry["reference"] = f"reference/{ARCH}.npy"
         (bundle / "manifest.json").write_text(json.dumps(manifest, indent=1))
     return bundle
+
+
+# A deliberately slow fp32 model with the same 32x32x1 input and card layout: the input upsampled
+# to 96x96, then four 64-channel 3x3 convolutions (~2.7 GFLOP, ~15 ms on one thread here)
+# so frame-rate tests have a model that cannot meet a short deadline, and stream tests an invoke
+# long enough for the runtime's own concurrency to show. Random weights (it is timed, not judged).
+SLOW_ARCH = "slowcnn"
+SLOW_LAYERS, SLOW_FILTERS = 4, 64
+
+
+def _build_slow(dest: Path) -> None:
+    import tensorflow as tf
+
+    tf.keras.utils.set_random_seed(0)
+    layers = [tf.keras.Input((IMG, IMG, 1), batch_size=1)]
+    layers += [tf.keras.layers.UpSampling2D(3)]
+    layers += [tf.keras.layers.Conv2D(SLOW_FILTERS, 3, padding="same", activation="relu")
+               for _ in range(SLOW_LAYERS)]
+    layers += [tf.keras.layers.GlobalAveragePooling2D(), tf.keras.layers.Dense(2)]
+    model = tf.keras.Sequential(layers)
+    work = Path(tempfile.mkdtemp(prefix="tflite-factory-slow-"))
+    try:
+        model.export(str(work / "saved_model"), verbose=False)
+        models = dest / "models"
+        models.mkdir(parents=True)
+        path = models / f"{SLOW_ARCH}.fp32.tflite"
+        path.write_bytes(_convert(work / "saved_model", "fp32", np.zeros((0,))))
+        card = _card(path, "fp32")
+        card.update(name=f"{SLOW_ARCH}.fp32", architecture=SLOW_ARCH)
+        (models / f"{SLOW_ARCH}.fp32.json").write_text(json.dumps(card, indent=1))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def slow_dir() -> Path:
+    """Folder with models/slowcnn.fp32.{tflite,json}; built once, then cached like factory_dir()."""
+    root = REPO / ".cache" / "tflite-factory"
+    dest = root / (_cache_key() + "-slow")
+    if (dest / "models" / f"{SLOW_ARCH}.fp32.tflite").is_file():
+        return dest
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix="build-slow-", dir=root))
+    try:
+        _build_slow(tmp)
+        try:
+            os.replace(tmp, dest)
+        except OSError:
+            pass
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return dest
+
+
+def make_slow_bundle(out: Path) -> Path:
+    """A bundle (real build_bundle) with tinycnn.fp32 (fast, ~0.05 ms) and slowcnn.fp32 (slow) and
+    the factory's test set."""
+    from edgebench.host.bundle import build_bundle
+
+    models = Path(tempfile.mkdtemp(prefix="models-", dir=out.parent))
+    for src, name in ((factory_dir(), f"{ARCH}.fp32"), (slow_dir(), f"{SLOW_ARCH}.fp32")):
+        for ext in ("tflite", "json"):
+            shutil.copy(src / "models" / f"{name}.{ext}", models)
+    bundle = build_bundle(models, out, testset=factory_dir() / "testset.npz", run_id="test-run")
+    shutil.rmtree(models)
+    return bundle

@@ -4,11 +4,17 @@
  * ADD/MUL/RELU elementwise on equal shapes (no broadcasting), FULLY_CONNECTED with plain
  * [N, K] weights; fused NONE/RELU/RELU_N1_TO_1/RELU6. Options: op=LIST, max_nodes=N (claim at
  * most the first N candidates), report=PATH: the prepare event gives plan_nodes, taken,
- * partitions and the ops taken; each kernel logs how many nodes it runs and its invoke count. */
+ * partitions and the ops taken; each kernel logs how many nodes it runs and its invoke count.
+ * Faults that strike late, for the agent's scenarios: crash_after=N raises SIGSEGV in a kernel's
+ * Nth invoke (a vendor kernel that dies under sustained load); fail_create_from=N makes the Nth
+ * and later creations of this delegate in one process fail (a second interpreter refused). */
+#include <signal.h>
+
 #include "plugin_common.h"
 
 static const char NAME[] = "claim";
-static const char *const KNOWN[] = {"op", "max_nodes", NULL};
+static const char *const KNOWN[] = {"op", "max_nodes", "crash_after", "fail_create_from", NULL};
+static long created;  /* creations in this process, for fail_create_from */
 
 static const struct { const char *name; int code; } OPS[] = {
     {"ADD", kBuiltinAdd}, {"MUL", kBuiltinMul}, {"RELU", kBuiltinRelu},
@@ -21,6 +27,7 @@ typedef struct {
   PluginOptions options;
   bool wanted[N_OPS];
   long max_nodes;
+  long crash_after;
 } Claim;
 
 static long elements(const TfLiteIntArray *dims) {
@@ -211,6 +218,7 @@ static TfLiteStatus kernel_invoke(TfLiteContext *context, TfLiteNode *node) {
   k->invokes++;
   report_event(&k->claim->options, NAME, "invoke", "\"nodes\": %d, \"count\": %ld", k->n_ops,
                k->invokes);
+  if (k->claim->crash_after > 0 && k->invokes >= k->claim->crash_after) raise(SIGSEGV);
   return kTfLiteOk;
 }
 
@@ -296,6 +304,23 @@ TfLiteDelegate *tflite_plugin_create_delegate(char **keys, char **values, size_t
       fail_create(report_error, "claim delegate: max_nodes=%s is not a count", max);
       goto fail;
     }
+  }
+  self->crash_after = 0;
+  const char *crash = option(&self->options, "crash_after");
+  if (crash) {
+    char *end;
+    self->crash_after = strtol(crash, &end, 10);
+    if (*crash == '\0' || *end != '\0' || self->crash_after < 1) {
+      fail_create(report_error, "claim delegate: crash_after=%s is not a count", crash);
+      goto fail;
+    }
+  }
+  created++;
+  const char *from = option(&self->options, "fail_create_from");
+  if (from && created >= strtol(from, NULL, 10)) {
+    fail_create(report_error, "claim delegate: creation %ld refused (fail_create_from=%s)",
+                created, from);
+    goto fail;
   }
   report_create(&self->options, NAME);
   self->base.data_ = self;
