@@ -12,6 +12,7 @@ from . import environment as sensors
 from .accuracy import TestSets, output_key_of
 from .common import AgentError, emit, say, sha256_file, utc_now, write_atomic
 from .metrics import accuracy_fields, latency_stats, per_image
+from .power import POWER_COLUMNS, Meter
 from .runtimes import import_runtime, resolve_runtime
 from .schema import (ACCURACY_COLUMNS, ENV_JSON, MANIFEST_JSON, MANIFEST_SCHEMA,
                      RESULTS_SCHEMA_VERSION, RUNTIME_LOG, output_key, row_key)
@@ -43,6 +44,11 @@ class Agent:
             if e.get("recipe") == "fp32":
                 self.fp32_sha.setdefault(e.get("architecture"), e.get("sha256"))
         self.accuracy_cache = {}
+        # --power: the Meter reads the source from this (parent) process around each row's child.
+        power = getattr(args, "power", "none") or "none"
+        self.meter = None if power == "none" else Meter(power, args.power_hz,
+                                                        args.power_idle_seconds)
+        self.power_lines = []  # power_samples.csv lines of the row measure() returned last
 
     @staticmethod
     def _litert_version(runtime: str, runtime_version: str):
@@ -70,6 +76,7 @@ class Agent:
         """One row, its samples and (when its accuracy was measured now) its predictions and
         robustness rows, for one model at one thread count on one compute unit in one round."""
         row = self.base_row(entry, threads, unit, round_no)
+        self.power_lines = []
         path = os.path.join(self.bundle, entry.get("file", ""))
         self.cooldown()
         row.update(started_utc=utc_now(), governor=sensors.governor(),
@@ -98,6 +105,14 @@ class Agent:
             row.update(latency_stats(samples))
         if result.get("status") != "ok":
             return row, [], None, None
+        power = result.get("power") or {}
+        row.update((c, power.get(c)) for c in POWER_COLUMNS)
+        notes = [result.get("error")] + (result.get("power_notes") or [])
+        row["error"] = "; ".join(n for n in notes if n) or None
+        self.power_lines = [dict(power_source=row["power_source"] or self.meter.chosen,
+                                 phase=phase, t_s=(t - result["timed_window_ns"][0]) / 1e9,
+                                 rail=rail, watts=watts)
+                            for phase, t, rail, watts in result.get("power_lines") or []]
         row.update(result.get("accuracy_fields") or {})
         return row, samples, result.get("predictions"), result.get("robustness_rows")
 
@@ -115,7 +130,23 @@ class Agent:
                "robustness": tests.corrupted if need_accuracy else [],
                "robustness_images": args.robustness_images or None}
         title = "%s threads=%d unit=%s" % (entry.get("name"), threads, unit["spec"])
-        result = run_child(job, os.path.join(args.out, RUNTIME_LOG), title)
+        power = self.meter.begin_row() if self.meter else {}
+        if power.get("error"):
+            return {"status": "error", "error": power["error"]}
+        if self.meter:
+            job["min_seconds"] = self.meter.min_seconds(args.min_seconds, args.max_seconds)
+        result = {"status": "error", "error": "interrupted"}
+        try:
+            result = run_child(job, os.path.join(args.out, RUNTIME_LOG), title)
+        finally:  # the sampler stops whatever happened to the child
+            result["power_notes"] = [power["note"]] if power.get("note") else []
+            if self.meter:
+                ok = result.get("status") == "ok"
+                cols, notes, lines = self.meter.end_row(
+                    result.get("timed_window_ns") if ok else None,
+                    len(result.get("samples_ns") or []))
+                result.update(power=cols, power_lines=lines)
+                result["power_notes"] += notes
         if result.get("status") != "ok":
             if unit["delegate"] and "child killed by signal" in result.get("error", ""):
                 result["error"] += " (in delegate %s)" % unit["delegate"]["library"]
@@ -147,6 +178,15 @@ class Agent:
         return self.tests.robustness_rows(
             base, int(entry.get("positive_class", 1)), corrupted, predictions,
             lambda testset: self.store.predicted.get((fp32, testset)))
+
+    def power_columns(self, t0_ns: int, t1_ns: int, count: int, phase=None) -> dict:
+        """The power columns (POWER_COLUMNS, plus power_error: why they are empty, or a note) of
+        any window of the current row in time.monotonic_ns, also while its child still runs
+        (soak and scenario intervals); `phase` labels its samples in power_samples.csv. {} with
+        --power none."""
+        if self.meter is None:
+            return {}
+        return self.meter.columns(t0_ns, t1_ns, count, phase)
 
     def cooldown(self) -> None:
         limit = self.args.cooldown_temp
@@ -239,6 +279,8 @@ def run(args) -> int:
                 len(tests.broken), tests.broken[0]["error"]) if tests.broken else ""))
         emit("robustness", sets=len(tests.corrupted), inferences=count,
              unusable=len(tests.broken))
+    if agent.meter:
+        say(agent.meter.resolve())
     say("%s %s, %d model(s) x units %s x threads %s x %d round(s) -> %s" % (
         runtime, version, len(entries), ",".join(u["spec"] for u in units), args.threads,
         args.rounds, args.out))
@@ -261,7 +303,7 @@ def run(args) -> int:
                     emit("skip", model=name, threads=threads, unit=spec, round=round_no)
                     continue
                 row, samples, predictions, robust = agent.measure(entry, threads, unit, round_no)
-                store.write(row, samples, predictions, robust)
+                store.write(row, samples, predictions, robust, agent.power_lines)
                 written += 1
                 if row.get("status") == "ok":
                     say("%s x%d on %s: p50 %.3f ms, peak %.1f MB%s" % (

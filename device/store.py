@@ -1,4 +1,5 @@
-"""Results on disk: results.csv, latency_samples.csv, predictions.csv and robustness.csv in OUT,
+"""Results on disk: results.csv, latency_samples.csv, predictions.csv, robustness.csv and
+power_samples.csv in OUT,
 appended row by row (flushed and fsynced) and resumable. Rows are dicts written by column name."""
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import os
 import numpy as np
 
 from .common import AgentError, write_atomic
-from .schema import (PREDICTION_COLUMNS, PREDICTIONS_CSV, RESULT_COLUMNS, RESULTS_CSV,
+from .schema import (POWER_SAMPLES, PREDICTION_COLUMNS, PREDICTIONS_CSV, RESULT_COLUMNS, RESULTS_CSV,
                      RESULTS_SCHEMA_VERSION, ROBUSTNESS_COLUMNS, ROBUSTNESS_CSV, SAMPLE_COLUMNS,
                      SAMPLES_CSV, output_key, row_key)
 
@@ -83,6 +84,8 @@ class ResultStore:
         if len(kept) != len(rows) or not rows_whole:
             rewrite_csv(self.results_path, RESULT_COLUMNS, kept)
         self._prune(self.samples_path, SAMPLE_COLUMNS, lambda r: row_key(r) in self.done)
+        self.power_path = os.path.join(out, POWER_SAMPLES.file)
+        self._prune(self.power_path, POWER_SAMPLES.names, lambda r: row_key(r) in self.done)
         kept_predictions = self._prune(self.predictions_path, PREDICTION_COLUMNS,
                                        lambda r: output_key(r) in measured)
         self.robustness_path = os.path.join(out, ROBUSTNESS_CSV)
@@ -96,6 +99,7 @@ class ResultStore:
         self.samples = self._open(self.samples_path, SAMPLE_COLUMNS)
         self.predictions = self._open(self.predictions_path, PREDICTION_COLUMNS)
         self.robustness = self._open(self.robustness_path, ROBUSTNESS_COLUMNS)
+        self.power = None  # power_samples.csv is opened by the first row that has samples
 
     @staticmethod
     def _prune(path: str, columns, keep) -> list:
@@ -120,9 +124,11 @@ class ResultStore:
         fh.flush()
         os.fsync(fh.fileno())
 
-    def write(self, row: dict, samples_ns, predictions=None, robustness=None) -> None:
+    def write(self, row: dict, samples_ns, predictions=None, robustness=None,
+              power=None) -> None:
         """One results.csv row with its raw material: latency samples (ns), predictions.csv lines
-        (metrics.per_image tuples) and robustness.csv rows."""
+        (metrics.per_image tuples), robustness.csv rows and power_samples.csv lines (dicts with
+        power_source, phase, t_s, rail, watts)."""
         # Predictions, robustness and samples first: a kill before the row leaves orphans
         # (dropped on the next run), never a row whose raw material is missing.
         head = dict(row, schema_version=RESULTS_SCHEMA_VERSION)
@@ -136,9 +142,14 @@ class ResultStore:
             self._append(self.samples, SAMPLE_COLUMNS,
                          [dict(head, run=i, latency_ms=round(ns / 1e6, 6))
                           for i, ns in enumerate(samples_ns)])
+        if power:
+            if self.power is None:
+                self.power = self._open(self.power_path, POWER_SAMPLES.names)
+            self._append(self.power, POWER_SAMPLES.names, [dict(head, **p) for p in power])
         self._append(self.results, RESULT_COLUMNS, [row])
 
     def close(self) -> None:
-        for fh in (self.results, self.samples, self.predictions, self.robustness):
-            fh.close()
+        for fh in (self.results, self.samples, self.predictions, self.robustness, self.power):
+            if fh is not None:
+                fh.close()
 
