@@ -22,6 +22,7 @@ from .power_sources import Command, Ina3221, Nvml, Pi5Pmic, PowerUnavailable, Ra
 # In the order --power auto tries them.
 POWER_SOURCES = OrderedDict((s.name, s) for s in (Pi5Pmic, Ina3221, Rapl, Nvml))
 MIN_WINDOW_SAMPLES = 20   # the timed loop runs until its window holds this many samples
+MIN_INSIDE = 2            # fewer readings inside a window than this: no figure, "too slow"
 WINDOW_MARGIN = 1.15      # ... with this margin over what the idle baseline's rate promises
 # The columns a window gives (results.csv's names; scenarios.csv and soak.csv take some of them).
 POWER_COLUMNS = ("power_source", "power_rails", "power_samples", "power_hz", "power_window_s",
@@ -161,10 +162,10 @@ class Meter(object):
                                  % (source.name, failed[0]))
         joules = energy_j(series(samples), t0_ns, t1_ns, source.counter)
         inside = sum(1 for t, _ in samples if t0_ns <= t <= t1_ns)
-        if joules is None:
+        if joules is None or inside < MIN_INSIDE:
             return empty_columns("power source %s too slow for the window: %d reading(s) inside "
-                                 "the %.2f s window, and the window needs one on each side"
-                                 % (source.name, inside, window_s))
+                                 "the %.2f s window (at least %d, and one on each side, needed)"
+                                 % (source.name, inside, window_s, MIN_INSIDE))
         hz = rate_hz(samples, t0_ns, t1_ns) or row["rate"]
         out = {"power_source": source.name, "power_rails": source.power_rails,
                "power_samples": inside, "power_hz": hz, "power_window_s": window_s,
@@ -191,7 +192,7 @@ class Meter(object):
             if window:
                 t0, t1 = int(window[0]), int(window[1])
                 # One reading after the window, so its right edge is interpolated, not guessed.
-                period = 1.0 / (row["rate"] or self.hz)
+                period = max(1.0 / (row["rate"] or self.hz), sampler.slowest_read_s)
                 sampler.wait_past(t1, min(max(3 * period, 0.5), 15.0))
                 cols = self.columns(t0, t1, count, "timed")
                 lines = self._lines()

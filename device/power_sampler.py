@@ -21,6 +21,7 @@ class Sampler(threading.Thread):
         threading.Thread.__init__(self, name="edgebench-power", daemon=True)
         self.source, self.period_ns = source, int(1e9 / hz)
         self.samples, self.errors = [], []
+        self.slowest_read_s = 0.0  # the longest read so far: how long a next reading may take
         self._halt = threading.Event()
 
     def run(self) -> None:
@@ -34,8 +35,9 @@ class Sampler(threading.Thread):
                 self.errors.append((t0, one_line(exc, 200)))
             else:
                 self.samples.append(((t0 + clock()) // 2, values))
-            due += self.period_ns
             now = clock()
+            self.slowest_read_s = max(self.slowest_read_s, (now - t0) / 1e9)
+            due += self.period_ns
             if due < now:  # fell behind: next read now, on a fresh schedule
                 due = now
             self._halt.wait((due - now) / 1e9)
