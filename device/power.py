@@ -73,12 +73,14 @@ class Meter(object):
         """Picks the source (auto: the first that opens) and says what was found, one line."""
         if self.spec != "auto":
             self.chosen = self.spec
+            source = make_source(self.spec)
             try:
-                make_source(self.spec).open()
+                source.open()
             except PowerUnavailable as exc:
                 return ("power: %s unavailable here: %s; every row becomes an error row (a re-run "
                         "retries them)" % (self.spec, exc))
-            return "power: %s" % self.spec
+            source.close()
+            return "power: %s (board = %s)" % (self.spec, source.power_rails)
         reasons = []
         for name in POWER_SOURCES:
             try:
