@@ -151,6 +151,8 @@ class Ina3221(Source):
             name = self._label(label)
             volts = os.path.join(folder, "in%s_input" % index)
             amps = os.path.join(folder, "curr%s_input" % index)
+            if environment.read_text(os.path.join(folder, "in%s_enable" % index)) == "0":
+                continue  # a disabled channel reads as an error, not as 0 W
             if name and os.path.exists(environment.host_path(amps)):
                 self.files[name] = ("hwmon", volts, amps)
         for label in sys_glob(self.IIO):

@@ -280,3 +280,24 @@ def test_results_header_has_the_power_columns():
     for column in ("power_source", "power_rails", "power_samples", "power_hz", "power_window_s",
                    "idle_power_w", "avg_power_w", "energy_mj", "energy_above_idle_mj"):
         assert column in RESULT_COLUMNS
+
+
+def test_energy_arithmetic_on_known_series():
+    """The sampler's arithmetic alone, on series whose integral is known exactly: power P(t) = t W
+    read every 0.1 s (trapezoid, edges interpolated: exact for a line), and its energy counter
+    E(t) = t^2/2 J (the difference of the counter interpolated at the edges)."""
+    from edgebench.device.power_sampler import energy_j, rate_hz, watts_lines
+
+    ns = 10 ** 9
+    times = [i * ns // 10 for i in range(31)]
+    power = [(t, t / ns) for t in times]
+    t0, t1 = ns // 4, 11 * ns // 4
+    exact = ((t1 / ns) ** 2 - (t0 / ns) ** 2) / 2  # 3.75 J
+    assert abs(energy_j(power, t0, t1, counter=False) - exact) < 1e-9
+    counter = [(t, (t / ns) ** 2 / 2) for t in times]
+    # Interpolating a parabola between readings 0.1 s apart errs by at most 0.1^2/8 J per edge.
+    assert abs(energy_j(counter, t0, t1, counter=True) - exact) <= 2 * 0.01 / 8
+    assert energy_j(power, t0, 4 * ns, counter=False) is None  # no reading after the window
+    assert abs(rate_hz([(t, {}) for t in times], 0, 3 * ns) - 10.0) < 1e-9
+    lines = watts_lines([(t, {"board": e}) for t, e in counter], counter=True)
+    assert len(lines) == 30 and abs(lines[-1][2] - 2.95) < 1e-9  # mean power over (2.9, 3.0]
