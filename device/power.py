@@ -62,7 +62,9 @@ def empty_columns(reason: str) -> dict:
 
 
 class Meter(object):
-    """One per run (--power other than none); begin_row / columns / end_row per row."""
+    """One per run (--power other than none). Per row: begin_row() (idle baseline), then
+    min_seconds() for the child's job, columns() for any window while the sampler runs, timed()
+    for the child's timed window, end_row() to stop and collect power_samples.csv's lines."""
 
     def __init__(self, spec: str, hz: float, idle_s: float):
         self.spec, self.hz, self.idle_s = spec, hz, idle_s
@@ -182,29 +184,36 @@ class Meter(object):
                                   % (inside, window_s, MIN_WINDOW_SAMPLES))
         return out
 
-    def end_row(self, window, count: int):
-        """(columns, notes, lines) for the row's timed window; lines are (phase, t_ns, rail,
-        watts) for power_samples.csv. Stops the sampler."""
+    def timed(self, window, count: int) -> tuple:
+        """(columns, notes) of the row's timed window (the child's timed_window_ns, or None when
+        the child failed); the sampler goes on until end_row(), so a soak or scenario that
+        follows can still ask for its own windows."""
         row = self.row
         if row is None:
-            return {}, [], []
-        sampler = row["sampler"]
-        cols, lines = {}, []
-        try:
-            if window:
-                t0, t1 = int(window[0]), int(window[1])
-                # One reading after the window, so its right edge is interpolated, not guessed.
-                period = max(1.0 / (row["rate"] or self.hz), sampler.slowest_read_s)
-                sampler.wait_past(t1, min(max(3 * period, 0.5), 15.0))
-                cols = self.columns(t0, t1, count, "timed")
-                lines = self._lines()
-        finally:
-            sampler.stop()
-            row["source"].close()
+            return {}, []
+        cols = {}
+        if window:
+            t0, t1 = int(window[0]), int(window[1])
+            # One reading after the window, so its right edge is interpolated, not guessed.
+            period = max(1.0 / (row["rate"] or self.hz), row["sampler"].slowest_read_s)
+            row["sampler"].wait_past(t1, min(max(3 * period, 0.5), 15.0))
+            cols = self.columns(t0, t1, count, "timed")
+            row["t0"] = t0
         notes = list(row["notes"])
         if cols.get("power_error"):
             notes.append(cols["power_error"])
-        return cols, notes, lines
+        return cols, notes
+
+    def end_row(self) -> list:
+        """Stops the sampler and closes the source; the readings of the row's labelled windows
+        as (phase, t_ns, rail, watts) for power_samples.csv (none when there was no timed
+        window: its start is the time origin of t_s)."""
+        row = self.row
+        if row is None:
+            return []
+        row["sampler"].stop()
+        row["source"].close()
+        return self._lines() if "t0" in row else []
 
     def _lines(self) -> list:
         """The readings of every labelled window (idle, timed, soak/scenario ones), with the

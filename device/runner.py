@@ -138,15 +138,16 @@ class Agent:
         result = {"status": "error", "error": "interrupted"}
         try:
             result = run_child(job, os.path.join(args.out, RUNTIME_LOG), title)
-        finally:  # the sampler stops whatever happened to the child
             result["power_notes"] = [power["note"]] if power.get("note") else []
             if self.meter:
                 ok = result.get("status") == "ok"
-                cols, notes, lines = self.meter.end_row(
-                    result.get("timed_window_ns") if ok else None,
-                    len(result.get("samples_ns") or []))
-                result.update(power=cols, power_lines=lines)
+                cols, notes = self.meter.timed(result.get("timed_window_ns") if ok else None,
+                                               len(result.get("samples_ns") or []))
+                result.update(power=cols)
                 result["power_notes"] += notes
+        finally:  # the sampler stops whatever happened to the child
+            if self.meter:
+                result["power_lines"] = self.meter.end_row()
         if result.get("status") != "ok":
             if unit["delegate"] and "child killed by signal" in result.get("error", ""):
                 result["error"] += " (in delegate %s)" % unit["delegate"]["library"]

@@ -269,9 +269,21 @@ def test_power_columns_of_any_window_while_sampling(tmp_path):
         assert near(cols["avg_power_w"], orin_board_w())
         assert near(cols["energy_above_idle_mj"] + 1.0, 1.0)
         t2 = time.monotonic_ns()
-        cols, notes, lines = meter.end_row((t1, t2), 10)
-        assert cols["power_source"] == "ina3221" and sorted({p for p, *_ in lines}) == [
-            "idle", "soak", "timed"]
+        cols, notes = meter.timed((t1, t2), 10)
+        assert cols["power_source"] == "ina3221"
+        assert notes == ["power: only %d samples in the %.2f s window (fewer than 20: the source "
+                         "is slow here, or --max-seconds cut the window)"
+                         % (cols["power_samples"], (t2 - t1) / 1e9)]
+        # The sampler runs on after the timed window (a soak may follow) until end_row().
+        time.sleep(0.5)
+        later = time.monotonic_ns()
+        time.sleep(0.2)
+        soak = meter.columns(t2, later, 5, phase="soak")
+        assert soak["power_error"].startswith("power: only") and near(soak["avg_power_w"],
+                                                                       orin_board_w())
+        lines = meter.end_row()
+        assert sorted({p for p, *_ in lines}) == ["idle", "soak", "timed"]
+        assert {rail for _, _, rail, _ in lines} == {r[0] for r in ORIN_RAILS} | {"board"}
     finally:
         environment.set_root("/")
 
