@@ -183,9 +183,10 @@ def test_source_vanishing_mid_row_keeps_the_row_without_energy(bundle, tmp_path)
     cmd = [sys.executable, str(bundle / "agent.pyz"), "--bundle", str(bundle), "--out", str(out),
            *FAST, "--min-seconds", "6", "--max-seconds", "10", "--models", "tinycnn.fp32",
            "--sysfs-root", str(root), "--power", "ina3221", *IDLE]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    # stderr is read by the watcher alone (line by line, as the agent says them).
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             env=env_with())
-    seen = []
+    seen, removed = [], []
 
     def watch():
         for line in proc.stderr:
@@ -194,12 +195,14 @@ def test_source_vanishing_mid_row_keeps_the_row_without_energy(bundle, tmp_path)
                 # The row has opened the source by now; its 6 s timed loop is still to come.
                 time.sleep(2.0)
                 shutil.rmtree(hw.parent.parent)  # the whole 1-0040 device goes
+                removed.append(time.monotonic())
 
     watcher = threading.Thread(target=watch)
     watcher.start()
-    stdout, _ = proc.communicate(timeout=120)
+    proc.wait(timeout=120)
     watcher.join()
     assert proc.returncode == 0, "".join(seen)
+    assert removed and not hw.exists()
     (row,) = read_rows(out / "results.csv")[1]
     assert row["status"] == "ok" and int(row["count"]) > 0
     assert row["energy_mj"] == "" and row["power_source"] == "" and row["avg_power_w"] == ""
