@@ -1,9 +1,10 @@
 """`bench-host doctor`'s facts, gathered on the device: `python3 -c <this source> REMOTE_ROOT
-[SYSFS_ROOT]` prints one JSON object (python, numpy, interpreters, free disk, board, sensors, the
-power sources the agent's --power can read with a one-second reading of each, and the sensor
-files it reads). Written for any Python 3 on purpose (no f-strings, no annotations): an old
+[SYSFS_ROOT [power]]` prints one JSON object (python, numpy, interpreters, free disk, board,
+sensors, the power sources the agent's --power can read with a one-second reading of each, and
+the sensor files it reads). Written for any Python 3 on purpose (no f-strings, no annotations): an old
 interpreter must still report its version, so that doctor can say it is too old. SYSFS_ROOT
-re-roots the sensor files like the agent's --sysfs-root (tests)."""
+re-roots the sensor files like the agent's --sysfs-root (tests); "power" asks for the power
+sources and their one-second reading (doctor does; deploy's preflight does not wait for it)."""
 
 
 def main():
@@ -48,7 +49,8 @@ def main():
     zones = []
     for z in sysglob("/sys/class/thermal/thermal_zone*"):
         t = read(sp(z + "/temp"))
-        if t and t.lstrip("-").isdigit(): zones.append([read(sp(z + "/type")) or z, int(t) / 1000.0])
+        if t and t.lstrip("-").isdigit():
+            zones.append([read(sp(z + "/type")) or z, int(t) / 1000.0])
     rails = []
     for lab in sysglob("/sys/bus/i2c/drivers/ina3221*/*/hwmon/hwmon*/in*_label"):
         base = lab[:-len("_label")]; idx = base[len(os.path.dirname(base)) + 3:]
@@ -73,7 +75,7 @@ def main():
         "throttled": run([vc, "get_throttled"]) if vc else None,
         "tegrastats": bool(shutil.which("tegrastats")) if hasattr(shutil, "which") else False,
         "power_rails": rails,
-        "power": power_facts(sp, sysglob, vc),
+        "power": power_facts(sp, sysglob, vc) if "power" in sys.argv[3:] else None,
         "sensor_files": sensor_files(sp, sysglob),
     }
     sys.stdout.write(json.dumps(out) + "\n")
@@ -137,8 +139,8 @@ def power_facts(sp, sysglob, vc):
         return dict((r, num(f[0]) * num(f[1]) / 1e6 if len(f) == 2 else num(f[0]) / 1e3)
                     for r, f in ina.items())
     board = [r for r in ("VDD_IN", "POM_5V_IN", "5V_IN") if r in ina][:1] or None
-    sources.append(["ina3221", ina_read if ina else None,
-                    False if ina else "no INA3221 rails under /sys/bus/i2c/drivers/ina3221*", board])
+    sources.append(["ina3221", ina_read if ina else None, False if ina else
+                    "no INA3221 rails under /sys/bus/i2c/drivers/ina3221*", board])
     rapl = dict((read_name(sp(d + "/name")) or d, d) for d in
                 sysglob("/sys/class/powercap/intel-rapl:[0-9]*") if d.count(":") == 1)
     def rapl_read():

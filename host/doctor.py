@@ -53,9 +53,11 @@ class Report:
         return "\n".join(lines)
 
 
-def gather(target: Target, python: str, remote_root: str) -> Report:
-    """Run the facts script; a missing interpreter is itself a failed check, not an exception."""
-    res = target.run([python, "-c", _FACTS_SCRIPT, remote_root], timeout=60)
+def gather(target: Target, python: str, remote_root: str, power: bool = False) -> Report:
+    """Run the facts script; a missing interpreter is itself a failed check, not an exception.
+    power: also the power sources with a one-second reading each (doctor; a second longer)."""
+    argv = [python, "-c", _FACTS_SCRIPT, remote_root] + (["/", "power"] if power else [])
+    res = target.run(argv, timeout=60)
     report = Report(target=target.describe(), python=python)
     if res.exit_code == 127 or (not res.ok and "not found" in res.stderr):
         report.checks.append(Check("python", False, f"{python} not found on the device",

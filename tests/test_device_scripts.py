@@ -74,7 +74,7 @@ def test_doctor_lists_power_sources_with_a_reading_and_hints(tmp_path):
     bin_dir = fake_vcgencmd(tmp_path / "bin")
     env = dict(os.environ, PATH=f"{bin_dir}:/usr/bin:/bin")
     done = subprocess.run([sys.executable, "-c", device_script("doctor_facts"), str(tmp_path),
-                           str(root)], capture_output=True, text=True, timeout=60, env=env)
+                           str(root), "power"], capture_output=True, text=True, timeout=60, env=env)
     assert done.returncode == 0, done.stderr
     facts = json.loads(done.stdout.strip().splitlines()[-1])
     power = {p["source"]: p for p in facts["power"]}
@@ -94,7 +94,7 @@ def test_doctor_lists_power_sources_with_a_reading_and_hints(tmp_path):
     # Without vcgencmd, and with a rail this user cannot read: the hints.
     how = unreadable(hw / "curr1_input")
     done = subprocess.run([sys.executable, "-c", device_script("doctor_facts"), str(tmp_path),
-                           str(root)], capture_output=True, text=True, timeout=60,
+                           str(root), "power"], capture_output=True, text=True, timeout=60,
                           env=dict(os.environ, PATH="/usr/bin:/bin"))
     rows = {c.name: c for c in sensor_checks(json.loads(done.stdout.strip().splitlines()[-1]))}
     assert "pi5-pmic: vcgencmd not on PATH (Raspberry Pi OS: apt install raspi-utils" in \
