@@ -9,6 +9,7 @@ from .common import AgentError, emit, say
 from .guide import GUIDE
 from .runner import run
 from .options import AgentOptions
+from .power import power_help
 from .runtimes import RUNTIMES, runtime_help
 from .timing import child_main
 from .units import COMPUTE_UNITS, unit_help
@@ -76,6 +77,9 @@ def parse_args(argv):
         return args
     if args.accelerators.strip() == "help":
         sys.stdout.write(unit_help() + "\n")
+        raise SystemExit(0)
+    if args.power.strip() == "help":
+        sys.stdout.write(power_help() + "\n")
         raise SystemExit(0)
     if args.runtime.strip() == "help":
         sys.stdout.write(runtime_help() + "\n")

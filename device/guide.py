@@ -7,8 +7,9 @@ Usage:
       [--delegate LIB[:key=value;...]] [--rounds N] [--warmup N] [--min-runs N] [--min-seconds S]
       [--max-seconds S] [--models NAME,...] [--runtime auto|litert|tflite-runtime|tensorflow]
       [--xnnpack on|off] [--robustness-images N] [--cooldown-temp C] [--cooldown-timeout S]
-      [--soak SECONDS] [--soak-interval S] [--fps RATE,...] [--streams N]
-      [--scenario-seconds S] [--sysfs-root DIR]
+      [--power auto|none|pi5-pmic|ina3221|rapl|nvml|cmd:COMMAND] [--power-hz HZ]
+      [--power-idle-seconds S] [--soak SECONDS] [--soak-interval S] [--fps RATE,...]
+      [--streams N] [--scenario-seconds S] [--sysfs-root DIR]
 
 What one row means (results.csv, RESULT_COLUMNS): one model x compute unit x thread count x
 round, measured in a fresh child process (a re-exec of this archive with --child) so that its
@@ -73,6 +74,26 @@ Choices worth knowing:
   sensors are empty cells / null in env.json, never guessed. temp_*_c is the hottest thermal zone.
   throttled = any of `vcgencmd get_throttled` bits 0-3 (under-voltage, capped, throttled, soft
   limit) set before or after the row; throttled_flags is the raw value after it.
+- Energy (--power; `--power help` lists the sources and what each needs): a thread in this
+  (parent) process reads the source at --power-hz (default 10) while the row's child runs, so it
+  takes nothing from the timed loop's process. Before the child starts, --power-idle-seconds
+  (default 3) of idle readings give idle_power_w and the rate the source achieves; the timed loop
+  then runs long enough for its window to hold >= 20 readings at that rate (the row's note says
+  so; --max-seconds still caps it). The child stamps its timed window on CLOCK_MONOTONIC and the
+  parent integrates the board power over exactly that window (trapezoid, edges interpolated; a
+  counter such as RAPL's energy_uj or NVML's energy: the difference, wrap-corrected):
+  energy_mj = that energy / the inferences in the window, energy_above_idle_mj the same less
+  idle power x the window, avg_power_w = energy / window. power_rails says what "board" is:
+  VDD_IN on a Jetson (the module's input; the carrier board is not in it), the sum of the Pi 5's
+  PMIC rails (EXT5V/BATT have voltage only and a rail with current only is named as not
+  counted: the USB-C input is not visible), RAPL's package domains (CPU packages only), the
+  GPUs for NVML, whatever the meter covers for cmd:COMMAND (its last printed number, watts).
+  Raw readings (idle and timed phases, each rail and "board", t_s from the window's start) go to
+  power_samples.csv. Faults never give a number that was not read: --power auto finding nothing,
+  a source that fails during the window or is too slow for it (fewer than 2 readings inside)
+  leave the power columns empty with the reason in `error`; a source named explicitly that is
+  absent makes each row an error row before its child starts (the run goes on; a re-run with
+  the source retries them). Unreadable sysfs files name the file and the permission fix.
 - emulated: EDGEBENCH_EMULATED=1/0 forces it; otherwise true when binfmt_misc has an enabled
   qemu handler for this process's own architecture (a kernel only needs one when it cannot run
   that architecture natively, i.e. we are under qemu-user).

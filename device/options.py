@@ -7,6 +7,7 @@ from dataclasses import dataclass, fields, replace
 from typing import Optional, Tuple
 
 from .common import AgentError
+from .power import check_power
 from .runtimes import check_runtime
 from .units import parse_units
 
@@ -88,6 +89,7 @@ class AgentOptions:
         if self.rounds is not None and self.rounds < 1:
             raise AgentError("--rounds takes a positive integer (the plan's repetitions)")
         self.fps_rates()
+        check_power(self.power)
         for name, flag in (("power_hz", "--power-hz"), ("soak_interval", "--soak-interval"),
                            ("scenario_seconds", "--scenario-seconds")):
             value = getattr(self, name)

@@ -12,6 +12,7 @@ from . import environment as sensors
 from .accuracy import TestSets, output_key_of
 from .common import AgentError, emit, say, sha256_file, utc_now, write_atomic
 from .metrics import accuracy_fields, latency_stats, per_image
+from .power import POWER_COLUMNS, Meter
 from .runtimes import import_runtime, resolve_runtime
 from .schema import (ACCURACY_COLUMNS, ENV_JSON, MANIFEST_JSON, MANIFEST_SCHEMA,
                      RESULT_KEY, RESULTS_SCHEMA_VERSION, RUNTIME_LOG, output_key, row_key)
@@ -46,6 +47,10 @@ class Agent:
             if e.get("recipe") == "fp32":
                 self.fp32_sha.setdefault(e.get("architecture"), e.get("sha256"))
         self.accuracy_cache = {}
+        # --power: the Meter reads the source from this (parent) process around each row's child.
+        power = getattr(args, "power", "none") or "none"
+        self.meter = None if power == "none" else Meter(power, args.power_hz,
+                                                        args.power_idle_seconds)
 
     @staticmethod
     def _litert_version(runtime: str, runtime_version: str):
@@ -69,18 +74,10 @@ class Agent:
                    api=unit["api"])
         return row
 
-    def power_columns(self, t0_ns: int, t1_ns: int, count: int) -> dict:
-        """The power columns (power_source, avg_power_w, energy_mj, energy_above_idle_mj) of a
-        window [t0_ns, t1_ns] (time.monotonic_ns()) of the current row holding `count`
-        inferences; {} without --power. A stub here: the power branch (issue #19, power sources
-        and sampler) fills it from the row's sampler; scenario lines and soak intervals already
-        call it with their windows."""
-        return {}
-
-    def _window_power(self, window, count: int) -> dict:
+    def _window_power(self, window, count: int, phase: str) -> dict:
         if not window:
             return {}
-        return self.power_columns(int(window[0]), int(window[1]), count) or {}
+        return self.power_columns(int(window[0]), int(window[1]), count, phase) or {}
 
     def measure(self, entry: dict, threads: int, unit: dict, round_no: int) -> tuple:
         """One row, its samples, (when its accuracy was measured now) its predictions and
@@ -88,7 +85,7 @@ class Agent:
         store.write), for one model at one thread count on one compute unit in one round. Soak
         intervals are written as they arrive."""
         row = self.base_row(entry, threads, unit, round_no)
-        extra = {"scenarios": [], "frames": []}
+        extra = {"scenarios": [], "frames": [], "power": []}
         path = os.path.join(self.bundle, entry.get("file", ""))
         self.cooldown()
         row.update(started_utc=utc_now(), governor=sensors.governor(),
@@ -118,6 +115,14 @@ class Agent:
             row.update(latency_stats(samples))
         if result.get("status") != "ok":
             return row, [], None, None, {}
+        power = result.get("power") or {}
+        row.update((c, power.get(c)) for c in POWER_COLUMNS)
+        notes = [result.get("error")] + (result.get("power_notes") or [])
+        row["error"] = "; ".join(n for n in notes if n) or None
+        extra["power"] = [dict(power_source=row["power_source"] or self.meter.chosen,
+                               phase=phase, t_s=(t - result["timed_window_ns"][0]) / 1e9,
+                               rail=rail, watts=watts)
+                          for phase, t, rail, watts in result.get("power_lines") or []]
         row.update(result.get("accuracy_fields") or {})
         return row, samples, result.get("predictions"), result.get("robustness_rows"), extra
 
@@ -132,16 +137,18 @@ class Agent:
                 line = dict(head, **dict((k, v) for k, v in message.items()
                                          if k not in ("type", "window")))
                 line["avg_power_w"] = self._window_power(message.get("window"),
-                                                         message.get("count") or 0
+                                                         message.get("count") or 0, "soak"
                                                          ).get("avg_power_w")
                 self.store.write_soak(line)
             elif kind == "scenario":
                 name = message["scenario"]
-                power = self._window_power(message.get("window"), message.get("count") or 0)
+                power = self._window_power(message.get("window"), message.get("count") or 0,
+                                           name)
                 for line in message.get("lines") or []:
-                    out = dict(head, scenario=name, status="ok")
-                    out.update(power)
-                    out.update(line)
+                    # power_error: why the energy of an ok line is empty, as its note
+                    out = dict(head, scenario=name, status="ok", error=power.get("power_error"))
+                    out.update((k, v) for k, v in power.items() if k != "power_error")
+                    out.update((k, v) for k, v in line.items() if v is not None or k != "error")
                     extra["scenarios"].append(out)
                 for frame, arrival, start, end in message.get("frames") or []:
                     extra["frames"].append(dict(head, scenario=name, stream=1, frame=frame,
@@ -182,7 +189,27 @@ class Agent:
         timeout = CHILD_TIMEOUT_S + float(job.get("soak") or 0.0) + args.scenario_seconds * (
             len(job["fps"]) + (1 if args.streams else 0))
         title = "%s threads=%d unit=%s" % (entry.get("name"), threads, unit["spec"])
-        result = run_child(job, os.path.join(args.out, RUNTIME_LOG), title, on_message, timeout)
+        # The sampler (--power) runs from the idle baseline before the child to the child's end,
+        # so the timed loop, the scenarios and the soak each get their own window's energy.
+        power = self.meter.begin_row() if self.meter else {}
+        if power.get("error"):
+            return {"status": "error", "error": power["error"]}
+        if self.meter:
+            job["min_seconds"] = self.meter.min_seconds(args.min_seconds, args.max_seconds)
+        result = {"status": "error", "error": "interrupted"}
+        try:
+            result = run_child(job, os.path.join(args.out, RUNTIME_LOG), title, on_message,
+                               timeout)
+            result["power_notes"] = [power["note"]] if power.get("note") else []
+            if self.meter:
+                ok = result.get("status") == "ok"
+                cols, notes = self.meter.timed(result.get("timed_window_ns") if ok else None,
+                                               len(result.get("samples_ns") or []))
+                result.update(power=cols)
+                result["power_notes"] += notes
+        finally:  # the sampler stops whatever happened to the child
+            if self.meter:
+                result["power_lines"] = self.meter.end_row()
         if unit["delegate"] and "child killed by signal" in (result.get("error") or ""):
             # also on an ok row whose child died after its timed loop (in a scenario or soak)
             result["error"] += " (in delegate %s)" % unit["delegate"]["library"]
@@ -217,6 +244,15 @@ class Agent:
         return self.tests.robustness_rows(
             base, int(entry.get("positive_class", 1)), corrupted, predictions,
             lambda testset: self.store.predicted.get((fp32, testset)))
+
+    def power_columns(self, t0_ns: int, t1_ns: int, count: int, phase=None) -> dict:
+        """The power columns (POWER_COLUMNS, plus power_error: why they are empty, or a note) of
+        any window of the current row in time.monotonic_ns, also while its child still runs
+        (soak and scenario intervals); `phase` labels its samples in power_samples.csv. {} with
+        --power none."""
+        if self.meter is None:
+            return {}
+        return self.meter.columns(t0_ns, t1_ns, count, phase)
 
     def cooldown(self) -> None:
         limit = self.args.cooldown_temp
@@ -309,6 +345,8 @@ def run(args) -> int:
                 len(tests.broken), tests.broken[0]["error"]) if tests.broken else ""))
         emit("robustness", sets=len(tests.corrupted), inferences=count,
              unusable=len(tests.broken))
+    if agent.meter:
+        say(agent.meter.resolve())
     say("%s %s, %d model(s) x units %s x threads %s x %d round(s) -> %s" % (
         runtime, version, len(entries), ",".join(u["spec"] for u in units), args.threads,
         args.rounds, args.out))

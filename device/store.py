@@ -1,6 +1,6 @@
-"""Results on disk: results.csv, latency_samples.csv, predictions.csv, robustness.csv,
-scenarios.csv, frames.csv and soak.csv in OUT, appended row by row (flushed and fsynced) and
-resumable. Rows are dicts written by column name."""
+"""Results on disk: results.csv, latency_samples.csv, predictions.csv, robustness.csv, and where
+the options ask for them power_samples.csv, scenarios.csv, frames.csv and soak.csv, in OUT,
+appended row by row (flushed and fsynced) and resumable. Rows are dicts written by column name."""
 from __future__ import annotations
 
 import csv
@@ -11,8 +11,8 @@ import os
 import numpy as np
 
 from .common import AgentError, write_atomic
-from .schema import (FRAMES, PREDICTION_COLUMNS, PREDICTIONS_CSV, RESULT_COLUMNS, RESULTS_CSV,
-                     RESULTS_SCHEMA_VERSION, ROBUSTNESS_COLUMNS, ROBUSTNESS_CSV, SAMPLE_COLUMNS,
+from .schema import (FRAMES, POWER_SAMPLES, PREDICTION_COLUMNS, PREDICTIONS_CSV, RESULT_COLUMNS,
+                     RESULTS_CSV,                     RESULTS_SCHEMA_VERSION, ROBUSTNESS_COLUMNS, ROBUSTNESS_CSV, SAMPLE_COLUMNS,
                      SAMPLES_CSV, SCENARIOS, SOAK, output_key, row_key)
 
 
@@ -85,6 +85,8 @@ class ResultStore:
         if len(kept) != len(rows) or not rows_whole:
             rewrite_csv(self.results_path, RESULT_COLUMNS, kept)
         self._prune(self.samples_path, SAMPLE_COLUMNS, lambda r: row_key(r) in self.done)
+        self.power_path = os.path.join(out, POWER_SAMPLES.file)
+        self._prune(self.power_path, POWER_SAMPLES.names, lambda r: row_key(r) in self.done)
         kept_predictions = self._prune(self.predictions_path, PREDICTION_COLUMNS,
                                        lambda r: output_key(r) in measured)
         self.robustness_path = os.path.join(out, ROBUSTNESS_CSV)
@@ -106,13 +108,13 @@ class ResultStore:
             last = self.soak_progress.get(row_key(r), (0, 0.0))
             if int(r["interval"]) > last[0]:
                 self.soak_progress[row_key(r)] = (int(r["interval"]), float(r["t_end_s"]))
-        self.scenarios = self._open(self.scenarios_path, SCENARIOS.names)
-        self.frames = self._open(self.frames_path, FRAMES.names)
-        self.soak = self._open(self.soak_path, SOAK.names)
         self.results = self._open(self.results_path, RESULT_COLUMNS)
         self.samples = self._open(self.samples_path, SAMPLE_COLUMNS)
         self.predictions = self._open(self.predictions_path, PREDICTION_COLUMNS)
         self.robustness = self._open(self.robustness_path, ROBUSTNESS_COLUMNS)
+        # The optional files are opened by their first line, so a run without --power, --fps,
+        # --streams or --soak leaves none of them behind.
+        self.optional = {}
 
     @staticmethod
     def _prune(path: str, columns, keep) -> list:
@@ -137,15 +139,22 @@ class ResultStore:
         fh.flush()
         os.fsync(fh.fileno())
 
+    def _append_optional(self, record, path: str, lines) -> None:
+        if record.file not in self.optional:
+            self.optional[record.file] = self._open(path, record.names)
+        self._append(self.optional[record.file], record.names, lines)
+
     def write_soak(self, line: dict) -> None:
         """One soak.csv line, on disk (fsynced) before the next interval begins."""
-        self._append(self.soak, SOAK.names, [dict(line, schema_version=RESULTS_SCHEMA_VERSION)])
+        self._append_optional(SOAK, self.soak_path,
+                              [dict(line, schema_version=RESULTS_SCHEMA_VERSION)])
         self.soak_progress[row_key(line)] = (int(line["interval"]), float(line["t_end_s"]))
 
     def write(self, row: dict, samples_ns, predictions=None, robustness=None, scenarios=None,
-              frames=None) -> None:
+              frames=None, power=None) -> None:
         """One results.csv row with its raw material: latency samples (ns), predictions.csv lines
-        (metrics.per_image tuples), robustness.csv rows, scenarios.csv and frames.csv lines."""
+        (metrics.per_image tuples), robustness.csv rows, scenarios.csv and frames.csv lines and
+        power_samples.csv lines (dicts with power_source, phase, t_s, rail, watts)."""
         # Predictions, robustness and samples first: a kill before the row leaves orphans
         # (dropped on the next run), never a row whose raw material is missing.
         head = dict(row, schema_version=RESULTS_SCHEMA_VERSION)
@@ -155,19 +164,22 @@ class ResultStore:
                 self.predicted.setdefault((output_key(row), t), {})[i] = pred
         if robustness:
             self._append(self.robustness, ROBUSTNESS_COLUMNS, robustness)
-        for lines, fh, columns in ((scenarios, self.scenarios, SCENARIOS.names),
-                                       (frames, self.frames, FRAMES.names)):
+        for lines, record, path in ((scenarios, SCENARIOS, self.scenarios_path),
+                                    (frames, FRAMES, self.frames_path)):
             if lines:
-                self._append(fh, columns, [dict(r, schema_version=RESULTS_SCHEMA_VERSION)
-                                           for r in lines])
+                self._append_optional(record, path, [dict(r, schema_version=RESULTS_SCHEMA_VERSION)
+                                                     for r in lines])
         if samples_ns:
             self._append(self.samples, SAMPLE_COLUMNS,
                          [dict(head, run=i, latency_ms=round(ns / 1e6, 6))
                           for i, ns in enumerate(samples_ns)])
+        if power:
+            self._append_optional(POWER_SAMPLES, self.power_path,
+                                  [dict(head, **p) for p in power])
         self._append(self.results, RESULT_COLUMNS, [row])
 
     def close(self) -> None:
-        for fh in (self.results, self.samples, self.predictions, self.robustness,
-                   self.scenarios, self.frames, self.soak):
+        for fh in [self.results, self.samples, self.predictions, self.robustness] + list(
+                self.optional.values()):
             fh.close()
 

@@ -138,8 +138,12 @@ def measure_latency(session, job: dict, result: dict) -> None:
     for _ in range(job["warmup"]):
         invoke()
     result["warmup_runs"] = job["warmup"]
+    # The timed window on CLOCK_MONOTONIC, which the parent's power sampler stamps its readings
+    # with (one clock across processes on Linux): the parent integrates power over exactly it.
+    w0 = time.monotonic_ns()
     result["samples_ns"] = time_invokes(invoke, job["min_runs"], int(job["min_seconds"] * 1e9),
                                         int(job["max_seconds"] * 1e9))
+    result["timed_window_ns"] = [w0, time.monotonic_ns()]
     result["peak_rss_mb"] = memory_mb()[1]
 
 

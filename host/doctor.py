@@ -53,9 +53,11 @@ class Report:
         return "\n".join(lines)
 
 
-def gather(target: Target, python: str, remote_root: str) -> Report:
-    """Run the facts script; a missing interpreter is itself a failed check, not an exception."""
-    res = target.run([python, "-c", _FACTS_SCRIPT, remote_root], timeout=60)
+def gather(target: Target, python: str, remote_root: str, power: bool = False) -> Report:
+    """Run the facts script; a missing interpreter is itself a failed check, not an exception.
+    power: also the power sources with a one-second reading each (doctor; a second longer)."""
+    argv = [python, "-c", _FACTS_SCRIPT, remote_root] + (["/", "power"] if power else [])
+    res = target.run(argv, timeout=60)
     report = Report(target=target.describe(), python=python)
     if res.exit_code == 127 or (not res.ok and "not found" in res.stderr):
         report.checks.append(Check("python", False, f"{python} not found on the device",
@@ -128,10 +130,38 @@ def sensor_checks(f: dict) -> list:
         Check("throttling", _throttle_ok(f.get("throttled")),
               f.get("throttled") or "absent (no vcgencmd)",
               "under-voltage or thermal throttling reported: check the power supply and cooling"),
-        Check("power rails", None, "; ".join(f"{n}: {v} mV {c} mA" for n, v, c in
-                                             f.get("power_rails") or [])
-              or ("tegrastats present" if f.get("tegrastats") else "absent (no INA3221 rails)")),
     ]
+    return rows + power_checks(f)
+
+
+def power_checks(f: dict) -> list:
+    """What `--power auto` would read on the device: a row per source present (its board figure
+    and rails over one second, or why it cannot be read, with the fix), the sources absent and
+    why, and the temperature / frequency files the agent reads."""
+    power = f.get("power")
+    if power is None:   # facts without power sources: the hwmon rails as they read
+        return [Check("power rails", None, "; ".join(f"{n}: {v} mV {c} mA" for n, v, c in
+                                                     f.get("power_rails") or [])
+                      or "absent (no INA3221 rails)")]
+    rows = []
+    for p in [p for p in power if p["found"]]:
+        if p.get("hint"):
+            rows.append(Check(f"power {p['source']}", None, f"present, not readable: {p['hint']}"))
+        else:
+            rails = ", ".join(f"{n} {w:.2f} W" for n, w in p["rails"])
+            rows.append(Check(f"power {p['source']}", None,
+                              f"board {p['board_w']:.2f} W over 1 s (board = {p['board']}); "
+                              f"rails: {rails}"))
+    readable = [p["source"] for p in power if p["found"] and not p.get("hint")]
+    absent = "; ".join(f"{p['source']}: {p['hint']}" for p in power if not p["found"])
+    rows.insert(0, Check("power rails", None,
+                         (f"--power auto reads {readable[0]}" if readable else
+                          "no readable power source: --power auto leaves the energy columns "
+                          "empty") + (f" (absent: {absent})" if absent else "")))
+    files = f.get("sensor_files") or []
+    if files:
+        rows.append(Check("sensor files", None, "; ".join(
+            f"{p}{'' if ok else ' (' + hint + ')'}" for p, ok, hint in files)))
     return rows
 
 

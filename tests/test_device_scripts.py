@@ -56,3 +56,53 @@ def test_store_files_plans_and_commits_by_content(tmp_path):
     (store / f".part-{sha}").write_bytes(blob)
     done = run(sys.executable, "store_files", "commit", store, sha)
     assert done.stdout.split() == ["ok", sha] and (store / sha).read_bytes() == blob
+
+
+def test_doctor_lists_power_sources_with_a_reading_and_hints(tmp_path):
+    """FIXTURES (power_fixtures.py): an Orin INA3221 hwmon tree and a Pi 5 `vcgencmd`; doctor's
+    one-second readings are the fixture's figures, and what cannot be read says how to fix it."""
+    import os
+
+    from edgebench.host.doctor import sensor_checks
+    from power_fixtures import fake_vcgencmd, orin_board_w, orin_hwmon, pi5_board_w, unreadable
+
+    root = tmp_path / "root"
+    hw = orin_hwmon(root)
+    zone = root / "sys/class/thermal/thermal_zone0"
+    zone.mkdir(parents=True)
+    (zone / "temp").write_text("48500\n")
+    bin_dir = fake_vcgencmd(tmp_path / "bin")
+    env = dict(os.environ, PATH=f"{bin_dir}:/usr/bin:/bin")
+    done = subprocess.run([sys.executable, "-c", device_script("doctor_facts"), str(tmp_path),
+                           str(root), "power"], capture_output=True, text=True, timeout=60, env=env)
+    assert done.returncode == 0, done.stderr
+    facts = json.loads(done.stdout.strip().splitlines()[-1])
+    power = {p["source"]: p for p in facts["power"]}
+    assert [p["source"] for p in facts["power"]] == ["pi5-pmic", "ina3221", "rapl", "nvml"]
+    assert abs(power["ina3221"]["board_w"] - orin_board_w()) < 1e-3
+    assert power["ina3221"]["board"] == "VDD_IN"
+    assert abs(power["pi5-pmic"]["board_w"] - pi5_board_w()) < 1e-3
+    assert not power["rapl"]["found"] and "no RAPL domains" in power["rapl"]["hint"]
+    assert facts["thermal_zones"] == [["/sys/class/thermal/thermal_zone0", 48.5]]
+    rows = {c.name: c for c in sensor_checks(facts)}
+    assert rows["power rails"].detail.startswith("--power auto reads pi5-pmic (absent: rapl: ")
+    assert "pip install nvidia-ml-py" in rows["power rails"].detail
+    assert "board 7.26 W over 1 s (board = VDD_IN); rails: VDD_CPU_GPU_CV 2.47 W" in \
+        rows["power ina3221"].detail
+    assert "/sys/class/thermal/thermal_zone0/temp; /sys/devices/system/cpu/cpu0/cpufreq/" \
+           "scaling_cur_freq (absent (no cpufreq driver))" in rows["sensor files"].detail
+    # Without vcgencmd, and with a rail this user cannot read: the hints.
+    how = unreadable(hw / "curr1_input")
+    done = subprocess.run([sys.executable, "-c", device_script("doctor_facts"), str(tmp_path),
+                           str(root), "power"], capture_output=True, text=True, timeout=60,
+                          env=dict(os.environ, PATH="/usr/bin:/bin"))
+    rows = {c.name: c for c in sensor_checks(json.loads(done.stdout.strip().splitlines()[-1]))}
+    assert "pi5-pmic: vcgencmd not on PATH (Raspberry Pi OS: apt install raspi-utils" in \
+        rows["power rails"].detail
+    if how is None:
+        pytest.skip("root, and no write-only kernel attribute to make a read fail with EACCES")
+    assert rows["power ina3221"].detail == (
+        "present, not readable: /sys/bus/i2c/drivers/ina3221/1-0040/hwmon/hwmon3/curr1_input is "
+        "not readable by this user: run the agent as root, or make it readable (udev rule / "
+        "chmod a+r)")
+    assert rows["power rails"].detail.startswith("no readable power source")

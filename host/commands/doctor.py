@@ -32,7 +32,7 @@ def check(spec, options, remote_python, remote_dir) -> tuple:
         with open_target(spec, options) as target:
             python = python_for(spec, remote_python)
             root = target.expand(spec.remote_dir or remote_dir or DEFAULT_REMOTE_DIR)
-            report = gather(target, python, root)
+            report = gather(target, python, root, power=True)
             if report.facts:
                 report.checks += sensor_checks(report.facts)
                 report.checks += gather_accelerators(target, python)
