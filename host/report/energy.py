@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from edgebench.host.report import stats
-from edgebench.host.report.formats import fmt_ci, fmt_ms, fmt_num, fmt_pct, fmt_speedup
+from edgebench.host.report.formats import fmt_ci, fmt_mj, fmt_ms, fmt_num, fmt_pct, fmt_speedup
 from edgebench.host.report.uncertainty import LATENCY_KEY, _key
 
 BLOCKS = 10        # sub-windows of the timed window
@@ -167,8 +167,7 @@ def energy_table(summary: pd.DataFrame, device: str) -> pd.DataFrame:
     def ci(col, low, high, fmt):
         return d.apply(lambda r: fmt_ci(fmt(r[col]), r[low], r[high], fmt), axis=1)
 
-    def mj(v):
-        return "" if pd.isna(v) else f"{float(v):.4g}"
+    mj = fmt_mj
 
     def source(r):
         src = str(r["power_source"]) if pd.notna(r["power_source"]) else ""

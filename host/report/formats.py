@@ -42,6 +42,11 @@ def fmt_num(v, digits: int = 3) -> str:
     return "" if pd.isna(v) else f"{float(v):.{digits}f}"
 
 
+def fmt_mj(v) -> str:
+    """Energy (mJ), four significant digits; + 0.0: no sign on a zero."""
+    return "" if pd.isna(v) else f"{float(v) + 0.0:.4g}"
+
+
 def fmt_threads(v) -> str:
     return "" if pd.isna(v) else str(int(v))
 

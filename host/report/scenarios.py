@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from edgebench.host.report import stats
-from edgebench.host.report.formats import fmt_ci, fmt_ms, fmt_num
+from edgebench.host.report.formats import fmt_ci, fmt_mj, fmt_ms, fmt_num
 from edgebench.host.report.uncertainty import _key
 
 LINE = ["device", "run_id", "sha256", "threads", "xnnpack", "runtime", "compute_unit", "round",
@@ -109,7 +109,6 @@ def _status(d: pd.DataFrame) -> pd.Series:
 
 
 def fps_table(d: pd.DataFrame) -> pd.DataFrame:
-    mj = (lambda v: "" if pd.isna(v) else f"{float(v):.4g}")
     return pd.DataFrame({
         **_common(d),
         "frames": d["frames"].map(lambda v: "" if pd.isna(v) else str(int(v))),
@@ -118,15 +117,14 @@ def fps_table(d: pd.DataFrame) -> pd.DataFrame:
                        zip(d["missed_share"], d["missed_ci_low"], d["missed_ci_high"])],
         "p50 (ms)": d["p50_ms"].map(fmt_ms), "p90 (ms)": d["p90_ms"].map(fmt_ms),
         "p99 (ms)": d["p99_ms"].map(fmt_ms), "service p50 (ms)": d["service_p50_ms"].map(fmt_ms),
-        "mJ/frame": d["energy_mj"].map(mj),
-        "above idle (mJ/frame)": d["energy_above_idle_mj"].map(mj),
+        "mJ/frame": d["energy_mj"].map(fmt_mj),
+        "above idle (mJ/frame)": d["energy_above_idle_mj"].map(fmt_mj),
         "average (W)": d["avg_power_w"].map(lambda v: fmt_num(v, 2)),
         "status": _status(d),
     }).reset_index(drop=True)
 
 
 def streams_table(d: pd.DataFrame) -> pd.DataFrame:
-    mj = (lambda v: "" if pd.isna(v) else f"{float(v):.4g}")
     return pd.DataFrame({
         **_common(d),
         "stream": d["stream"].map(lambda v: "" if pd.isna(v) else str(int(v))),
@@ -134,7 +132,7 @@ def streams_table(d: pd.DataFrame) -> pd.DataFrame:
         "inferences": d["frames"].map(lambda v: "" if pd.isna(v) else str(int(v))),
         "p50 (ms)": d["p50_ms"].map(fmt_ms), "p90 (ms)": d["p90_ms"].map(fmt_ms),
         "p99 (ms)": d["p99_ms"].map(fmt_ms),
-        "mJ/inference": d["energy_mj"].map(mj),
+        "mJ/inference": d["energy_mj"].map(fmt_mj),
         "status": _status(d),
     }).reset_index(drop=True)
 
