@@ -41,7 +41,7 @@ def power_help() -> str:
 
 def check_power(spec) -> None:
     """AgentError for a --power value the agent does not know (the host checks it too)."""
-    if spec is None or spec in ("auto", "none", "help") or spec in POWER_SOURCES:
+    if spec is None or spec in ("auto", "none") or spec in POWER_SOURCES:
         return
     if spec.startswith("cmd:") and spec[4:].strip():
         return

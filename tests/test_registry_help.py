@@ -57,6 +57,9 @@ def names_of(flag: str) -> list:
     if flag == "--target":
         from edgebench.host.targets import TARGETS
         return list(TARGETS)
+    if flag == "--power":
+        from edgebench.device.power import POWER_SOURCES
+        return ["none", "auto", *POWER_SOURCES]
     raise AssertionError(flag)
 
 
@@ -80,6 +83,12 @@ def test_help_lists_the_registry(command, flag, action):
         line = next((l for l in lines if l.split() and l.split()[0] == name), None)
         assert line is not None, (name, out)
         assert len(line.split()) > 1, f"{name}: no description in {line!r}"
+
+
+def test_power_is_checked_on_the_host():
+    """Before any device is contacted, and `help` never reaches the pipeline as a source name."""
+    code, out, err = run_cli("run", "--power", "pmic")
+    assert code == 2 and "unknown --power 'pmic'" in err and "ina3221" in err
 
 
 def test_runtime_is_checked_on_the_host():

@@ -31,10 +31,10 @@ def add_agent_args(p: argparse.ArgumentParser, threads: bool = True) -> None:
                    help="longest wait for --cooldown-temp (agent default 300 s)")
 
     e = p.add_argument_group("energy, heat and frame rate (passed to the agent)")
-    e.add_argument("--power", metavar="SOURCE",
-                   help="read a power source during each row: auto, none (agent default), "
-                        "pi5-pmic, ina3221, rapl, nvml or cmd:COMMAND (a command printing watts); "
-                        "gives energy per inference (mJ) and idle power")
+    add_registry_option(e, "--power", metavar="SOURCE",
+                        help="read a power source during each row: auto, none (agent default), "
+                             "pi5-pmic, ina3221, rapl, nvml or cmd:COMMAND (a command printing "
+                             "watts); gives energy per inference (mJ) and idle power")
     e.add_argument("--power-hz", type=float, metavar="HZ",
                    help="power sampling rate (agent default 10)")
     e.add_argument("--power-idle-seconds", type=float, metavar="S",

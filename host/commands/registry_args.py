@@ -1,5 +1,5 @@
 """Options that take a registry name (`--model(s)`, `--recipes`, `--data`, `--accelerators`,
-`--runtime`, `--robustness`, `--profile`, `--target`): on every command that has one, `help`
+`--runtime`, `--robustness`, `--profile`, `--target`, `--power`): on every command that has one, `help`
 prints the registry's own listing (name and one line each) and exits at parse time, so no other
 argument is needed. A value that can be checked without heavy imports is checked here too."""
 from __future__ import annotations
@@ -40,6 +40,20 @@ def _robustness() -> str:
     return corruptions.describe()
 
 
+def _power() -> str:
+    from edgebench.device.power import power_help
+    return power_help()
+
+
+def _check_power(value: str) -> None:
+    from edgebench.device.common import AgentError
+    from edgebench.device.power import check_power
+    try:
+        check_power(value)
+    except AgentError as exc:
+        raise ValueError(str(exc)) from None
+
+
 def _profile() -> str:
     from edgebench.host.profiles import PROFILES
     from edgebench.host.registry import describe
@@ -77,6 +91,7 @@ REGISTRY_OPTIONS = {
     "--data": (_data, None), "--accelerators": (_accelerators, _check_units),
     "--runtime": (_runtime, _check_runtime), "--robustness": (_robustness, None),
     "--profile": (_profile, None), "--target": (_target, None),
+    "--power": (_power, _check_power),
 }
 
 
