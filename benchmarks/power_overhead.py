@@ -32,20 +32,18 @@ from pathlib import Path
 from harness_overhead import cpu_model, make_models
 from readme_section import update_section
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from power_fixtures import orin_hwmon  # noqa: E402  (the tests' fixture layout, one definition)
+
 SECTION = "## Power sampler overhead"
 TITLE = "Power sampler overhead"
-RAILS = (("VDD_IN", 5072, 1432), ("VDD_CPU_GPU_CV", 5056, 488), ("VDD_SOC", 5064, 624))
 
 
 def fixture_root(work: Path) -> Path:
-    """The fixture power source: an Orin INA3221 hwmon tree (readings made up, constant)."""
+    """The fixture power sources: the tests' Orin INA3221 hwmon tree (readings made up,
+    constant), and a file for the cmd: fixture meter to print."""
     root = work / "sysfs-fixture"
-    hw = root / "sys/bus/i2c/drivers/ina3221/1-0040/hwmon/hwmon3"
-    hw.mkdir(parents=True)
-    for i, (label, mv, ma) in enumerate(RAILS, 1):
-        (hw / f"in{i}_label").write_text(label + "\n")
-        (hw / f"in{i}_input").write_text(f"{mv}\n")
-        (hw / f"curr{i}_input").write_text(f"{ma}\n")
+    orin_hwmon(root)
     (root / "watts.txt").write_text("7.263\n")  # what the cmd: fixture meter prints
     return root
 
