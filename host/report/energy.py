@@ -19,7 +19,8 @@ import numpy as np
 import pandas as pd
 
 from edgebench.host.report import stats
-from edgebench.host.report.formats import fmt_ci, fmt_mj, fmt_ms, fmt_num, fmt_pct, fmt_speedup
+from edgebench.host.report.formats import (fmt_ci, fmt_mj, fmt_ms, fmt_num, fmt_pct, fmt_speedup,
+                                            fmt_unit)
 from edgebench.host.report.uncertainty import LATENCY_KEY, _key
 
 BLOCKS = 10        # sub-windows of the timed window
@@ -160,7 +161,6 @@ def _why_not(row) -> str:
 
 def energy_table(summary: pd.DataFrame, device: str) -> pd.DataFrame:
     """The per-device energy table as display strings, 95 % intervals in parentheses."""
-    from edgebench.host.report.tables import _unit  # display form of the compute unit
 
     d = summary[summary["device"] == device]
 
@@ -188,7 +188,7 @@ def energy_table(summary: pd.DataFrame, device: str) -> pd.DataFrame:
                        else "")
 
     return pd.DataFrame({
-        "model": d["model"], "recipe": d["recipe"], "unit": d.apply(_unit, axis=1),
+        "model": d["model"], "recipe": d["recipe"], "unit": d.apply(fmt_unit, axis=1),
         "threads": d["threads"].map(lambda v: "" if pd.isna(v) else str(int(v))),
         "power source (rails, readings)": d.apply(source, axis=1),
         "idle (W)": d["idle_power_w"].map(lambda v: fmt_num(v, 2)),

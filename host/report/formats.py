@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from edgebench.device.units import BASELINE_UNIT
+
 
 def fmt_ms(v) -> str:
     if pd.isna(v):
@@ -45,6 +47,16 @@ def fmt_num(v, digits: int = 3) -> str:
 def fmt_mj(v) -> str:
     """Energy (mJ), four significant digits; + 0.0: no sign on a zero."""
     return "" if pd.isna(v) else f"{float(v) + 0.0:.4g}"
+
+
+def fmt_unit(row: pd.Series) -> str:
+    """The compute unit as people read it: "gpu (llvmpipe, software)"."""
+    unit = str(row["compute_unit"])
+    device = row["accelerator_device"]
+    if unit == BASELINE_UNIT or pd.isna(device) or not str(device).strip():
+        return unit
+    name = str(device).split(",")[0].split(" (")[0].strip()
+    return f"{unit} ({name}{', software' if row['software_accelerator'] else ''})"
 
 
 def fmt_threads(v) -> str:

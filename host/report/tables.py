@@ -12,8 +12,9 @@ import pandas as pd
 from edgebench.device.schema import OUTPUT_KEY
 from edgebench.device.units import BASELINE_UNIT, unit_rank
 from edgebench.host.report.energy import ENERGY_COLUMNS, add_energy, energy_draws
-from edgebench.host.report.formats import (fmt_ci, fmt_mb, fmt_ms, fmt_num, fmt_p, fmt_pct,
-                                           fmt_pp, fmt_speedup, fmt_threads, text_table)
+from edgebench.host.report.formats import (fmt_ci, fmt_mb, fmt_mj, fmt_ms, fmt_num, fmt_p,
+                                           fmt_pct, fmt_pp, fmt_speedup, fmt_threads, fmt_unit,
+                                           text_table)
 from edgebench.host.report.uncertainty import (UNCERTAINTY_COLUMNS, RawData, add_uncertainty,
                                                fold_rounds)
 
@@ -195,16 +196,6 @@ def has_accelerators(d: pd.DataFrame) -> bool:
     return bool((d["compute_unit"] != CPU).any())
 
 
-def _unit(row: pd.Series) -> str:
-    """The compute unit as people read it: "gpu (llvmpipe, software)"."""
-    unit = str(row["compute_unit"])
-    device = row["accelerator_device"]
-    if unit == CPU or pd.isna(device) or not str(device).strip():
-        return unit
-    name = str(device).split(",")[0].split(" (")[0].strip()
-    return f"{unit} ({name}{', software' if row['software_accelerator'] else ''})"
-
-
 def _with_ci(d: pd.DataFrame, col: str, fmt, low: str | None = None, high: str | None = None):
     low, high = low or f"{col}_ci_low", high or f"{col}_ci_high"
     return d.apply(lambda r: fmt_ci(fmt(r[col]), r[low], r[high], fmt), axis=1)
@@ -249,7 +240,7 @@ def device_table(summary: pd.DataFrame, device: str) -> pd.DataFrame:
     table = pd.DataFrame({
         "model": d["model"],
         "recipe": d["recipe"],
-        "unit": d.apply(_unit, axis=1),
+        "unit": d.apply(fmt_unit, axis=1),
         "API": d["api"].fillna(""),
         "threads": d["threads"].map(fmt_threads),
         "size (MB)": d["size_mb"].map(fmt_mb),
@@ -260,8 +251,8 @@ def device_table(summary: pd.DataFrame, device: str) -> pd.DataFrame:
         "AUC": _with_ci(d, "auc", fmt_num),
         "p50 (ms)": _with_ci(d, "p50_ms", fmt_ms, "p50_ci_low", "p50_ci_high"),
         "p90 (ms)": d["p90_ms"].map(fmt_ms),
-        "mJ/inference": d.apply(lambda r: fmt_ci(_mj(r["energy_mj"]), r["energy_ci_low"],
-                                                 r["energy_ci_high"], _mj), axis=1),
+        "mJ/inference": d.apply(lambda r: fmt_ci(fmt_mj(r["energy_mj"]), r["energy_ci_low"],
+                                                 r["energy_ci_high"], fmt_mj), axis=1),
         "rounds (p50 spread)": [f"{int(n)} ({100 * v:.1f} %)" if pd.notna(v) else
                                 (str(int(n)) if n else "") for n, v in
                                 zip(rounds, d["p50_round_spread"])],
@@ -282,10 +273,6 @@ def device_table(summary: pd.DataFrame, device: str) -> pd.DataFrame:
     if d["warm_load_ms"].isna().all():  # results before schema 4 time the cold load only
         table = table.drop(columns=["load (ms): warm (cold, init)"])
     return table
-
-
-def _mj(v) -> str:
-    return "" if pd.isna(v) else f"{float(v):.4g}"
 
 
 def _load(row: pd.Series) -> str:
