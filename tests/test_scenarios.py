@@ -165,3 +165,18 @@ def test_lines_of_a_row_never_written_are_dropped_and_measured_anew(measured, bu
     assert tiny == [("fps=10", "1"), ("fps=200", "1"), ("streams=2", "1"), ("streams=2", "2")]
     frames = [r for r in read_rows(out / "frames.csv")[1] if r["model"] == "tinycnn.fp32"]
     assert len(frames) == 10 + 200
+
+
+def test_a_failing_warm_load_keeps_the_rows_timing_and_accuracy(bundle, tmp_path, test_delegates):
+    """The warm load (the model loaded a second time in the child) comes after the timed loop:
+    when it fails, the row keeps what was measured, with a note, and accuracy runs on the cold
+    session."""
+    out = tmp_path / "out"
+    spec = f"{test_delegates['claim']}:fail_create_from=2"
+    proc = run_agent(bundle, out, "--models", "tinycnn.fp32", "--accelerators", "cpu",
+                     "--delegate", spec, *EXACT)
+    assert proc.returncode == 0, proc.stderr
+    (row,) = [r for r in read_rows(out / "results.csv")[1] if r["compute_unit"] != "cpu"]
+    assert row["status"] == "ok" and float(row["p50_ms"]) > 0 and row["accuracy"] != ""
+    assert row["warm_load_ms"] == "" and float(row["load_ms"]) > 0
+    assert "warm load failed:" in row["error"] and "creation 2 refused" in row["error"]
