@@ -31,6 +31,7 @@ import time
 import numpy as np
 
 from .common import AgentError, one_line
+from .invoke_loop import time_invokes
 
 SPIN_NS = 500000  # the last half millisecond before a frame's arrival is spun, not slept
 
@@ -101,17 +102,10 @@ def streams(sessions, seconds: float) -> dict:
     run_ns = int(seconds * 1e9)
 
     def worker(i):
-        invoke, add, clock = sessions[i].invoke, samples[i].append, time.perf_counter_ns
+        invoke = sessions[i].invoke
         barrier.wait()
-        begin = clock()
         try:
-            while True:
-                t0 = clock()
-                invoke()
-                t1 = clock()
-                add(t1 - t0)
-                if t1 - begin >= run_ns:
-                    return
+            samples[i] = time_invokes(invoke, 1, run_ns, run_ns)
         except Exception as exc:  # reported as the scenario's error, not a dead thread's stack
             errors.append("stream %d: %s: %s" % (i + 1, type(exc).__name__, one_line(exc, 200)))
 

@@ -17,6 +17,7 @@ import numpy as np
 
 from . import environment as sensors
 from .common import one_line
+from .invoke_loop import time_invokes
 
 
 def interval_record(number: int, t_start_s: float, t_end_s: float, samples_ns, window) -> dict:
@@ -40,18 +41,11 @@ def soak_loop(invoke, seconds: float, interval_s: float, first: int, offset_s: f
     number, begin_ns, sent = first, 0, 0
     while begin_ns < total_ns:
         end_ns = min(begin_ns + step_ns, total_ns)
-        samples = []
-        add = samples.append
         t0_mono = time.monotonic_ns()
-        while True:
-            t0 = clock()
-            invoke()
-            t1 = clock()
-            add(t1 - t0)
-            if t1 - start >= end_ns:
-                break
+        left_ns = end_ns - (clock() - start)
+        samples = time_invokes(invoke, 1, left_ns, left_ns)
         t1_mono = time.monotonic_ns()
-        real_end_ns = t1 - start  # an invoke longer than the interval stretches it: say so
+        real_end_ns = clock() - start  # an invoke longer than the interval stretches it: say so
         send(interval_record(number, offset_s + begin_ns / 1e9, offset_s + real_end_ns / 1e9,
                              samples, [t0_mono, t1_mono]))
         number, sent, begin_ns = number + 1, sent + 1, real_end_ns

@@ -30,6 +30,7 @@ import numpy as np
 from . import accuracy, scenarios, soak
 from . import environment as sensors
 from .common import AgentError, one_line, utc_now
+from .invoke_loop import time_invokes
 from .metrics import to_model_input
 from .runtimes import import_runtime
 from .sessions import SESSIONS, AcceleratorStart
@@ -53,22 +54,6 @@ def memory_mb():
         return psutil.Process().memory_info().rss / 2.0 ** 20, peak
     except Exception:
         return None, peak
-
-
-def time_invokes(invoke, min_runs: int, min_ns: int, max_ns: int) -> list:
-    """Invoke until both min_runs and min_ns are reached, or max_ns has passed. Only invoke()
-    sits between the two clock reads; the loop's own bookkeeping is outside them."""
-    clock = time.perf_counter_ns
-    samples = []
-    add = samples.append
-    start = clock()
-    while True:
-        t0 = clock()
-        invoke()
-        t1 = clock()
-        add(t1 - t0)
-        if (len(samples) >= min_runs and t1 - start >= min_ns) or t1 - start >= max_ns:
-            return samples
 
 
 def start_runtime(job: dict, result: dict):
