@@ -75,9 +75,13 @@ class Agent:
         return row
 
     def _window_power(self, window, count: int, phase: str) -> dict:
-        if not window:
+        """The power columns (plus power_error: why they are empty) of one window of the current
+        row, [t0_ns, t1_ns] in time.monotonic_ns, asked while the child still runs (a soak
+        interval, a scenario); `phase` labels its readings in power_samples.csv. {} without
+        --power or without a window (a failed scenario)."""
+        if self.meter is None or not window:
             return {}
-        return self.power_columns(int(window[0]), int(window[1]), count, phase) or {}
+        return self.meter.columns(int(window[0]), int(window[1]), count, phase)
 
     def measure(self, entry: dict, threads: int, unit: dict, round_no: int) -> tuple:
         """One row, its samples, (when its accuracy was measured now) its predictions and
@@ -244,15 +248,6 @@ class Agent:
         return self.tests.robustness_rows(
             base, int(entry.get("positive_class", 1)), corrupted, predictions,
             lambda testset: self.store.predicted.get((fp32, testset)))
-
-    def power_columns(self, t0_ns: int, t1_ns: int, count: int, phase=None) -> dict:
-        """The power columns (POWER_COLUMNS, plus power_error: why they are empty, or a note) of
-        any window of the current row in time.monotonic_ns, also while its child still runs
-        (soak and scenario intervals); `phase` labels its samples in power_samples.csv. {} with
-        --power none."""
-        if self.meter is None:
-            return {}
-        return self.meter.columns(t0_ns, t1_ns, count, phase)
 
     def cooldown(self) -> None:
         limit = self.args.cooldown_temp

@@ -253,7 +253,7 @@ def test_power_samples_are_pruned_with_their_row_on_resume(bundle, tmp_path):
 
 
 def test_power_columns_of_any_window_while_sampling(tmp_path):
-    """Meter.columns (Agent.power_columns) for live windows, as soak intervals ask for them."""
+    """Meter.columns for live windows, as soak intervals and scenarios ask for them."""
     root = tmp_path / "orin"
     orin_hwmon(root)
     environment.set_root(str(root))
