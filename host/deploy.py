@@ -52,6 +52,9 @@ MAX_BACKOFF_S = 30.0
 # so a link that drops every 100 MB still delivers a 400 MB bundle; this caps them all the same.
 MAX_ATTEMPTS = 50
 _AGENT_LOG = logging.getLogger("edgebench.agent")  # into host.log (host/liblog.py)
+# edgebench's own account of each dropped link: paramiko logs a reset only when its reader thread
+# is the one that meets it, so without this line host.log may not say why a reconnect happened
+_LOG = logging.getLogger("edgebench.deploy")
 
 
 @dataclass
@@ -223,8 +226,10 @@ def _deploy_one(spec, position, bundle, results, settings: DeployOptions):
                 idle = 0 if moved else idle + 1
                 if retries <= 0 or idle > retries or outcome.attempts >= MAX_ATTEMPTS:
                     outcome.error = f"{exc} (gave up after {outcome.attempts} attempts)"
+                    _LOG.error("%s", outcome.error)
                     break
                 delay = min(backoff_s * 2 ** max(idle - 1, 0), MAX_BACKOFF_S)
+                _LOG.warning("%s; retry %d in %.1f s", exc, outcome.attempts, delay)
                 bar.note(f"link dropped, retrying in {delay:.0f} s")
                 time.sleep(delay)
     except UserError as exc:

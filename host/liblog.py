@@ -3,7 +3,8 @@
 paramiko logs events that edgebench handles at ERROR level ("Socket exception: Connection reset
 by peer (104)" when a link drops; deploy then retries and resumes), and Python's last-resort
 handler prints the records of a logger that has no handler of its own straight to stderr, between
-edgebench's one-line messages. `quiet()` gives those loggers a handler of their own (so nothing
+edgebench's one-line messages. "edgebench.deploy" records each dropped link and its retry, which
+the terminal sums up in one line ("1 dropped link resumed"). `quiet()` gives those loggers a handler of their own (so nothing
 reaches the terminal), `to_file()` adds the run's log file for the length of a deploy, and
 `verbose()` (the commands' --verbose) shows them on stderr as well. The agent's stderr (the
 device's LiteRT/Dawn native logs, tracebacks) is logged under "edgebench.agent" the same way."""
@@ -14,7 +15,7 @@ import logging
 import sys
 from pathlib import Path
 
-LIBRARIES = ("paramiko", "edgebench.agent")
+LIBRARIES = ("paramiko", "edgebench.agent", "edgebench.deploy")
 _FORMAT = "%(asctime)s %(levelname)s %(name)s [%(threadName)s] %(message)s"
 
 

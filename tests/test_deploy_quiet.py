@@ -43,7 +43,11 @@ def test_a_dropped_link_prints_only_edgebench_lines(bundle, ssh_env, sshd, remot
     assert res.stderr.strip() == "", res.stderr
     log = host_log.read_text()
     assert "paramiko.transport" in log
-    assert "Socket exception" in log or "EOF" in log or "reset" in log.lower(), log[-2000:]
+    # paramiko logs the reset itself only when its reader thread meets it first (not when an SFTP
+    # write does); edgebench's own line for the drop and its retry is always there
+    drops = [line for line in log.splitlines()
+             if " WARNING edgebench.deploy " in line and "link dropped while" in line]
+    assert len(drops) == 1 and "; retry 1 in " in drops[0], log[-2000:]
 
 
 def test_verbose_shows_the_library_lines(bundle, ssh_env, sshd, remote_dir,  # noqa: F811
