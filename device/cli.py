@@ -7,7 +7,7 @@ import sys
 
 from .common import AgentError, emit, say
 from .guide import GUIDE
-from .runner import run
+from .plan import run
 from .options import AgentOptions
 from .power import power_help
 from .runtimes import RUNTIMES, runtime_help

@@ -48,6 +48,8 @@ After the timed loop (same child, same loaded model; skipped rows are not re-run
   frequency and the vcgencmd throttle flags read at its end, and avg_power_w with --power. A
   soak cut short (agent killed) goes on when the run is repeated: the row is measured again and
   the soak continues from its last finished interval with only the seconds left, numbered on.
+  Rows OUT already holds are not soaked again: a longer --soak over them is reported, and a
+  new --out soaks them in full.
 A scenario that fails is an error line in scenarios.csv and a note in the row's `error`; a child
 that dies in a scenario or the soak keeps the row's timing ("after the timed loop: ..." in
 `error`). Each scenario line and soak interval carries the power of its own window (--power).
@@ -101,6 +103,8 @@ Choices worth knowing:
 Progress: one JSON object per line on stdout; human messages go to stderr.
   {"event": "start", "run_id", "runtime", "runtime_version", "models", "rows"}
   {"event": "model_start", "model", "index", "total", "threads": [..], "units": [..], "round"}
+  {"event": "soak", "model", "threads", "unit", "round", "interval", "t_end_s", "soak_s",
+   "p50_ms", "temp_c", "avg_power_w"}        (--soak: as each soak.csv line is written)
   {"event": "skip", "model", "threads", "unit", "round"}     (already measured)
   {"event": "row", "model", "threads", "unit", "round", "status", "p50_ms", "accuracy",
    "peak_rss_mb"}

@@ -1,5 +1,6 @@
-"""The parent: reads the bundle, plans model x compute unit x thread count x round, runs one child
-per row (timing.run_child) and writes the rows (store.ResultStore), with progress events."""
+"""The parent's rows: for one model x compute unit x thread count x round, runs one child
+(timing.run_child) with the power meter around it, and turns what it sends into the row, its
+samples and its optional lines (plan.py orders the rows and writes them)."""
 from __future__ import annotations
 
 import json
@@ -132,7 +133,8 @@ class Agent:
 
     def _on_message(self, row: dict, extra: dict):
         """The child's progress lines (timing.py's protocol) for this row: soak intervals go to
-        soak.csv at once; scenario lines and frames wait in `extra` for the row."""
+        soak.csv at once, and out as "soak" events (a soak is minutes of silence otherwise);
+        scenario lines and frames wait in `extra` for the row."""
         head = dict((c, row.get(c)) for c in SCENARIO_HEAD)
 
         def on_message(message: dict) -> None:
@@ -144,6 +146,11 @@ class Agent:
                                                          message.get("count") or 0, "soak"
                                                          ).get("avg_power_w")
                 self.store.write_soak(line)
+                emit("soak", model=row.get("model"), threads=row.get("threads"),
+                     unit=row.get("compute_unit"), round=row.get("round"),
+                     interval=line.get("interval"), t_end_s=line.get("t_end_s"),
+                     soak_s=float(self.args.soak), p50_ms=line.get("p50_ms"),
+                     temp_c=line.get("temp_c"), avg_power_w=line["avg_power_w"])
             elif kind == "scenario":
                 name = message["scenario"]
                 power = self._window_power(message.get("window"), message.get("count") or 0,
@@ -171,6 +178,13 @@ class Agent:
                 % (last, min(offset, total), total))
         return {"soak": left if left > 1e-6 else 0.0, "soak_interval": self.args.soak_interval,
                 "soak_first_interval": last + 1, "soak_offset_s": offset}
+
+    def short_soaks(self, done_keys) -> list:
+        """The seconds soaked by each row measured before that soaked less than this run's
+        --soak asks (0 for none): those rows are kept as they are."""
+        total = float(self.args.soak or 0.0)
+        soaked = [self.store.soak_progress.get(key, (0, 0.0))[1] for key in done_keys]
+        return [s for s in soaked if s + 1e-6 < total]
 
     def _run_model(self, entry: dict, path: str, threads: int, unit: dict, key: tuple,
                    on_message=None) -> dict:
@@ -271,119 +285,3 @@ class Agent:
         if row.get("accuracy") not in (None, ""):
             self.accuracy_cache.setdefault(output_key(row),
                                            dict((c, row[c]) for c in ACCURACY_COLUMNS))
-
-
-def private_runtime_dir() -> None:
-    """Mesa and Dawn want XDG_RUNTIME_DIR, a private 0700 folder; an SSH session without PAM has
-    none, and they then log errors on every model. Children inherit the one made here."""
-    current = os.environ.get("XDG_RUNTIME_DIR")
-    if current and os.path.isdir(current) and os.access(current, os.W_OK):
-        return
-    import tempfile
-    os.environ["XDG_RUNTIME_DIR"] = tempfile.mkdtemp(prefix="edgebench-xdg-")
-
-
-def select_models(manifest: dict, names: str) -> list:
-    entries = manifest.get("models") or []
-    if not names:
-        return entries
-    wanted = [n.strip() for n in names.split(",") if n.strip()]
-    known = [e.get("name") for e in entries]
-    unknown = [n for n in wanted if n not in known]
-    if unknown:
-        raise AgentError("unknown model %s; the bundle has: %s"
-                         % (", ".join(unknown), ", ".join(map(str, known))))
-    return [e for e in entries if e.get("name") in wanted]
-
-
-def run(args) -> int:
-    """The whole plan; 0 when it finished (error rows included)."""
-    sensors.set_root(args.sysfs_root)
-    manifest_path = os.path.join(args.bundle, MANIFEST_JSON)
-    if not os.path.isfile(manifest_path):
-        raise AgentError("no manifest.json in %s: not a bundle" % args.bundle)
-    with open(manifest_path) as fh:
-        manifest = json.load(fh)
-    if manifest.get("schema") != MANIFEST_SCHEMA:
-        raise AgentError("manifest schema %r; this agent reads %s"
-                         % (manifest.get("schema"), MANIFEST_SCHEMA))
-    entries = select_models(manifest, args.models)
-    runtime, _, version = resolve_runtime(args.runtime)
-    os.makedirs(args.out, exist_ok=True)
-    env = sensors.environment(runtime, version)
-    write_atomic(os.path.join(args.out, ENV_JSON), lambda fh: json.dump(env, fh, indent=1))
-
-    # fp32 first within each architecture (otherwise in the manifest's order), so its
-    # predictions on the corrupted sets exist when the other recipes' agreement_fp32 needs them.
-    first_seen = {}
-    for e in entries:
-        first_seen.setdefault(e.get("architecture"), len(first_seen))
-    entries = sorted(entries, key=lambda e: (first_seen[e.get("architecture")],
-                                             e.get("recipe") != "fp32"))
-    agent = Agent(args, manifest, runtime, version, env)
-    units = args.units
-    if any(u["api"] == "compiled_model" for u in units):
-        private_runtime_dir()
-    rounds = range(1, args.rounds + 1)
-    plan = [(r, e, u, t) for r in rounds for e in entries for u in units for t in args.threads]
-    planned = set(row_key(agent.base_row(e, t, u, r)) for r, e, u, t in plan)
-    store = ResultStore(args.out, planned)
-    agent.store = store
-    for row in store.done.values():
-        agent.remember(row)
-    tests = agent.tests
-    if tests.corrupted or tests.broken:
-        configs = len(entries) * len(units)
-        count = tests.robustness_inferences(args.robustness_images, configs)
-        say("robustness: %d corrupted set(s) x %d configuration(s) = %d extra inferences%s"
-            % (len(tests.corrupted), configs, count, "; %d set(s) unusable: %s" % (
-                len(tests.broken), tests.broken[0]["error"]) if tests.broken else ""))
-        emit("robustness", sets=len(tests.corrupted), inferences=count,
-             unusable=len(tests.broken))
-    if agent.meter:
-        say(agent.meter.resolve())
-    say("%s %s, %d model(s) x units %s x threads %s x %d round(s) -> %s" % (
-        runtime, version, len(entries), ",".join(u["spec"] for u in units), args.threads,
-        args.rounds, args.out))
-    emit("start", run_id=manifest.get("run_id"), runtime=runtime, runtime_version=version,
-         models=len(entries), rows=len(plan))
-    written = skipped = errors = 0
-    # Rounds outermost: A B C A B C, so drift and a neighbour's load spread over every model
-    # instead of landing on whichever was measured during it.
-    steps = [(r, e) for r in rounds for e in entries]
-    try:
-        for index, (round_no, entry) in enumerate(steps, 1):
-            name = entry.get("name")
-            emit("model_start", model=name, index=index, total=len(steps), threads=args.threads,
-                 units=[u["spec"] for u in units], round=round_no)
-            for unit, threads in [(u, t) for u in units for t in args.threads]:
-                spec = unit["spec"]
-                key = row_key(agent.base_row(entry, threads, unit, round_no))
-                if key in store.done:
-                    skipped += 1
-                    emit("skip", model=name, threads=threads, unit=spec, round=round_no)
-                    continue
-                row, samples, predictions, robust, extra = agent.measure(entry, threads, unit,
-                                                                         round_no)
-                store.write(row, samples, predictions, robust, **extra)
-                written += 1
-                if row.get("status") == "ok":
-                    say("%s x%d on %s: p50 %.3f ms, peak %.1f MB%s" % (
-                        name, threads, spec, row["p50_ms"],
-                        row.get("peak_rss_mb") or float("nan"),
-                        ", accuracy %s" % cell(row.get("accuracy"))
-                        if row.get("accuracy") not in (None, "") else ""))
-                else:
-                    errors += 1
-                    say("%s x%d on %s: error: %s" % (name, threads, spec, row.get("error")))
-                    emit("error", model=name, threads=threads, unit=spec,
-                         message=row.get("error"))
-                emit("row", model=name, threads=threads, unit=spec, round=round_no,
-                     status=row.get("status"),
-                     p50_ms=row.get("p50_ms"), accuracy=row.get("accuracy"),
-                     peak_rss_mb=row.get("peak_rss_mb"))
-            emit("model_done", model=name, index=index, total=len(steps), round=round_no)
-    finally:
-        store.close()
-    emit("done", rows=written, skipped=skipped, errors=errors, out=args.out)
-    return 0

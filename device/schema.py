@@ -321,7 +321,8 @@ TESTSET_NPZ = "testset.npz"
 AGENT_ARCHIVE = "agent.pyz"
 # The agent's progress protocol: one JSON object per line on its stdout, {"event": NAME, ...}
 # (guide.py lists each event's fields); the host's deploy reads them.
-EVENTS = ("start", "robustness", "model_start", "skip", "row", "error", "model_done", "done")
+EVENTS = ("start", "robustness", "model_start", "soak", "skip", "row", "error", "model_done",
+          "done")
 
 
 def row_key(row: dict) -> tuple:

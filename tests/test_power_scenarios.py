@@ -4,6 +4,7 @@ timed loop, each scenario, each soak interval) gets the fixture's power and its 
 the report shows them. The sources' own arithmetic is tests/test_power.py's."""
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 
 from agent_helpers import read_rows, run_agent
 from edgebench.host.report import build_report
+from edgebench.host.targets.progress import TargetProgress
 from power_fixtures import orin_board_w, orin_hwmon
 from tflite_factory import make_bundle
 
@@ -31,6 +33,7 @@ def run(tmp_path_factory):
                      env=dict(os.environ, PATH="/usr/bin:/bin"))
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
+    (base / "agent-stdout.jsonl").write_text(proc.stdout)
     return out
 
 
@@ -62,6 +65,25 @@ def test_each_soak_interval_has_its_power(run):
     intervals = read_rows(run / "soak.csv")[1]
     assert len(intervals) == 4  # 2 models x 2 intervals of 1 s
     assert all(near(r["avg_power_w"], board) for r in intervals), intervals
+
+
+def test_the_deploy_bar_follows_the_soak(run, capsys):
+    """Each soak interval is an event as it ends, with its power; deploy's bar shows it."""
+    lines = (run.parent.parent / "agent-stdout.jsonl").read_text().splitlines()
+    soaks = [e for e in map(json.loads, lines) if e["event"] == "soak"]
+    intervals = read_rows(run / "soak.csv")[1]
+    assert [(e["model"], e["interval"]) for e in soaks] == [
+        (r["model"], int(r["interval"])) for r in intervals]
+    assert all(near(e["avg_power_w"], orin_board_w()) for e in soaks), soaks
+    bar = TargetProgress("pi5", 0, enabled=True)
+    bar.start_agent(2)
+    for event in soaks:
+        bar.agent_event(event)
+    bar.close()
+    shown = capsys.readouterr().err
+    last = soaks[-1]
+    assert f"tinycnn.int8 soak {last['t_end_s']:.0f}/2 s, p50 " in shown
+    assert f"{orin_board_w():.2f} W" in shown
 
 
 def test_power_samples_label_every_window(run):

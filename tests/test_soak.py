@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from agent_helpers import FAST, read_rows, run_agent
+from agent_helpers import FAST, events, read_rows, run_agent
 from tflite_factory import make_bundle
 
 INTERVAL = 0.5
@@ -125,6 +125,15 @@ def test_soak_curves_follow_the_fixture_sensors(bundle, tmp_path):
         assert int(r["count"]) > 0 and 0 < float(r["p50_ms"]) <= float(r["p90_ms"])
         assert r["avg_power_w"] == ""  # no --power: empty, never invented
         assert r["model"] == "tinycnn.fp32" and r["sha256"] == row["sha256"]
+    # A soak is long work: each interval is a progress event too, as it ends (deploy's bar)
+    soaks = [e for e in events(proc) if e["event"] == "soak"]
+    assert [e["interval"] for e in soaks] == [1, 2, 3, 4, 5]
+    for event, line in zip(soaks, lines):
+        assert event["model"] == "tinycnn.fp32" and event["unit"] == row["compute_unit"]
+        assert event["soak_s"] == 2.5
+        assert event["t_end_s"] == pytest.approx(float(line["t_end_s"]), abs=1e-6)
+        assert event["p50_ms"] == pytest.approx(float(line["p50_ms"]), rel=1e-6)
+        assert event["temp_c"] == pytest.approx(float(line["temp_c"]), abs=1e-6)
 
 
 def agent_cmd(bundle, out, *extra):
@@ -167,3 +176,12 @@ def test_a_killed_soak_resumes_without_losing_intervals(bundle, tmp_path):
 
     third = run_agent(bundle, out, *args)  # done: skipped, nothing added
     assert third.returncode == 0 and soak_lines(out) == lines
+    assert "soaked" not in third.stderr
+
+    # A longer --soak over a row that is done: it is kept as measured, and the run says so
+    # (a soak goes with its row's timed loop; soaking it again would need the row measured anew)
+    longer = run_agent(bundle, out, "--soak", "5", "--soak-interval", str(INTERVAL))
+    assert longer.returncode == 0 and soak_lines(out) == lines
+    assert ("--soak 5 s: 1 row measured before soaked 3.0 s at most; kept as measured (a soak goes "
+            "with its row's timed loop): measure into a new output folder to soak in full"
+            ) in longer.stderr

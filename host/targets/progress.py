@@ -57,6 +57,8 @@ class TargetProgress:
             bar.total = total
         if kind == "model_start":
             bar.set_postfix_str(f"{event.get('model', '')} ({self.rows} rows)")
+        elif kind == "soak":
+            bar.set_postfix_str(_soak_words(event))
         elif kind == "model_done":
             index = event.get("index")   # 1-based in the agent's events
             bar.update(index - bar.n if isinstance(index, int) and index > bar.n else 1)
@@ -70,3 +72,15 @@ class TargetProgress:
             with _lock:
                 self._bar.close()
             self._bar = None
+
+
+def _soak_words(event: dict) -> str:
+    """'tinycnn.fp32 soak 120/600 s, p50 1.92 ms, 71.5 °C': where a soak is, between rows."""
+    def number(key, fmt):
+        value = event.get(key)
+        return fmt % value if isinstance(value, (int, float)) else None
+    done, total = number("t_end_s", "%.0f"), number("soak_s", "%.0f")
+    parts = [f"{event.get('model', '')} soak {done or '?'}/{total or '?'} s",
+             number("p50_ms", "p50 %.3g ms"), number("temp_c", "%.1f °C"),
+             number("avg_power_w", "%.2f W")]
+    return ", ".join(p for p in parts if p)

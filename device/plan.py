@@ -1,0 +1,135 @@
+"""The plan: reads the bundle, orders model x compute unit x thread count x round (rounds
+outermost), skips the rows OUT already holds, has runner.Agent measure the rest and writes each
+row as it comes (store.ResultStore), with progress events on stdout."""
+from __future__ import annotations
+
+import json
+import os
+
+from . import environment as sensors
+from .common import AgentError, emit, say, write_atomic
+from .runner import Agent
+from .runtimes import resolve_runtime
+from .schema import ENV_JSON, MANIFEST_JSON, MANIFEST_SCHEMA, row_key
+from .store import ResultStore, cell
+
+
+def private_runtime_dir() -> None:
+    """Mesa and Dawn want XDG_RUNTIME_DIR, a private 0700 folder; an SSH session without PAM has
+    none, and they then log errors on every model. Children inherit the one made here."""
+    current = os.environ.get("XDG_RUNTIME_DIR")
+    if current and os.path.isdir(current) and os.access(current, os.W_OK):
+        return
+    import tempfile
+    os.environ["XDG_RUNTIME_DIR"] = tempfile.mkdtemp(prefix="edgebench-xdg-")
+
+
+def select_models(manifest: dict, names: str) -> list:
+    entries = manifest.get("models") or []
+    if not names:
+        return entries
+    wanted = [n.strip() for n in names.split(",") if n.strip()]
+    known = [e.get("name") for e in entries]
+    unknown = [n for n in wanted if n not in known]
+    if unknown:
+        raise AgentError("unknown model %s; the bundle has: %s"
+                         % (", ".join(unknown), ", ".join(map(str, known))))
+    return [e for e in entries if e.get("name") in wanted]
+
+
+def run(args) -> int:
+    """The whole plan; 0 when it finished (error rows included)."""
+    sensors.set_root(args.sysfs_root)
+    manifest_path = os.path.join(args.bundle, MANIFEST_JSON)
+    if not os.path.isfile(manifest_path):
+        raise AgentError("no manifest.json in %s: not a bundle" % args.bundle)
+    with open(manifest_path) as fh:
+        manifest = json.load(fh)
+    if manifest.get("schema") != MANIFEST_SCHEMA:
+        raise AgentError("manifest schema %r; this agent reads %s"
+                         % (manifest.get("schema"), MANIFEST_SCHEMA))
+    entries = select_models(manifest, args.models)
+    runtime, _, version = resolve_runtime(args.runtime)
+    os.makedirs(args.out, exist_ok=True)
+    env = sensors.environment(runtime, version)
+    write_atomic(os.path.join(args.out, ENV_JSON), lambda fh: json.dump(env, fh, indent=1))
+
+    # fp32 first within each architecture (otherwise in the manifest's order), so its
+    # predictions on the corrupted sets exist when the other recipes' agreement_fp32 needs them.
+    first_seen = {}
+    for e in entries:
+        first_seen.setdefault(e.get("architecture"), len(first_seen))
+    entries = sorted(entries, key=lambda e: (first_seen[e.get("architecture")],
+                                             e.get("recipe") != "fp32"))
+    agent = Agent(args, manifest, runtime, version, env)
+    units = args.units
+    if any(u["api"] == "compiled_model" for u in units):
+        private_runtime_dir()
+    rounds = range(1, args.rounds + 1)
+    plan = [(r, e, u, t) for r in rounds for e in entries for u in units for t in args.threads]
+    planned = set(row_key(agent.base_row(e, t, u, r)) for r, e, u, t in plan)
+    store = ResultStore(args.out, planned)
+    agent.store = store
+    for row in store.done.values():
+        agent.remember(row)
+    short = agent.short_soaks(set(store.done) & planned)
+    if short:
+        say("--soak %g s: %d row%s measured before soaked %.1f s at most; kept as measured (a soak "
+            "goes with its row's timed loop): measure into a new output folder to soak in full"
+            % (args.soak, len(short), "" if len(short) == 1 else "s", max(short)))
+    tests = agent.tests
+    if tests.corrupted or tests.broken:
+        configs = len(entries) * len(units)
+        count = tests.robustness_inferences(args.robustness_images, configs)
+        say("robustness: %d corrupted set(s) x %d configuration(s) = %d extra inferences%s"
+            % (len(tests.corrupted), configs, count, "; %d set(s) unusable: %s" % (
+                len(tests.broken), tests.broken[0]["error"]) if tests.broken else ""))
+        emit("robustness", sets=len(tests.corrupted), inferences=count,
+             unusable=len(tests.broken))
+    if agent.meter:
+        say(agent.meter.resolve())
+    say("%s %s, %d model(s) x units %s x threads %s x %d round(s) -> %s" % (
+        runtime, version, len(entries), ",".join(u["spec"] for u in units), args.threads,
+        args.rounds, args.out))
+    emit("start", run_id=manifest.get("run_id"), runtime=runtime, runtime_version=version,
+         models=len(entries), rows=len(plan))
+    written = skipped = errors = 0
+    # Rounds outermost: A B C A B C, so drift and a neighbour's load spread over every model
+    # instead of landing on whichever was measured during it.
+    steps = [(r, e) for r in rounds for e in entries]
+    try:
+        for index, (round_no, entry) in enumerate(steps, 1):
+            name = entry.get("name")
+            emit("model_start", model=name, index=index, total=len(steps), threads=args.threads,
+                 units=[u["spec"] for u in units], round=round_no)
+            for unit, threads in [(u, t) for u in units for t in args.threads]:
+                spec = unit["spec"]
+                key = row_key(agent.base_row(entry, threads, unit, round_no))
+                if key in store.done:
+                    skipped += 1
+                    emit("skip", model=name, threads=threads, unit=spec, round=round_no)
+                    continue
+                row, samples, predictions, robust, extra = agent.measure(entry, threads, unit,
+                                                                         round_no)
+                store.write(row, samples, predictions, robust, **extra)
+                written += 1
+                if row.get("status") == "ok":
+                    say("%s x%d on %s: p50 %.3f ms, peak %.1f MB%s" % (
+                        name, threads, spec, row["p50_ms"],
+                        row.get("peak_rss_mb") or float("nan"),
+                        ", accuracy %s" % cell(row.get("accuracy"))
+                        if row.get("accuracy") not in (None, "") else ""))
+                else:
+                    errors += 1
+                    say("%s x%d on %s: error: %s" % (name, threads, spec, row.get("error")))
+                    emit("error", model=name, threads=threads, unit=spec,
+                         message=row.get("error"))
+                emit("row", model=name, threads=threads, unit=spec, round=round_no,
+                     status=row.get("status"),
+                     p50_ms=row.get("p50_ms"), accuracy=row.get("accuracy"),
+                     peak_rss_mb=row.get("peak_rss_mb"))
+            emit("model_done", model=name, index=index, total=len(steps), round=round_no)
+    finally:
+        store.close()
+    emit("done", rows=written, skipped=skipped, errors=errors, out=args.out)
+    return 0
