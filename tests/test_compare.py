@@ -3,8 +3,10 @@ slowdown, identical distributions, an 8:0 split of changed images), the --fail-i
 codes, energy where the column exists, and a real end-to-end comparison of two agent runs."""
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -145,6 +147,52 @@ def test_energy_and_memory_when_recorded(runs):
     failures, notes = gate.check(comp.table, [gate.parse_rule("energy>+10%")])
     assert len(failures) == 1 and "tiny.int8" in failures[0] and not notes
     assert int8["memory_ratio"] == 1.0 and int8["memory_verdict"] == "no measurable difference"
+
+
+def with_power(rs, watts: dict, seed: int, window_s: float = 2.0):
+    """`rs` with FIXTURE power readings (10 Hz, board rail, 3 % noise around `watts[model]`) in
+    each row's timed window, and each row's energy_mj computed from them as the agent does
+    (mean power x window / inferences)."""
+    rows, lines = rs.rows.copy(), []
+    t = np.arange(0.0, window_s, 0.1)
+    for i, row in rows.iterrows():
+        rng = np.random.default_rng([seed, int(row["round"]), len(row["model"])])
+        w = watts[row["model"]] * (1 + rng.normal(0, 0.03, len(t)))
+        rows.loc[i, ["energy_mj", "power_window_s", "power_source"]] = (
+            w.mean() * window_s / row["count"] * 1e3, window_s, "fixture")
+        lines += [dict({k: row[k] for k in ("device", "run_id", "model", "sha256", "threads",
+                                            "xnnpack", "runtime", "compute_unit", "round")},
+                       power_source="fixture", phase="timed", t_s=a, rail="board", watts=b)
+                  for a, b in zip(t, w)]
+    return dataclasses.replace(rs, rows=rows, power=pd.DataFrame(lines))
+
+
+def test_one_round_of_energy_gets_its_interval_from_the_power_readings(tmp_path):
+    """With one round there is nothing to resample over rounds; the power readings of the timed
+    window are (the report's block bootstrap), so a 10 % rise in power is found with one round."""
+    models = {"tiny.fp32": {"p50": 8.0, "correct": all_correct()},
+              "tiny.int8": {"p50": 2.0, "correct": all_correct()}}
+    a = load_results([write_run(tmp_path / "a" / "local", "r1", models, rounds=1, seed=1)])
+    b = load_results([write_run(tmp_path / "b" / "local", "r2", models, rounds=1, seed=1)])
+    # fp32 draws the same readings in both runs (seed 7); int8 draws 10 % more power in B
+    a = with_power(a, {"tiny.fp32": 5.0, "tiny.int8": 5.0}, seed=7)
+    b_fp32 = with_power(b, {"tiny.fp32": 5.0, "tiny.int8": 5.5}, seed=7)
+    comp = compare_runs(a, b_fp32)
+    int8, fp32 = _row(comp.table, "tiny.int8"), _row(comp.table, "tiny.fp32")
+    assert int8["energy_ratio"] == pytest.approx(1.1, abs=0.02)
+    assert 1.0 < int8["energy_ratio_low"] < int8["energy_ratio"] < int8["energy_ratio_high"] < 1.2
+    assert int8["energy_verdict"] == "more"
+    assert int8["energy_interval_from"] == "power readings (block bootstrap)"
+    assert fp32["energy_ratio"] == pytest.approx(1.0)
+    assert fp32["energy_ratio_low"] < 1.0 < fp32["energy_ratio_high"]
+    assert fp32["energy_verdict"] == "no measurable difference"
+    from edgebench.host.compare import gate
+    failures, _ = gate.check(comp.table, [gate.parse_rule("energy>+5%")])
+    assert len(failures) == 1 and "tiny.int8" in failures[0]
+    # without the readings, one round has no interval, as before
+    plain = compare_runs(dataclasses.replace(a, power=None), b_fp32)
+    assert _row(plain.table, "tiny.int8")["energy_verdict"] == "one round: no interval"
+    assert _row(plain.table, "tiny.int8")["energy_interval_from"] == ""
 
 
 def test_match_and_gate_help(capsys):

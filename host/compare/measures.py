@@ -2,7 +2,9 @@
 runs' raw latencies by the report's two-level block bootstrap (rounds, then blocks of samples),
 Δ accuracy by McNemar's exact test when both measured the same test images (paired by image) or
 Fisher's exact test and a Newcombe interval when they did not, and the ratios of energy and peak
-memory over the rounds where the runs recorded them. A change whose interval excludes "no change"
+memory over the rounds where the runs recorded them; energy's interval comes from both runs' power
+readings (power_samples.csv: the report's block bootstrap, one round is enough) where they have
+them. A change whose interval excludes "no change"
 is significant; the verdict says which way."""
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from scipy import stats as _st
 
 from edgebench.host.compare.pairs import DEFAULT_MATCH, match_rows
 from edgebench.host.report import stats
+from edgebench.host.report.energy import energy_draws
 from edgebench.host.report.load import ResultSet
 from edgebench.host.report.uncertainty import CONFIG, LATENCY_KEY, OUTPUT_KEY, RawData, _key
 
@@ -23,6 +26,8 @@ NO_CHANGE = "no measurable difference"
 # over rounds, with a bootstrap over rounds when both runs have at least two. energy_mj is a
 # results column since schema 4 (--power); empty where a run measured no power.
 ROUND_METRICS = {"energy": "energy_mj", "memory": "peak_rss_mb"}
+# Where an energy interval came from: the power readings when both runs have them, else rounds.
+READINGS = "power readings (block bootstrap)"
 _B = "\x00B:"  # run B's run ids are tagged so its resamples are seeded apart from A's
 
 
@@ -48,8 +53,8 @@ def _tag(rs: ResultSet) -> ResultSet:
             return None
         return df.assign(run_id=_B + df["run_id"].fillna("").astype(str))
     return ResultSet(rows=tagged(rs.rows), samples=tagged(rs.samples),
-                     predictions=tagged(rs.predictions), env=rs.env, sources=rs.sources,
-                     notes=rs.notes)
+                     predictions=tagged(rs.predictions), power=tagged(rs.power), env=rs.env,
+                     sources=rs.sources, notes=rs.notes)
 
 
 def _latency(ra, rb, raw_a: RawData, raw_b: RawData) -> dict:
@@ -153,6 +158,19 @@ def _round_ratio(a: np.ndarray | None, b: np.ndarray | None, name: str) -> dict:
     return out
 
 
+def _energy_from_readings(ra, rb, draws_a: dict, draws_b: dict) -> dict:
+    """The energy ratio's interval from both runs' power readings (the report's block bootstrap
+    of each timed window, then rounds), which needs no second round; {} when either run lacks
+    readings enough for this pair."""
+    da, db = draws_a.get(_key(ra, LATENCY_KEY)), draws_b.get(_key(rb, LATENCY_KEY))
+    if da is None or db is None:
+        return {}
+    lo, hi = stats.speedup_ci(db[0], da[0])   # p50(B) / p50(A) of the energy draws
+    return {"energy_ratio_low": lo, "energy_ratio_high": hi,
+            "energy_verdict": ratio_verdict(lo, hi, "more", "less"),
+            "energy_interval_from": READINGS}
+
+
 def compare_runs(run_a: ResultSet, run_b: ResultSet, match: tuple = DEFAULT_MATCH,
                  label_a: str = "A", label_b: str = "B") -> Comparison:
     """Compare run B against run A (B ÷ A for ratios, B − A for accuracy)."""
@@ -162,6 +180,8 @@ def compare_runs(run_a: ResultSet, run_b: ResultSet, match: tuple = DEFAULT_MATC
     raw_b = RawData(run_b.samples, run_b.predictions)
     per_round = {name: (_round_values(run_a.rows, col), _round_values(run_b.rows, col))
                  for name, col in ROUND_METRICS.items()}
+    energy_a, energy_b = (energy_draws(run_a.rows, run_a.power),
+                          energy_draws(run_b.rows, run_b.power))
     records = []
     for ra, rb in pairs:
         rec = {"device": ra["device"], "device_b": rb["device"], "model": ra["model"],
@@ -174,6 +194,9 @@ def compare_runs(run_a: ResultSet, run_b: ResultSet, match: tuple = DEFAULT_MATC
         rec.update(_accuracy(ra, rb, raw_a, raw_b))
         for name, (va, vb) in per_round.items():
             rec.update(_round_ratio(va.get(_key(ra, CONFIG)), vb.get(_key(rb, CONFIG)), name))
+        rec["energy_interval_from"] = ("rounds" if not math.isnan(rec["energy_ratio_low"])
+                                       else "")
+        rec.update(_energy_from_readings(ra, rb, energy_a, energy_b))
         records.append(rec)
     for name, (va, vb) in per_round.items():
         if not va or not vb:

@@ -107,7 +107,10 @@ def write_page(comp: Comparison, out_dir: Path) -> ComparePaths:
               "bootstrap interval), Fisher's exact test and Newcombe's interval otherwise; "
               "'no measurable difference' at p ≥ 0.05. Energy and peak memory: the ratio of the "
               "medians over rounds, with a bootstrap over rounds when both runs have two or "
-              "more."),
+              "more; where both runs kept their power readings (power_samples.csv), energy's "
+              "interval comes from them instead (each timed window's readings resampled in "
+              "blocks, as in the report), so one round is enough (compare.csv: "
+              "energy_interval_from)."),
         ("table", view(comp)),
     ]
     if plot:
