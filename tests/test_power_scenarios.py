@@ -8,9 +8,11 @@ import json
 import os
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from agent_helpers import read_rows, run_agent
+from cli_runner import run_cli
 from edgebench.host.report import build_report
 from edgebench.host.targets.progress import TargetProgress
 from power_fixtures import orin_board_w, orin_hwmon
@@ -106,3 +108,38 @@ def test_the_report_shows_energy_per_inference_and_per_frame(run, tmp_path):
     for row in cells:
         assert 0.5 * per_frame_mj < float(row[column]) <= 1.05 * per_frame_mj, row
     assert (Path(paths.markdown).parent / "energy_accuracy_local.png").is_file()
+
+
+def test_the_database_keeps_every_power_soak_and_scenario_line(run, tmp_path):
+    """`bench-host import` stores power_samples, soak, scenarios and frames with their rows, and
+    a run read back from the database has them as the folder has (so compare's energy interval
+    is the same from either); importing again adds nothing."""
+    from edgebench.host.compare import compare_runs
+    from edgebench.host.report.load import load_results
+    from edgebench.host.results_db.connect import open_db
+    from edgebench.host.results_db.read import load_run
+
+    db = str(tmp_path / "db.sqlite")
+    code, out, err = run_cli("import", run.parent, "--db", db)
+    assert code == 0, err
+    folder = load_results([run])
+    counts = {name: len(getattr(folder, name)) for name in ("power", "soak", "scenarios",
+                                                              "frames")}
+    assert all(counts.values()), counts
+    assert f"{sum(counts.values())} power, soak and scenario line(s)" in out
+    code, again, _ = run_cli("import", run.parent, "--db", db)
+    assert code == 0 and "0 row(s)" in again and "0 power, soak and scenario line(s)" in again
+    stored = load_run(open_db(db), "test-run")
+    for name in counts:
+        mine, theirs = getattr(folder, name), getattr(stored, name)
+        assert theirs is not None and list(theirs.columns) == list(mine.columns), name
+        order = [c for c in mine.columns if c not in ("device", "t_s", "watts")]
+        pd.testing.assert_frame_equal(
+            theirs.drop(columns="device").sort_values(order, kind="stable").reset_index(drop=True),
+            mine.drop(columns="device").sort_values(order, kind="stable").reset_index(drop=True),
+            check_dtype=False)
+    from_folder = compare_runs(folder, folder).table
+    from_db = compare_runs(stored, folder).table
+    cols = ["energy_ratio", "energy_ratio_low", "energy_ratio_high", "energy_interval_from"]
+    assert (from_db["energy_interval_from"] == "power readings (block bootstrap)").all()
+    pd.testing.assert_frame_equal(from_db[cols], from_folder[cols])

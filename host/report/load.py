@@ -147,6 +147,13 @@ def read_raw(path: Path, record, version: int, keep: list) -> pd.DataFrame | Non
     for col in keep:
         if col in missing:
             df[col] = missing[col]
+    return typed_raw(df, record, keep)
+
+
+def typed_raw(df: pd.DataFrame, record, keep: list) -> pd.DataFrame:
+    """The `keep` columns of a raw file's lines typed by its schema.Record (numbers, on/off);
+    shared with the results database, which gives the same lines back from JSON."""
+    for col in keep:
         kind = record.by_name[col].kind
         if kind in (INT, FLOAT):
             df[col] = pd.to_numeric(df[col], errors="coerce")
@@ -167,6 +174,10 @@ _RAW = (
     ("scenarios", SCENARIOS, [c for c in SCENARIOS.names if c != "schema_version"]),
     ("frames", FRAMES, [c for c in FRAMES.names if c not in ("schema_version", "model")]),
 )
+
+
+# name -> (record, kept columns): how the results database types the lines it gives back
+RAW_KINDS = {name: (record, keep) for name, record, keep in _RAW}
 
 
 def _raw_files(folder: Path, version: int) -> tuple:

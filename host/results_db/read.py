@@ -1,15 +1,17 @@
-"""A stored run given back as the report's ResultSet (rows, samples, predictions), typed the way
-host/report/load.py types files, so compare and history run the same statistics on a database
-as on folders."""
+"""A stored run given back as the report's ResultSet (rows, samples, predictions, and schema 4's
+power, soak, scenario and frame lines), typed the way host/report/load.py types files, so compare
+and history run the same statistics on a database as on folders."""
 from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
 from edgebench.host.errors import UserError
-from edgebench.host.report.load import BOOL_COLUMNS, NUMERIC_COLUMNS, ResultSet
+from edgebench.host.report.load import (BOOL_COLUMNS, NUMERIC_COLUMNS, RAW_KINDS, ResultSet,
+                                        typed_raw)
 from edgebench.host.results_db import schema as S
 
 _TRISTATE = {"on": True, "off": False, "": pd.NA}
@@ -80,6 +82,31 @@ def stored_predictions(conn, rows: pd.DataFrame) -> pd.DataFrame | None:
     return df
 
 
+def stored_lines(conn, rows: pd.DataFrame) -> dict:
+    """{kind: DataFrame or None} of S.LINE_KINDS for these rows, with their device, in the order
+    the files had them."""
+    out = dict.fromkeys(S.LINE_KINDS)
+    if rows.empty:
+        return out
+    device = rows.set_index("_pk")["device"]
+    pks = [int(p) for p in device.index]
+    found: dict = {kind: [] for kind in S.LINE_KINDS}
+    for start in range(0, len(pks), 500):
+        q = (sa.select(S.lines.c.row_pk, S.lines.c.kind, S.lines.c.data)
+             .where(S.lines.c.row_pk.in_(pks[start:start + 500]))
+             .order_by(S.lines.c.row_pk, S.lines.c.kind, S.lines.c.seq))
+        for pk, kind, data in conn.execute(q):
+            if kind in found:
+                found[kind].append(dict(json.loads(data), device=device[pk]))
+    for kind, records in found.items():
+        if records:
+            record, keep = RAW_KINDS[kind]
+            df = pd.DataFrame(records)
+            df = df.astype(object).where(df.notna(), np.nan)  # JSON null as a CSV's blank
+            out[kind] = typed_raw(df, record, keep)
+    return out
+
+
 def load_run(engine, spec: str, device: str | None = None) -> ResultSet:
     """Every stored row of a run, as a ResultSet. `spec` is a run id, or RUN_ID@STARTED_UTC
     when the same id was used for several runs (on one device, or on all)."""
@@ -108,7 +135,8 @@ def load_run(engine, spec: str, device: str | None = None) -> ResultSet:
                                " (it is empty: bench-host import RESULTS_DIR fills it)"))
         samples = stored_samples(conn, rows)
         predictions = stored_predictions(conn, rows)
+        lines = stored_lines(conn, rows)
     return ResultSet(rows=rows.drop(columns=["_pk", "_run_pk"]), samples=samples,
-                     predictions=predictions,
+                     predictions=predictions, **lines,
                      sources={d: rows.loc[rows["device"] == d, "source"].iloc[0]
                               for d in rows["device"].unique()})

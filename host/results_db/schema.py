@@ -2,7 +2,8 @@
 fingerprint of its environment, a model its file's sha256, a run its run id, device and start
 time, a row its run, model, threads, XNNPACK setting, runtime, compute unit and round; samples
 hang off their row in the order they were measured (the block bootstrap needs that order),
-predictions off their run by the agent's output key."""
+predictions off their run by the agent's output key, and the optional lines of results schema 4
+(power readings, soak intervals, scenario lines, frames) off their row, each as its CSV line."""
 from __future__ import annotations
 
 from sqlalchemy import (Column, Float, ForeignKey, Integer, MetaData, PrimaryKeyConstraint,
@@ -85,4 +86,17 @@ predictions = Table(
     Column("positive_class", Integer),
     PrimaryKeyConstraint("run_pk", "sha256", "runtime", "xnnpack", "compute_unit", "testset",
                          "image"),
+)
+
+# power_samples.csv, soak.csv, scenarios.csv and frames.csv, under ResultSet's names for them
+# (LINE_KINDS): one line of the file per entry, in file order, as JSON (the report types it back
+# from the schema's record). Added without a schema version step: an older edgebench ignores it.
+LINE_KINDS = ("power", "soak", "scenarios", "frames")
+lines = Table(
+    "lines", metadata,
+    Column("row_pk", Integer, ForeignKey("rows.id"), nullable=False),
+    Column("kind", String(20), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("data", Text, nullable=False),
+    PrimaryKeyConstraint("row_pk", "kind", "seq"),
 )

@@ -26,15 +26,17 @@ class Imported:
     rows: int = 0
     samples: int = 0
     predictions: int = 0
+    lines: int = 0
 
     def __iadd__(self, other: "Imported") -> "Imported":
-        for f in ("runs", "rows", "samples", "predictions"):
+        for f in ("runs", "rows", "samples", "predictions", "lines"):
             setattr(self, f, getattr(self, f) + getattr(other, f))
         return self
 
     def __str__(self) -> str:
         return (f"{self.runs} run(s), {self.rows} row(s), {self.samples} latency sample(s), "
-                f"{self.predictions} prediction(s) added")
+                f"{self.predictions} prediction(s), {self.lines} power, soak and scenario "
+                f"line(s) added")
 
 
 def plain(value):
@@ -102,7 +104,8 @@ def _import_file(conn, csv_path: Path) -> Imported:
     cards = _cards(csv_path.parent)
     now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     added = Imported()
-    row_pks: dict[tuple, int] = {}
+    row_pks: dict[tuple, int] = {}   # the rows added now
+    every_pk: dict[tuple, int] = {}  # every row of the file
     run_pks: dict[str, int] = {}
     for _, row in rs.rows.iterrows():
         run_id = str(plain(row["run_id"]) or "")
@@ -128,13 +131,52 @@ def _import_file(conn, csv_path: Path) -> Imported:
             "status": row["status"], "p50_ms": plain(row["p50_ms"]),
             "accuracy": plain(row["accuracy"]), "peak_rss_mb": plain(row["peak_rss_mb"]),
             "energy_mj": plain(row.get("energy_mj")), "data": json.dumps(data, sort_keys=True)})
+        ident = (run_id, sha, key["threads"], key["xnnpack"], key["runtime"],
+                 key["compute_unit"], key["round"])
+        every_pk[ident] = pk
         if new:
             added.rows += 1
-            row_pks[(run_id, sha, key["threads"], key["xnnpack"], key["runtime"],
-                     key["compute_unit"], key["round"])] = pk
+            row_pks[ident] = pk
     added.samples = _insert_samples(conn, rs.samples, row_pks)
     added.predictions = _insert_predictions(conn, rs.predictions, run_pks)
+    # Every row, not only the new ones: a database filled before the lines were kept gets them
+    # when the folder is imported again.
+    added.lines = _insert_lines(conn, rs, every_pk)
     return added
+
+
+_ROW_COLUMNS = ["run_id", "sha256", "threads", "xnnpack", "runtime", "compute_unit", "round"]
+
+
+def _row_groups(df: pd.DataFrame, row_pks: dict):
+    """(row pk, the lines of `df` that belong to it) for each row of `row_pks` with lines."""
+    for key, group in df.groupby(_ROW_COLUMNS, sort=False, dropna=False):
+        run_id, sha, threads, xnn, runtime, unit, rnd = key
+        pk = row_pks.get((str(plain(run_id) or ""), str(sha), _threads(threads),
+                          xnnpack_text(xnn), str(plain(runtime) or ""), str(plain(unit) or "cpu"),
+                          int(plain(rnd) or 1)))
+        if pk is not None:
+            yield pk, group
+
+
+def _insert_lines(conn, rs: ResultSet, row_pks: dict) -> int:
+    """Schema 4's optional lines (S.LINE_KINDS) of these rows, each kind of a row once."""
+    count = 0
+    for kind in S.LINE_KINDS:
+        df = getattr(rs, kind)
+        if df is None or df.empty or not row_pks:
+            continue
+        for pk, group in _row_groups(df, row_pks):
+            where = sa.and_(S.lines.c.row_pk == pk, S.lines.c.kind == kind)
+            if conn.execute(sa.select(sa.func.count()).select_from(S.lines).where(where)).scalar():
+                continue
+            cols = [c for c in group.columns if c != "device"]
+            values = [{"row_pk": pk, "kind": kind, "seq": i,
+                       "data": json.dumps({c: plain(v) for c, v in zip(cols, line)})}
+                      for i, line in enumerate(group[cols].itertuples(index=False))]
+            conn.execute(S.lines.insert(), values)
+            count += len(values)
+    return count
 
 
 def _insert_samples(conn, samples: pd.DataFrame | None, row_pks: dict) -> int:
@@ -142,14 +184,7 @@ def _insert_samples(conn, samples: pd.DataFrame | None, row_pks: dict) -> int:
     if samples is None or samples.empty or not row_pks:
         return 0
     count = 0
-    cols = ["run_id", "sha256", "threads", "xnnpack", "runtime", "compute_unit", "round"]
-    for key, group in samples.groupby(cols, sort=False, dropna=False):
-        run_id, sha, threads, xnn, runtime, unit, rnd = key
-        pk = row_pks.get((str(plain(run_id) or ""), str(sha), _threads(threads),
-                          xnnpack_text(xnn), str(plain(runtime) or ""), str(plain(unit) or "cpu"),
-                          int(plain(rnd) or 1)))
-        if pk is None:
-            continue
+    for pk, group in _row_groups(samples, row_pks):
         values = [{"row_pk": pk, "seq": i, "latency_ms": float(v)}
                   for i, v in enumerate(group["latency_ms"].dropna())]
         if values:
