@@ -114,8 +114,11 @@ def test_the_database_keeps_every_power_soak_and_scenario_line(run, tmp_path):
     """`bench-host import` stores power_samples, soak, scenarios and frames with their rows, and
     a run read back from the database has them as the folder has (so compare's energy interval
     is the same from either); importing again adds nothing."""
+    import sqlalchemy as sa
+
     from edgebench.host.compare import compare_runs
     from edgebench.host.report.load import load_results
+    from edgebench.host.results_db import schema as S
     from edgebench.host.results_db.connect import open_db
     from edgebench.host.results_db.read import load_run
 
@@ -129,6 +132,16 @@ def test_the_database_keeps_every_power_soak_and_scenario_line(run, tmp_path):
     assert f"{sum(counts.values())} power, soak and scenario line(s)" in out
     code, again, _ = run_cli("import", run.parent, "--db", db)
     assert code == 0 and "0 row(s)" in again and "0 power, soak and scenario line(s)" in again
+    # a database filled before it kept these lines: its rows are there, the lines are not;
+    # importing the folder again adds them
+    with open_db(db).begin() as conn:
+        conn.execute(S.lines.delete())
+    code, older, _ = run_cli("import", run.parent, "--db", db)
+    assert code == 0 and "0 row(s)" in older
+    assert f"{sum(counts.values())} power, soak and scenario line(s)" in older
+    with open_db(db).connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(S.lines)).scalar() == sum(
+            counts.values())
     stored = load_run(open_db(db), "test-run")
     for name in counts:
         mine, theirs = getattr(folder, name), getattr(stored, name)
