@@ -41,8 +41,10 @@ After the timed loop (same child, same loaded model; skipped rows are not re-run
   "fps=30", stream 1): frames, achieved_fps, missed_share, p50/p90/p99 (queueing included),
   service_p50_ms (the invoke alone); frames.csv: every frame's arrival, start and end in ms.
 - --streams N (scenarios.csv): N interpreters of the model invoke back to back in N threads (the
-  runtime's invoke releases the GIL) for --scenario-seconds: one line per stream (scenario
-  "streams=N", stream 1..N) with its latency, and throughput_ips for all streams together.
+  Interpreter's invoke releases the GIL; CompiledModel's, on gpu/npu, does not, so there streams
+  2..N run in processes of their own, said in each line's error column) for --scenario-seconds:
+  one line per stream (scenario "streams=N", stream 1..N) with its latency, and throughput_ips
+  for all streams together.
 - --soak SECONDS (soak.csv): the model runs back to back; every --soak-interval (default 10 s)
   one line, on disk as the interval ends: count, p50/p90, the hottest thermal zone, cpu0's
   frequency and the vcgencmd throttle flags read at its end, and avg_power_w with --power. A

@@ -157,9 +157,12 @@ class Agent:
                                            name)
                 for line in message.get("lines") or []:
                     # power_error: why the energy of an ok line is empty, as its note
-                    out = dict(head, scenario=name, status="ok", error=power.get("power_error"))
+                    out = dict(head, scenario=name, status="ok")
                     out.update((k, v) for k, v in power.items() if k != "power_error")
-                    out.update((k, v) for k, v in line.items() if v is not None or k != "error")
+                    out.update((k, v) for k, v in line.items() if k != "error")
+                    # the line's own note or error, then why its energy is empty
+                    out["error"] = "; ".join(n for n in (line.get("error"),
+                                                         power.get("power_error")) if n) or None
                     extra["scenarios"].append(out)
                 for frame, arrival, start, end in message.get("frames") or []:
                     extra["frames"].append(dict(head, scenario=name, stream=1, frame=frame,

@@ -12,7 +12,8 @@ frames that arrived but had not started by then stay unserved (empty start/end i
 count as missed, so a model that cannot keep up cannot stretch the run without bound.
 
 Streams ("streams=N"): N interpreters of the model invoke back to back for --scenario-seconds, each
-in its own thread. Threads, not processes, because the runtime's invoke() releases the GIL
+in its own thread (on the Interpreter; LiteRT's CompiledModel holds the GIL in invoke, so there
+streams 2..N run in processes: stream_processes.py). Threads, not processes, because the runtime's invoke() releases the GIL
 (tflite's interpreter_wrapper.cc: Py_BEGIN_ALLOW_THREADS around Subgraph::Invoke, "so that we can
 run multiple interpreters in parallel"), measured here (LiteRT 2.1, 2-core test machine shared
 with other jobs, load 1.5-2.6, a 17 ms model): a pure-Python counter thread kept 45-74 % of its
@@ -21,8 +22,7 @@ invokes, ~20 %), and two thread streams gave 1.02-1.99x one stream (1.97x in the
 streams=2 line) against 1.04-1.97x for two processes, round by round as the neighbours' load
 came and went: no gain from processes to pay their second model load for.
 Threads also share the child's memory figures and need no second model load in another
-process. (LiteRT's CompiledModel, gpu/npu, is not measured for this; its streams run the same
-way.)"""
+process."""
 from __future__ import annotations
 
 import threading
@@ -119,20 +119,29 @@ def streams(sessions, seconds: float) -> dict:
     elapsed, t1_mono = time.perf_counter_ns() - start, time.monotonic_ns()
     if errors:
         raise RuntimeError("; ".join(errors))
+    return {"lines": stream_lines(samples, seconds, elapsed), "frames": [],
+            "window": [t0_mono, t1_mono], "count": sum(len(s) for s in samples)}
+
+
+def stream_lines(samples, seconds: float, elapsed_ns: int) -> list:
+    """One scenarios.csv line per stream from its invoke times; throughput_ips is all streams'
+    inferences over the scenario's elapsed time."""
     total = sum(len(s) for s in samples)
     lines = []
     for i, s in enumerate(samples):
         line = {"stream": i + 1, "seconds": seconds, "frames": len(s),
-                "throughput_ips": total / (elapsed / 1e9),
+                "throughput_ips": total / (elapsed_ns / 1e9),
                 "service_p50_ms": float(np.median(s)) / 1e6 if s else None}
         line.update(percentiles_ms(s))
         lines.append(line)
-    return {"lines": lines, "frames": [], "window": [t0_mono, t1_mono], "count": total}
+    return lines
 
 
-def run_all(session, load, model_input, job: dict, send) -> list:
+def run_all(session, load, model_input, job: dict, send, in_processes=None) -> list:
     """Every scenario of the job, each sent as it ends; a failing scenario becomes an error line
-    and a note (returned, for the row's `error`), and the others go on."""
+    and a note (returned, for the row's `error`), and the others go on. in_processes(n, seconds)
+    runs a streams scenario with streams 2..n in processes (stream_processes.run), for a session
+    whose invoke holds the GIL."""
     notes = []
     seconds = float(job.get("scenario_seconds") or 10.0)
     plan = [("fps=%g" % r, r) for r in job.get("fps") or ()]
@@ -143,6 +152,8 @@ def run_all(session, load, model_input, job: dict, send) -> list:
             session.set_input(model_input)
             if fps is not None:
                 out = frame_rate(session.invoke, fps, seconds)
+            elif session.holds_gil and in_processes is not None:
+                out = in_processes(job["streams"], seconds)
             else:
                 extra = []
                 for _ in range(job["streams"] - 1):

@@ -17,6 +17,8 @@ from .units import (COMPUTE_UNITS, adapter_from_log, check_unit_available,
 
 class InterpreterSession:
     """cpu and delegate units: the Interpreter of the chosen runtime; invoke() is synchronous."""
+    # tflite's interpreter_wrapper.cc releases the GIL around Invoke: --streams runs threads
+    holds_gil = False
 
     def __init__(self, job: dict, module):
         """module: the runtime's interpreter module (its import is the row's start-up)."""
@@ -100,6 +102,9 @@ class CompiledModelSession:
     returns once the work is enqueued (0.06 ms against 1.4 ms for the finished inference on the
     test model), so invoke() is the run *and* the read of the output into host memory: the
     completed inference that an app pays for."""
+    # LiteRT 2.3 keeps the GIL through run_by_index (benchmarks/streams_gil.py: a Python thread
+    # beside it waits out the whole invoke), so --streams runs its streams in processes.
+    holds_gil = True
 
     def __init__(self, job: dict, started: "AcceleratorStart"):
         unit = job["unit"]

@@ -27,7 +27,7 @@ import zipfile
 
 import numpy as np
 
-from . import accuracy, scenarios, soak
+from . import accuracy, scenarios, soak, stream_processes
 from . import environment as sensors
 from .common import AgentError, one_line, utc_now
 from .invoke_loop import time_invokes
@@ -153,11 +153,22 @@ def child_run(job: dict, result: dict, send) -> None:
     send({"type": "measured", "result": result})
     fresh = lambda: load_session(job, {}, started)  # noqa: E731  (another interpreter, for --streams)
     inp = model_input(session, job)  # the accuracy pass left its last image in there
-    notes = scenarios.run_all(session, fresh, inp, job, send)
+
+    def in_processes(n: int, seconds: float) -> dict:
+        return stream_processes.run(session, job, seconds, n, child_command())
+    notes = scenarios.run_all(session, fresh, inp, job, send, in_processes)
     session.set_input(inp)
     notes += soak.run(session, job, send)
     if notes:
         result["error"] = "; ".join(n for n in [result.get("error")] + notes if n)
+
+
+def stream_session(job: dict):
+    """A stream process's model: the row's start-up and load, its input, its first inference."""
+    session = load_session(job, {}, start_runtime(job, {}))
+    session.set_input(model_input(session, job))
+    session.invoke()
+    return session
 
 
 def child_main() -> int:
@@ -169,7 +180,7 @@ def child_main() -> int:
         ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except Exception:
         pass
-    job = json.loads(sys.stdin.read())
+    job = json.loads(sys.stdin.readline())  # one line: a stream process reads on after it
     sensors.set_root(job.get("sysfs_root") or "/")  # the soak reads the sensors in here
     result_fd = os.dup(1)
     os.dup2(2, 1)
@@ -179,6 +190,10 @@ def child_main() -> int:
         channel.write(json.dumps(message) + "\n")
         channel.flush()
 
+    if job.get("stream_seconds"):  # one stream of a --streams scenario (stream_processes.py)
+        stream_processes.serve(lambda: stream_session(job), job, send)
+        channel.close()
+        return 0
     result = {"status": "error"}
     try:
         child_run(job, result, send)
