@@ -12,17 +12,17 @@ frames that arrived but had not started by then stay unserved (empty start/end i
 count as missed, so a model that cannot keep up cannot stretch the run without bound.
 
 Streams ("streams=N"): N interpreters of the model invoke back to back for --scenario-seconds, each
-in its own thread (on the Interpreter; LiteRT's CompiledModel holds the GIL in invoke, so there
-streams 2..N run in processes: stream_processes.py). Threads, not processes, because the runtime's invoke() releases the GIL
-(tflite's interpreter_wrapper.cc: Py_BEGIN_ALLOW_THREADS around Subgraph::Invoke, "so that we can
-run multiple interpreters in parallel"), measured here (LiteRT 2.1, 2-core test machine shared
+in its own thread. On the Interpreter, threads, not processes, because its invoke() releases the
+GIL (tflite's interpreter_wrapper.cc: Py_BEGIN_ALLOW_THREADS around Subgraph::Invoke, "so that we
+can run multiple interpreters in parallel"), measured here (LiteRT 2.1, 2-core test machine shared
 with other jobs, load 1.5-2.6, a 17 ms model): a pure-Python counter thread kept 45-74 % of its
 solo rate beside an invoke loop (a GIL held through invoke would leave it the gaps between
 invokes, ~20 %), and two thread streams gave 1.02-1.99x one stream (1.97x in the agent's own
 streams=2 line) against 1.04-1.97x for two processes, round by round as the neighbours' load
 came and went: no gain from processes to pay their second model load for.
 Threads also share the child's memory figures and need no second model load in another
-process."""
+process. LiteRT's CompiledModel (gpu, npu) keeps the GIL through invoke, so its streams after the
+first run in processes of their own (stream_processes.py; a session's holds_gil says which)."""
 from __future__ import annotations
 
 import threading
