@@ -16,7 +16,8 @@ def register(subparsers) -> None:
                     "threads and device unless --match says otherwise) and give every change its "
                     "95 % interval: p50 B/A by a block bootstrap of both runs' raw latencies "
                     "(rounds respected), Δ accuracy by McNemar's exact test on the same test "
-                    "images (Fisher's exact test otherwise), energy and peak memory over rounds. "
+                    "images (Fisher's exact test otherwise), energy (from both runs' power readings "
+                    "where they kept them, else over rounds) and peak memory over rounds. "
                     "Writes compare.md, compare.html (with a plot of the ratios) and compare.csv. "
                     "Exit status: 0, or 1 when a --fail-if rule is broken by a significant "
                     "change, 2 on bad input.",
