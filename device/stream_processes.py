@@ -40,7 +40,12 @@ def wait_until_monotonic(deadline_ns: int) -> None:
 def _answer(proc, stream: int, expect: str, timeout_s: float) -> dict:
     """The stream process's next line, which must be of type `expect`; RuntimeError otherwise
     (its error, its death, or silence past timeout_s, after which it is killed)."""
-    timer = threading.Timer(timeout_s, proc.kill)
+    fired = []
+
+    def kill():
+        fired.append(True)
+        proc.kill()
+    timer = threading.Timer(timeout_s, kill)
     timer.daemon = True
     timer.start()
     try:
@@ -55,9 +60,15 @@ def _answer(proc, stream: int, expect: str, timeout_s: float) -> dict:
         return message
     if message.get("type") == "error":
         raise RuntimeError("stream %d: %s" % (stream, message.get("error")))
-    code = proc.poll()
-    raise RuntimeError("stream %d: its process %s" % (stream, "ended (status %s)" % code
-                                                       if code is not None else "did not answer"))
+    if fired:
+        raise RuntimeError("stream %d: its process did not answer within %.0f s; killed"
+                           % (stream, timeout_s))
+    try:  # its stdout closed as it died: its exit status follows a moment later
+        code = proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        raise RuntimeError("stream %d: its process sent %r instead of %s"
+                           % (stream, one_line(line.decode("utf-8", "replace"), 100), expect))
+    raise RuntimeError("stream %d: its process ended (status %s)" % (stream, code))
 
 
 def run(session, job: dict, seconds: float, n: int, command: list) -> dict:
