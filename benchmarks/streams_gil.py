@@ -102,18 +102,21 @@ def warm(invoke):
     while time.perf_counter() < end:
         invoke()
 
-if serving:  # the second stream as a process of its own: ready, then the start time on stdin
-    invoke = make()
-    warm(invoke)
-    print("ready", flush=True)
-    start = float(sys.stdin.readline())
+def count_from(invoke, start):
+    # (invokes from `start` (time.time, one clock for both processes) for `seconds`, end time)
     while time.time() < start:
         time.sleep(0.0005)
     n, end = 0, start + seconds
     while time.time() < end:
         invoke()
         n += 1
-    print(json.dumps([n, time.time()]), flush=True)
+    return n, time.time()
+
+if serving:  # the second stream as a process of its own: ready, then the start time on stdin
+    invoke = make()
+    warm(invoke)
+    print("ready", flush=True)
+    print(json.dumps(count_from(invoke, float(sys.stdin.readline()))), flush=True)
     sys.exit(0)
 
 def with_a_process(invoke):
@@ -127,13 +130,7 @@ def with_a_process(invoke):
     start = time.time() + 0.05
     other.stdin.write("%r\n" % start)
     other.stdin.close()
-    while time.time() < start:
-        time.sleep(0.0005)
-    n, end = 0, start + seconds
-    while time.time() < end:
-        invoke()
-        n += 1
-    mine = time.time()
+    n, mine = count_from(invoke, start)
     theirs, their_end = json.loads([line for line in other.stdout if line.startswith("[")][-1])
     other.wait()
     return (n + theirs) / (max(mine, their_end) - start)

@@ -7,11 +7,31 @@ import hashlib
 import json
 import os
 import sys
+import threading
 import time
 
 
 class AgentError(Exception):
     """Bad input: printed as one line, exit status 2."""
+
+
+class KillTimer:
+    """Kills `proc` after `seconds` unless cancelled first; `fired` says whether it did (a child
+    that went silent, told apart from one that died by itself)."""
+
+    def __init__(self, proc, seconds: float):
+        self.fired = False
+        self._proc = proc
+        self._timer = threading.Timer(seconds, self._kill)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _kill(self) -> None:
+        self.fired = True
+        self._proc.kill()
+
+    def cancel(self) -> None:
+        self._timer.cancel()
 
 
 def emit(event: str, **fields) -> None:

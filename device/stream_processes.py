@@ -16,10 +16,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import threading
 import time
 
-from .common import one_line
+from .common import KillTimer, one_line
 from .invoke_loop import time_invokes
 from .scenarios import stream_lines
 
@@ -40,14 +39,7 @@ def wait_until_monotonic(deadline_ns: int) -> None:
 def _answer(proc, stream: int, expect: str, timeout_s: float) -> dict:
     """The stream process's next line, which must be of type `expect`; RuntimeError otherwise
     (its error, its death, or silence past timeout_s, after which it is killed)."""
-    fired = []
-
-    def kill():
-        fired.append(True)
-        proc.kill()
-    timer = threading.Timer(timeout_s, kill)
-    timer.daemon = True
-    timer.start()
+    timer = KillTimer(proc, timeout_s)
     try:
         line = proc.stdout.readline()
     finally:
@@ -60,7 +52,7 @@ def _answer(proc, stream: int, expect: str, timeout_s: float) -> dict:
         return message
     if message.get("type") == "error":
         raise RuntimeError("stream %d: %s" % (stream, message.get("error")))
-    if fired:
+    if timer.fired:
         raise RuntimeError("stream %d: its process did not answer within %.0f s; killed"
                            % (stream, timeout_s))
     try:  # its stdout closed as it died: its exit status follows a moment later

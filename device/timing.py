@@ -21,7 +21,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import zipfile
 
@@ -29,7 +28,7 @@ import numpy as np
 
 from . import accuracy, scenarios, soak, stream_processes
 from . import environment as sensors
-from .common import AgentError, one_line, utc_now
+from .common import AgentError, KillTimer, one_line, utc_now
 from .invoke_loop import time_invokes
 from .metrics import to_model_input
 from .runtimes import import_runtime
@@ -225,15 +224,7 @@ def run_child(job: dict, log_path: str, title: str, on_message=None,
     err_file = tempfile.TemporaryFile()
     proc = subprocess.Popen(child_command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=err_file)
-    fired = []
-
-    def kill():
-        fired.append(True)
-        proc.kill()
-
-    timer = threading.Timer(timeout_s, kill)
-    timer.daemon = True
-    timer.start()
+    timer = KillTimer(proc, timeout_s)
     result = measured = None
     try:
         proc.stdin.write(json.dumps(job).encode())
@@ -254,7 +245,7 @@ def run_child(job: dict, log_path: str, title: str, on_message=None,
             on_message(message)
     proc.wait()
     timer.cancel()
-    timed_out = bool(fired) and result is None
+    timed_out = timer.fired and result is None
     err_file.seek(0)
     err_text = err_file.read().decode("utf-8", "replace").strip()
     err_file.close()
