@@ -43,8 +43,8 @@ def percentiles_ms(latencies_ns) -> dict:
     return {"p50_ms": p50, "p90_ms": p90, "p99_ms": p99}
 
 
-def wait_until(deadline_ns: int) -> None:
-    clock = time.perf_counter_ns
+def wait_until(deadline_ns: int, clock=time.perf_counter_ns) -> None:
+    """Sleep, then spin the last SPIN_NS, until `clock` reaches deadline_ns."""
     left = deadline_ns - clock()
     if left > SPIN_NS:
         time.sleep((left - SPIN_NS) / 1e9)

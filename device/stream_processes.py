@@ -20,20 +20,12 @@ import time
 
 from .common import KillTimer, one_line
 from .invoke_loop import time_invokes
-from .scenarios import stream_lines
+from .scenarios import stream_lines, wait_until
 
 START_LEAD_NS = 50000000  # between "all ready" and the common start: every stream reads it first
 READY_TIMEOUT_S = 600.0   # a stream process's start-up and model load (a GPU compile included)
 NOTE = ("streams after the first ran in processes of their own (CompiledModel holds the GIL "
         "in invoke)")
-
-
-def wait_until_monotonic(deadline_ns: int) -> None:
-    left = deadline_ns - time.monotonic_ns()
-    if left > 1000000:
-        time.sleep((left - 1000000) / 1e9)
-    while time.monotonic_ns() < deadline_ns:
-        pass
 
 
 def _answer(proc, stream: int, expect: str, timeout_s: float) -> dict:
@@ -82,7 +74,7 @@ def run(session, job: dict, seconds: float, n: int, command: list) -> dict:
         for proc in procs:
             proc.stdin.write((json.dumps({"start_ns": start_ns}) + "\n").encode())
             proc.stdin.close()
-        wait_until_monotonic(start_ns)
+        wait_until(start_ns, time.monotonic_ns)
         samples = [time_invokes(session.invoke, 1, run_ns, run_ns)]
         ends = [time.monotonic_ns()]
         for i, proc in enumerate(procs, 2):
@@ -113,7 +105,7 @@ def serve(open_session, job: dict, send) -> None:
     if not line:
         return  # the row's child gave up on the scenario
     start_ns = int(json.loads(line)["start_ns"])
-    wait_until_monotonic(start_ns)
+    wait_until(start_ns, time.monotonic_ns)
     run_ns = int(float(job["stream_seconds"]) * 1e9)
     samples = time_invokes(session.invoke, 1, run_ns, run_ns)
     send({"type": "samples", "samples_ns": samples, "end_ns": time.monotonic_ns()})
