@@ -1,17 +1,18 @@
 """The agent's command line: `python3 agent.pyz --bundle DIR --out DIR ...` (see guide.py), and
-the hidden --child mode a row's child process runs in."""
+the hidden --child mode a row's child process runs in.
+
+Only stdlib-only modules are imported up front: --help works on a device without numpy, and a
+run there says how to install it (require_numpy) instead of a traceback from whichever module
+imported numpy first. The modules that need numpy are imported after that check."""
 from __future__ import annotations
 
 import argparse
+import platform
 import sys
 
-from .common import AgentError, emit, say
+from .common import AgentError, emit, one_line, say
 from .guide import GUIDE
-from .plan import run
-from .options import AgentOptions
-from .power import power_help
 from .runtimes import RUNTIMES, runtime_help
-from .timing import child_main
 from .units import COMPUTE_UNITS, unit_help
 
 
@@ -25,6 +26,8 @@ def parse_args(argv):
                       formatter_class=argparse.RawDescriptionHelpFormatter, epilog=GUIDE)
     p.add_argument("--bundle", help="bundle folder (manifest.json, models/, testset.npz)")
     p.add_argument("--out", help="results folder; re-running into it resumes")
+    p.add_argument("--run-id", help="this measurement run's id, in every row (default: the "
+                   "bundle's id); an --out folder holds one run")
     p.add_argument("--threads", default="1", help="comma-separated thread counts (default 1)")
     p.add_argument("--warmup", type=int, default=10, help="untimed runs first (default 10)")
     p.add_argument("--min-runs", type=int, default=50, help="at least this many timed runs")
@@ -78,19 +81,41 @@ def parse_args(argv):
     if args.accelerators.strip() == "help":
         sys.stdout.write(unit_help() + "\n")
         raise SystemExit(0)
-    if args.power.strip() == "help":
-        sys.stdout.write(power_help() + "\n")
-        raise SystemExit(0)
     if args.runtime.strip() == "help":
         sys.stdout.write(runtime_help() + "\n")
+        raise SystemExit(0)
+    require_numpy()
+    from .options import AgentOptions
+    from .power import power_help
+    if args.power.strip() == "help":
+        sys.stdout.write(power_help() + "\n")
         raise SystemExit(0)
     # The same checks the host runs before it contacts a device (options.AgentOptions).
     options = AgentOptions.from_namespace(args).check()
     if not args.bundle or not args.out:
         raise AgentError("--bundle and --out are required")
+    if args.run_id:
+        from .manifest import check_name
+        try:
+            check_name(args.run_id, "run id")
+        except ValueError as exc:
+            raise AgentError(str(exc))
     args.units, args.threads = options.units(), options.thread_counts()
     args.fps_rates = options.fps_rates()
     return args
+
+
+def require_numpy() -> None:
+    """numpy is the one third-party package every run needs."""
+    try:
+        import numpy  # noqa: F401
+    except ImportError as exc:
+        python = "%s (Python %s)" % (sys.executable, platform.python_version())
+        if getattr(exc, "name", None) == "numpy":
+            raise AgentError("numpy is not installed for %s; install it with: %s -m pip install "
+                             "numpy" % (python, sys.executable)) from None
+        raise AgentError("numpy is installed for %s but does not import: %s"
+                         % (python, one_line(exc, 200))) from None
 
 
 def main(argv=None) -> int:
@@ -98,7 +123,9 @@ def main(argv=None) -> int:
     try:
         args = parse_args(argv)
         if args.child:
+            from .timing import child_main
             return child_main()
+        from .plan import run
         return run(args)
     except AgentError as exc:
         say("error: %s" % exc)

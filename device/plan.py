@@ -10,8 +10,9 @@ from . import environment as sensors
 from .common import AgentError, emit, say, write_atomic
 from .runner import Agent
 from .runtimes import resolve_runtime
-from .schema import ENV_JSON, MANIFEST_JSON, MANIFEST_SCHEMA, row_key
-from .store import ResultStore, cell
+from .manifest import ManifestError, load_manifest
+from .schema import ENV_JSON, RESULT_COLUMNS, RESULTS_CSV, row_key
+from .store import ResultStore, cell, read_csv
 
 
 def private_runtime_dir() -> None:
@@ -37,18 +38,25 @@ def select_models(manifest: dict, names: str) -> list:
     return [e for e in entries if e.get("name") in wanted]
 
 
+def check_one_run(out: str, run_id: str) -> None:
+    """One --out folder holds one run: rows of another run would be skipped as done under this
+    one's id (and the host would merge two measurement sessions)."""
+    rows, _ = read_csv(os.path.join(out, RESULTS_CSV), RESULT_COLUMNS)
+    others = sorted(set(r.get("run_id") or "" for r in rows) - {run_id})
+    if others:
+        raise AgentError("%s holds rows of run %s; measure run %s into a new --out folder"
+                         % (out, others[0], run_id))
+
+
 def run(args) -> int:
     """The whole plan; 0 when it finished (error rows included)."""
     sensors.set_root(args.sysfs_root)
-    manifest_path = os.path.join(args.bundle, MANIFEST_JSON)
-    if not os.path.isfile(manifest_path):
-        raise AgentError("no manifest.json in %s: not a bundle" % args.bundle)
-    with open(manifest_path) as fh:
-        manifest = json.load(fh)
-    if manifest.get("schema") != MANIFEST_SCHEMA:
-        raise AgentError("manifest schema %r; this agent reads %s"
-                         % (manifest.get("schema"), MANIFEST_SCHEMA))
+    try:
+        manifest = load_manifest(args.bundle)
+    except ManifestError as exc:
+        raise AgentError(str(exc)) from None
     entries = select_models(manifest, args.models)
+    check_one_run(args.out, args.run_id or manifest.get("run_id"))
     runtime, _, version = resolve_runtime(args.runtime)
     os.makedirs(args.out, exist_ok=True)
     env = sensors.environment(runtime, version)
@@ -91,7 +99,7 @@ def run(args) -> int:
     say("%s %s, %d model(s) x units %s x threads %s x %d round(s) -> %s" % (
         runtime, version, len(entries), ",".join(u["spec"] for u in units), args.threads,
         args.rounds, args.out))
-    emit("start", run_id=manifest.get("run_id"), runtime=runtime, runtime_version=version,
+    emit("start", run_id=agent.run_id, runtime=runtime, runtime_version=version,
          models=len(entries), rows=len(plan))
     written = skipped = errors = 0
     # Rounds outermost: A B C A B C, so drift and a neighbour's load spread over every model

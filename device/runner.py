@@ -15,8 +15,8 @@ from .common import AgentError, emit, say, sha256_file, utc_now, write_atomic
 from .metrics import accuracy_fields, latency_stats, per_image
 from .power import POWER_COLUMNS, Meter
 from .runtimes import import_runtime, resolve_runtime
-from .schema import (ACCURACY_COLUMNS, ENV_JSON, MANIFEST_JSON, MANIFEST_SCHEMA,
-                     RESULT_KEY, RESULTS_SCHEMA_VERSION, RUNTIME_LOG, output_key, row_key)
+from .schema import (ACCURACY_COLUMNS, RESULT_KEY, RESULTS_SCHEMA_VERSION, RUNTIME_LOG,
+                     output_key, row_key)
 from .store import ResultStore, cell
 from .timing import CHILD_TIMEOUT_S, run_child
 
@@ -38,6 +38,8 @@ class Agent:
 
     def __init__(self, args, manifest: dict, runtime: str, runtime_version: str, env: dict):
         self.args, self.manifest, self.env = args, manifest, env
+        # the measurement run's id (deploy gives each deploy its own); the bundle's is bundle_id
+        self.run_id = getattr(args, "run_id", None) or manifest.get("run_id")
         self.runtime, self.runtime_version = runtime, runtime_version
         self.litert_version = self._litert_version(runtime, runtime_version)
         self.bundle = args.bundle
@@ -66,7 +68,8 @@ class Agent:
     def base_row(self, entry: dict, threads: int, unit: dict, round_no: int) -> dict:
         row = dict((k, self.env.get(k)) for k in ENV_COLUMNS)
         compiled = unit["api"] == "compiled_model"
-        row.update(schema_version=RESULTS_SCHEMA_VERSION, run_id=self.manifest.get("run_id"),
+        row.update(schema_version=RESULTS_SCHEMA_VERSION, run_id=self.run_id,
+                   bundle_id=self.manifest.get("run_id"),
                    model=entry.get("name"), architecture=entry.get("architecture"),
                    recipe=entry.get("recipe"), sha256=entry.get("sha256"), threads=threads,
                    xnnpack=self.args.xnnpack, runtime="litert" if compiled else self.runtime,
@@ -256,7 +259,7 @@ class Agent:
         return result
 
     def _robustness_rows(self, entry: dict, unit: dict, corrupted: dict, predictions: list):
-        base = {"schema_version": RESULTS_SCHEMA_VERSION, "run_id": self.manifest.get("run_id"),
+        base = {"schema_version": RESULTS_SCHEMA_VERSION, "run_id": self.run_id,
                 "model": entry.get("name"), "architecture": entry.get("architecture"),
                 "recipe": entry.get("recipe"), "sha256": entry.get("sha256"),
                 "runtime": self.runtime if unit["api"] == "interpreter" else "litert",

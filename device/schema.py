@@ -12,7 +12,9 @@ MANIFEST_SCHEMA = "edgebench.manifest/1"
 # 2: the compute-unit columns (compute_unit ... delegated_nodes); 3: round, predictions.csv;
 # 4: cold/warm load (accelerator_init_ms, warm_load_ms), energy (power_* ... energy_above_idle_mj),
 #    power_samples.csv, soak.csv, scenarios.csv, frames.csv
-RESULTS_SCHEMA_VERSION = 4
+# 5: bundle_id (the manifest's run_id); run_id is the measurement run's (agent --run-id), so one
+#    bundle measured twice is two runs
+RESULTS_SCHEMA_VERSION = 5
 
 # Model card (JSON beside every .tflite, and one entry per model in manifest.json):
 #   schema, name ("resnet18.int8"), file, sha256, size_bytes, recipe, architecture,
@@ -165,6 +167,7 @@ RESULTS = Record("results.csv", _columns(
     (INT, 1, None, "schema_version"),
     (TEXT, 1, None, "run_id model architecture recipe sha256"),
     (FLOAT, 1, None, "file_size_mb"),
+    (TEXT, 5, None, "bundle_id"),
     (INT, 1, None, "threads"), (TRISTATE, 1, None, "xnnpack"),
     (TEXT, 1, None, "runtime runtime_version"),
     (TEXT, 2, "cpu", "compute_unit"), (INT, 3, "1", "round"),

@@ -4,11 +4,11 @@ with live progress, pull the CSVs home. One device failing never stops the other
     outcomes = deploy(bundle_dir, [parse_target("pi@192.168.1.20")], "results",
                       AgentOptions(threads="1,4"))
 
-Results land in `<results_dir>/<run-id>/<target-name>/`. On the device everything lives under
-the remote dir (default ~/.edgebench): `store/<sha256>` (content), `runs/<run-id>-<content>/bundle`
-(hard links), `runs/<run-id>-<content>/out` (the agent's CSVs). <content> is a digest of the
-bundle's files, so a re-run of the same bundle resumes, while a rebuilt bundle under the same run
-id (other models) starts a fresh results.csv instead of mixing its rows with the old ones.
+Every deploy is a measurement run of its own (host/run_record.py: a new id, or the unfinished run
+it resumes); its results land in `<results_dir>/<run-id>/<target-name>/`. On the device
+everything lives under the remote dir (default ~/.edgebench): `store/<sha256>` (content),
+`runs/<run-id>-<content>/bundle` (hard links), `runs/<run-id>-<content>/out` (the agent's CSVs,
+which a resumed run finds again). <content> is a digest of the bundle's files.
 
 A dropped link (reset, EOF, or silence past the lease timeout) is a LinkDropped whose message says
 what was being done and how far it got; the attempt is retried with back-off and resumes: files
@@ -28,11 +28,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
+from edgebench.device.manifest import ManifestError, load_manifest
 from edgebench.device.schema import AGENT_ARCHIVE
 from edgebench.host import liblog
+from edgebench.host.deploy_summary import exit_words, summary
 from edgebench.host.doctor import preflight
 from edgebench.host.errors import UserError
 from edgebench.host.files import atomic_path
+from edgebench.host.run_record import RunRecord, choose_run
 from edgebench.host.targets import (
     ConnectOptions, LinkDropped, TargetSpec, open_target, parse_target,
 )
@@ -78,11 +81,6 @@ class Bundle:
                 digest.update(f"{f.rel}\0{f.sha256}\n".encode())
         return digest.hexdigest()[:12]
 
-    @property
-    def remote_name(self) -> str:
-        """The bundle's folder under the device's runs/."""
-        return f"{self.run_id}-{self.content_id}"
-
 
 @dataclass(frozen=True)
 class DeployOptions:
@@ -117,31 +115,29 @@ class DeployOutcome:
     stale_lock: Optional[dict] = None   # details of a dead run whose lock was recovered
     drops: list = field(default_factory=list)   # the message of every dropped link, in order
     notes: list = field(default_factory=list)   # locks recovered, orphaned agents stopped, ...
+    run_id: Optional[str] = None     # the measurement run (host/run_record.py)
+    run_note: Optional[str] = None   # how the run was chosen: resumed, or a new one and why
 
 
 def load_bundle(bundle_dir) -> Bundle:
     """Read and check a bundle: every manifest name and path must stay inside the bundle."""
     root = Path(bundle_dir)
-    mpath = root / "manifest.json"
-    if not mpath.is_file():
-        raise UserError(f"{root} is not a bundle (no manifest.json); make one with bench-host bundle")
+    # The agent's own check (device/schema.py), so both refuse a manifest with the same words,
+    # and a stale or hostile one is refused here before anything is uploaded.
     try:
-        manifest = json.loads(mpath.read_text())
-    except ValueError as exc:
-        raise UserError(f"{mpath}: not valid JSON ({exc})") from None
-    run_id = safe_name(str(manifest.get("run_id", "")), "run id in manifest")
-    models = manifest.get("models")
-    if not isinstance(models, list) or not models:
-        raise UserError(f"{mpath}: lists no models")
+        manifest = load_manifest(root)
+    except ManifestError as exc:
+        raise UserError(str(exc)) from None
+    run_id = manifest["run_id"]
     files: dict = {}
     names = []
-    for entry in models:
-        name = safe_name(str(entry.get("name", "")), "model name in manifest")
+    for entry in manifest["models"]:
+        name = entry["name"]
         names.append(name)
-        rel = safe_relpath(str(entry.get("file", "")), f"model file of {name}")
+        rel = safe_relpath(entry["file"], f"model file of {name}")
         files[rel] = bundle_file(root, rel, entry.get("sha256"))
         if entry.get("reference"):
-            ref = safe_relpath(str(entry["reference"]), f"reference file of {name}")
+            ref = safe_relpath(entry["reference"], f"reference file of {name}")
             files.setdefault(ref, bundle_file(root, ref))
     if not (root / AGENT_ARCHIVE).is_file():
         older = " (it has agent.py: made by an older edgebench)" if (root / "agent.py").is_file() \
@@ -168,13 +164,16 @@ def python_for(spec: TargetSpec, remote_python: Optional[str] = None) -> str:
     return sys.executable if spec.kind == "local" else DEFAULT_PYTHON
 
 
-def target_dirname(spec: TargetSpec) -> str:
-    """A folder name for a target's results: its name with anything odd made '_'."""
-    return re.sub(r"[^A-Za-z0-9._@-]+", "_", spec.name).strip("._") or "target"
+def target_dirname(spec) -> str:
+    """A folder name for a target's results (a TargetSpec's or a name's): anything odd made '_'."""
+    name = spec if isinstance(spec, str) else spec.name
+    return re.sub(r"[^A-Za-z0-9._@-]+", "_", name).strip("._") or "target"
 
 
 def deploy(bundle_dir, targets: Sequence, results_dir="results", agent=(), *,
-           settings: Optional[DeployOptions] = None, **fields) -> list:
+           settings: Optional[DeployOptions] = None, run_id: Optional[str] = None,
+           new_run: bool = False, resume_finished: bool = False, fork: bool = False,
+           run: Optional[RunRecord] = None, **fields) -> list:
     """Deploy to every target concurrently; returns one DeployOutcome per target, in order.
     `agent` is an AgentOptions (or the agent's argv); `settings` a DeployOptions, or its fields
     as keywords (options, remote_python, remote_dir, retries, backoff_s, progress, on_event,
@@ -184,7 +183,10 @@ def deploy(bundle_dir, targets: Sequence, results_dir="results", agent=(), *,
     A target's own `python` / `remote_dir` (from an inventory) beat remote_python / remote_dir.
     on_event(target_name, event) receives every JSON event the agent prints. A dropped link is
     retried (backoff_s, doubling) up to `retries` times in a row without progress, and resumed;
-    lease_timeout_s: a device lock whose run has not heartbeated for this long is taken over."""
+    lease_timeout_s: a device lock whose run has not heartbeated for this long is taken over.
+    run_id, new_run, resume_finished, fork: which run this is (host/run_record.py), or `run` one
+    already chosen (a labgrid fleet's places deploy one by one into one run); every outcome
+    carries its run_id, and the results land in results_dir/<run_id>/<target>/."""
     bundle = load_bundle(bundle_dir)
     targets = [parse_target(t) if isinstance(t, str) else t for t in targets]
     names = [target_dirname(s) for s in targets]
@@ -193,19 +195,30 @@ def deploy(bundle_dir, targets: Sequence, results_dir="results", agent=(), *,
     if fields.get("options") is None:
         fields.pop("options", None)
     settings = settings or DeployOptions(agent=agent, **fields)
-    results_root = Path(results_dir) / bundle.run_id
+    record = run or choose_run(results_dir, bundle, names, settings.agent_argv(), run_id,
+                               new_run, resume_finished, fork)
+    results_root = record.folder
     with liblog.to_file(results_root / "host.log"), \
             concurrent.futures.ThreadPoolExecutor(max_workers=max(1, len(targets))) as pool:
-        futures = [pool.submit(_deploy_one, spec, i, bundle, results_root / names[i], settings)
-                   for i, spec in enumerate(targets)]
-        return [f.result() for f in futures]
+        if record.note and run is None:
+            _LOG.warning("%s", record.note)
+            if settings.progress:
+                print(f"deploy: {record.note}", file=sys.stderr)
+        futures = [pool.submit(_deploy_one, spec, i, bundle, results_root / names[i], settings,
+                               record) for i, spec in enumerate(targets)]
+        outcomes = [f.result() for f in futures]
+    for o, name in zip(outcomes, names):
+        o.run_id, o.run_note = record.run_id, record.note
+        record.mark(name, "finished" if o.ok else "failed")
+    return outcomes
 
 
-def _deploy_one(spec, position, bundle, results, settings: DeployOptions):
+def _deploy_one(spec, position, bundle, results, settings: DeployOptions, record):
     outcome = DeployOutcome(target=spec.name, ok=False)
     start = time.monotonic()
     bar = TargetProgress(spec.name, position, enabled=settings.progress)
-    run = _Run(owner=new_owner(), lease_timeout_s=settings.lease_timeout_s)
+    run = _Run(owner=new_owner(), lease_timeout_s=settings.lease_timeout_s,
+               run_id=record.run_id)
     retries, backoff_s = settings.retries, settings.backoff_s
     idle = 0        # dropped attempts in a row that moved nothing forward
     try:
@@ -249,6 +262,7 @@ class _Run:
     """What the attempts of one target's deploy share."""
     owner: str                    # the lease token: a retry recognises its own cut attempt
     lease_timeout_s: float
+    run_id: str                   # the measurement run's (run_record), not the bundle's
     rows: int = 0                 # rows the agent measured (its "row" events), every attempt
 
 
@@ -257,13 +271,13 @@ def _attempt(target: Target, spec, bundle, results, settings: DeployOptions, bar
     outcome.error = None
     python = python_for(spec, settings.remote_python)
     root = target.expand(spec.remote_dir or settings.remote_dir or DEFAULT_REMOTE_DIR).rstrip("/")
-    run_dir = f"{root}/runs/{bundle.remote_name}"
+    run_dir = f"{root}/runs/{run.run_id}-{bundle.content_id}"
     bar.note("preflight")
     try:
         preflight(target, python, root, need_bytes=bundle.size)
     except LinkDropped as exc:
         raise dropped_while(target, "checking the device (preflight)", exc) from None
-    with DeviceLock(target, python, root, bundle.run_id, owner=run.owner,
+    with DeviceLock(target, python, root, run.run_id, owner=run.owner,
                     timeout_s=run.lease_timeout_s) as lock:
         outcome.stale_lock = lock.stale or outcome.stale_lock
         for note in lock.notes:
@@ -281,26 +295,10 @@ def _attempt(target: Target, spec, bundle, results, settings: DeployOptions, bar
             raise dropped_while(target, "fetching the results", exc) from None
     outcome.results = results
     if code != 0:
-        why = _exit_words(code)
+        why = exit_words(code)
         last = err_tail[-1] if err_tail else ""
         outcome.error = (f"agent {why}{': ' + last if last else ''}; measured rows are kept in "
                          f"{results}, rerun the same deploy to resume")
-
-
-def _exit_words(code: int) -> str:
-    """A shell reports a child killed by signal N as 128+N; paramiko reports -1 for exit-signal."""
-    if code < 0 or 128 < code <= 128 + 64:
-        sig = -code if code < -1 else (code - 128 if code > 128 else None)
-        return "was killed by a signal" + (f" ({_signame(sig)})" if sig else "")
-    return f"exited with status {code}"
-
-
-def _signame(num: int) -> str:
-    import signal
-    try:
-        return signal.Signals(num).name
-    except ValueError:
-        return f"signal {num}"
 
 
 def _run_agent(target, lock, python, run_dir, settings: DeployOptions, bar, name, results, run,
@@ -335,7 +333,8 @@ def _run_agent(target, lock, python, run_dir, settings: DeployOptions, bar, name
         log.write(line + "\n")
         log.flush()
     argv = lock.wrap_agent([python, f"{run_dir}/bundle/{AGENT_ARCHIVE}", "--bundle",
-                            f"{run_dir}/bundle", "--out", f"{run_dir}/out",
+                            f"{run_dir}/bundle", "--out", f"{run_dir}/out", "--run-id",
+                            run.run_id,
                             *settings.agent_argv()],
                            f"{run_dir}/agent.pid")
     try:
@@ -372,27 +371,6 @@ def _count_rows(outcome: DeployOutcome) -> None:
     outcome.rows = len(rows)
     outcome.models_done = sorted({r.get("model", "") for r in rows
                                   if r.get("status", "ok") == "ok"})
-
-
-def summary(outcomes: Sequence[DeployOutcome]) -> str:
-    """One line per target: where its results are, or why it failed."""
-    lines = []
-    width = max((len(o.target) for o in outcomes), default=0)
-    for o in outcomes:
-        sent = f"{o.transfer.bytes_sent / 1e6:.1f} MB sent, {o.transfer.files_skipped} files cached"
-        if o.drops:
-            sent += f", {len(o.drops)} dropped link{'s' * (len(o.drops) > 1)} resumed"
-        if o.ok:
-            lines.append(f"  ok    {o.target:<{width}}  {o.rows} rows → {o.results}  "
-                         f"({sent}, {o.seconds:.1f} s)")
-        else:
-            kept = f"  [{o.rows} rows kept in {o.results}]" if o.rows else ""
-            lines.append(f"  FAIL  {o.target:<{width}}  {o.error}{kept}")
-        lines += [f"        {'':<{width}}  note: {n}" for n in o.notes]
-    failed = sum(not o.ok for o in outcomes)
-    head = (f"deploy: {len(outcomes) - failed} of {len(outcomes)} targets finished"
-            + (f", {failed} failed" if failed else ""))
-    return "\n".join([head] + lines)
 
 
 __all__ = ["Bundle", "DeployOutcome", "DEFAULT_REMOTE_DIR", "deploy", "load_bundle",

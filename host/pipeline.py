@@ -2,7 +2,9 @@
 
 Every stage writes files into results/<run-id>/ and records the inputs it ran on in
 `stages.json`; a stage whose inputs and outputs are unchanged is skipped, so an interrupted or
-repeated run resumes. Deploy always runs: the agent itself skips rows it already measured."""
+repeated run resumes. Deploy always runs: the run <run-id> resumes (the agent skips rows it
+already measured) while it measures the same bundle with the same options; once its models or
+options change, the measurement is a new run, <run-id>-2 and so on, beside it (run_record)."""
 from __future__ import annotations
 
 import hashlib
@@ -84,8 +86,6 @@ def run_pipeline(profile: Profile, results_root: Path, run_id: str, targets: lis
     runs the layer debugger for the integer recipes; `mixed` (MixedOptions) chooses
     int8-mixed's float layers; `device`/`amp` are training's (--device, --amp); `converters`
     the routes every model is built by (export/converters)."""
-    from edgebench.host.export.converters import CONVERTERS
-
     from edgebench.host.deploy import deploy
     from edgebench.host.report import build_report
 
@@ -97,12 +97,11 @@ def run_pipeline(profile: Profile, results_root: Path, run_id: str, targets: lis
     skipped: list[str] = []
     export_keys = []
     exported = []  # what each export loaded and computed, handed to the bundle
+    keys = {arch: _stage_keys(profile, arch, run_dir, amp, debug, mixed, converters)
+            for arch in profile.models}
     for arch in profile.models:
         model_dir = run_dir / "models" / arch
-        # The device is not part of the key (a run resumed elsewhere keeps its checkpoints);
-        # mixed precision changes the numbers, so it is.
-        train_key = _key(profile.train_settings(arch) | {"model": arch}
-                         | ({"amp": True} if amp else {}))
+        train_key, export_key, outputs = keys[arch]
         ckpt = model_dir / "best.pt"
         fresh = book.fresh(f"train:{arch}", train_key, [ckpt])
         progress.run(f"train {arch}", lambda: _train(profile, arch, model_dir, quiet, device, amp),
@@ -112,11 +111,6 @@ def run_pipeline(profile: Profile, results_root: Path, run_id: str, targets: lis
         else:
             book.record(f"train:{arch}", train_key)
 
-        export_key = _key([train_key, profile.recipes, profile.calib, profile.calib_split,
-                           profile.io] + ([debug, mixed] if debug or mixed else [])
-                          + ([list(converters)] if list(converters) != ["onnx2tf"] else []))
-        outputs = [model_dir / f"{CONVERTERS[c].stem(arch)}.{r}.tflite" for c in converters
-                   for r in profile.recipes if r not in CONVERTERS[c].unsupported]
         fresh = book.fresh(f"export:{arch}", export_key, outputs + [model_dir / "verify.csv"])
         handover = progress.run(f"convert + quantize + verify {arch} "
                                 f"({', '.join(profile.recipes)})",
@@ -148,7 +142,8 @@ def run_pipeline(profile: Profile, results_root: Path, run_id: str, targets: lis
     outcomes = progress.run(
         f"deploy + measure on {names}",
         lambda: deploy(bundle_dir, targets, results_root, agent, options=options,
-                       remote_python=remote_python, progress=not quiet))
+                       remote_python=remote_python, progress=not quiet, run_id=run_id,
+                       resume_finished=True, fork=True))
     if not any(o.rows for o in outcomes):  # nothing measured anywhere: say why, not "no CSV"
         from edgebench.host.errors import UserError
 
@@ -157,9 +152,26 @@ def run_pipeline(profile: Profile, results_root: Path, run_id: str, targets: lis
         raise UserError(f"no target measured anything ({reasons}); the trained and converted "
                         f"models are kept in {run_dir}, rerun to resume")
     # report_links(run_dir) -> report blocks (the comparison with the previous run, if any)
-    extra = report_links(run_dir) if report_links else None
-    report = progress.run("report", lambda: build_report([run_dir], run_dir, extra))
+    measured = Path(results_root) / outcomes[0].run_id  # run_dir, or a run forked beside it
+    extra = report_links(measured) if report_links else None
+    report = progress.run("report", lambda: build_report([measured], measured, extra))
     return PipelineResult(run_dir, report, outcomes, progress.seconds, skipped)
+
+
+def _stage_keys(profile: Profile, arch: str, run_dir: Path, amp, debug, mixed, converters):
+    """(train key, export key, export outputs) of one model: what makes its stages fresh."""
+    from edgebench.host.export.converters import CONVERTERS
+
+    # The device is not part of the key (a run resumed elsewhere keeps its checkpoints); mixed
+    # precision changes the numbers, so it is.
+    train_key = _key(profile.train_settings(arch) | {"model": arch} | ({"amp": True} if amp else {}))
+    export_key = _key([train_key, profile.recipes, profile.calib, profile.calib_split, profile.io]
+                      + ([debug, mixed] if debug or mixed else [])
+                      + ([list(converters)] if list(converters) != ["onnx2tf"] else []))
+    model_dir = run_dir / "models" / arch
+    outputs = [model_dir / f"{CONVERTERS[c].stem(arch)}.{r}.tflite" for c in converters
+               for r in profile.recipes if r not in CONVERTERS[c].unsupported]
+    return train_key, export_key, outputs
 
 
 def _train(profile: Profile, arch: str, out: Path, quiet: bool, device: str, amp: bool) -> None:

@@ -33,3 +33,10 @@ def read_rows(path: Path) -> tuple[list[str], list[dict]]:
 
 def by_model(rows: list[dict]) -> dict[str, dict]:
     return {r["model"]: r for r in rows}
+
+
+def run_folder(results: Path) -> Path:
+    """The one run a deploy made in `results` (each deploy is a run with its own id)."""
+    runs = [p for p in Path(results).iterdir() if (p / "run.json").is_file()]
+    assert len(runs) == 1, f"expected one run in {results}: {runs}"
+    return runs[0]

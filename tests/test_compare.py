@@ -214,8 +214,9 @@ def test_two_real_agent_runs_compared_end_to_end(tmp_path):
                                  "--remote-dir", tmp_path / f"dev-{name}", "--no-progress",
                                  "--rounds", "2", "--db", tmp_path / "db.sqlite", *FAST, *extra)
         assert code == 0, out + err
-    code, out, err = run_cli("compare", tmp_path / "before" / "test-run",
-                             tmp_path / "after" / "test-run", "--fail-if", "p50>+5%",
+    from agent_helpers import run_folder
+    runs = [run_folder(tmp_path / name) for name in ("before", "after")]
+    code, out, err = run_cli("compare", *runs, "--fail-if", "p50>+5%",
                              "--fail-if", "accuracy<-1pp", "--out", tmp_path / "cmp")
     table = pd.read_csv(tmp_path / "cmp" / "compare.csv")
     assert sorted(table["recipe"]) == ["fp32", "int8"]
@@ -224,12 +225,9 @@ def test_two_real_agent_runs_compared_end_to_end(tmp_path):
     slower = table[table["p50_verdict"] == "slower"]
     assert len(slower) >= 1 and (slower["p50_ratio_low"] > 1).all(), table.to_string()
     assert code == 1 and "FAIL p50>+5%" in out
-    # the same two runs from the database they were recorded in: one run id, two start times
-    code, _, err = run_cli("compare", "test-run", "test-run", "--db", tmp_path / "db.sqlite")
-    assert code == 2 and "names 2 runs started at different times" in err
-    starts = [pd.read_csv(tmp_path / name / "test-run" / "local" / "results.csv")["started_utc"]
-              .min() for name in ("before", "after")]
-    code, _, err = run_cli("compare", f"test-run@{starts[0]}", f"test-run@{starts[1]}",
+    # the same two runs from the database they were recorded in: one bundle, two runs
+    assert runs[0].name != runs[1].name
+    code, _, err = run_cli("compare", runs[0].name, runs[1].name,
                            "--db", tmp_path / "db.sqlite", "--out", tmp_path / "cmp-db")
     assert code == 0, err
     from_db = pd.read_csv(tmp_path / "cmp-db" / "compare.csv")

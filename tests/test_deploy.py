@@ -65,7 +65,7 @@ def test_ssh_deploy_matches_local_columns_and_redeploy_sends_nothing(
     assert [o.ok for o in outcomes] == [True, True], summary(outcomes)
     cols = {}
     for o in outcomes:
-        assert o.results == tmp_path / "results" / "test-run" / o.target
+        assert o.results == tmp_path / "results" / o.run_id / o.target
         cols[o.target], rows = read_csv(o.results / "results.csv")
         assert sorted(r["model"] for r in rows) == sorted(names)
         assert all(r["status"] == "ok" and float(r["p50_ms"]) > 0 for r in rows)
@@ -75,12 +75,12 @@ def test_ssh_deploy_matches_local_columns_and_redeploy_sends_nothing(
     assert {ev["event"] for n, ev in events if n == "loop-pi"} >= {"model_start", "row", "done"}
     store_is_sound(ssh_env.home / remote_dir / "store")
 
-    # Re-deploy of unchanged models: nothing is re-sent and the agent skips measured rows.
+    # Re-deploy of unchanged models: nothing is re-sent; it is a run of its own, measured anew.
     again = deploy(bundle, [remote], tmp_path / "results", FAST,
                    options=ssh_options(ssh_env, known_hosts), progress=False)[0]
     assert again.ok and again.transfer.bytes_sent == 0
     assert again.transfer.files_skipped == len(load_bundle(bundle).files)
-    assert again.rows == len(names)
+    assert again.rows == len(names) and again.run_id != outcomes[1].run_id
 
 
 def test_cut_link_mid_upload_commits_what_arrived_and_the_next_run_completes(
@@ -101,13 +101,15 @@ def test_cut_link_mid_upload_commits_what_arrived_and_the_next_run_completes(
     store = ssh_env.home / remote_dir / "store"
     for f in store.iterdir():   # whatever reached its final name is whole
         assert f.name.startswith(".part-") or hashlib.sha256(f.read_bytes()).hexdigest() == f.name
-    run_dir = ssh_env.home / remote_dir / "runs" / load_bundle(bundle).remote_name
+    run_dir = (ssh_env.home / remote_dir / "runs" /
+               f"{failed.run_id}-{load_bundle(bundle).content_id}")
     assert not (run_dir / "out").exists()
 
     proxy.reset_after_up = None
     done = deploy(bundle, [spec], tmp_path / "results", FAST,
                   options=ssh_options(ssh_env, kh), retries=0, progress=False)[0]
     assert done.ok, done.error
+    assert done.run_id == failed.run_id and "resuming run" in done.run_note  # the cut one
     assert done.rows == len(RECIPES)
     # What arrived before the cut (committed, or complete or partial under .part-) is not resent.
     size = load_bundle(bundle).size
@@ -198,20 +200,30 @@ def test_deploy_command_builds_a_bundle_and_runs_locally(tmp_path):
     assert rows[0]["accuracy"] != ""
 
 
-def test_rebuilt_bundle_under_the_same_run_id_does_not_mix_rows(tmp_path):
-    """Other models under an old run id (e.g. `bench-host run` after a change) get their own
-    results on the device: no stale rows of the previous bundle come back."""
-    for recipe in ("int8", "fp32"):
-        rows = deploy_models_locally(tmp_path, recipe, "same-id")
-        assert [r["model"] for r in rows] == [f"tinycnn.{recipe}"]
-    assert len(list((tmp_path / "device" / "runs").iterdir())) == 2
+def test_a_finished_run_id_is_refused_before_its_bundle_is_replaced(tmp_path):
+    """Other models under a finished run's id would be another measurement under its name: refused
+    in one line before anything is bundled, and the run's rows and bundle stay as they were."""
+    rows = deploy_models_locally(tmp_path, "int8", "same-id")
+    assert [r["model"] for r in rows] == ["tinycnn.int8"]
+    manifest = (tmp_path / "res" / "same-id" / "bundle" / "manifest.json").read_text()
+    from cli_runner import run_cli
+    code, out, err = run_cli("deploy", "--models-dir", tmp_path / "models-int8", "--run-id",
+                             "same-id", "--results", tmp_path / "res", "--no-progress", *FAST)
+    assert code == 2 and "run same-id" in err and "is finished" in err
+    assert len(err.strip().splitlines()) == 1
+    assert (tmp_path / "res" / "same-id" / "bundle" / "manifest.json").read_text() == manifest
+    assert read_csv(tmp_path / "res" / "same-id" / "local" / "results.csv")[1] == rows
 
 
 def test_rebundled_unchanged_models_resume_on_the_device(tmp_path):
     """Bundling the same models again writes a new manifest (a new `created`) and a new, byte-equal
-    agent.pyz: the content id stays, so the device's rows are found and nothing is measured
-    twice."""
+    agent.pyz: the content id stays, so an interrupted run's rows are found on the device and
+    nothing is measured twice."""
     first = deploy_models_locally(tmp_path, "int8", "again")
+    run_json = tmp_path / "res" / "again" / "run.json"
+    run = json.loads(run_json.read_text())
+    run["targets"]["local"], run["finished_utc"] = "running", None  # as a killed host leaves it
+    run_json.write_text(json.dumps(run))
     shutil.rmtree(tmp_path / "models-int8")
     second = deploy_models_locally(tmp_path, "int8", "again")
     assert len(list((tmp_path / "device" / "runs").iterdir())) == 1

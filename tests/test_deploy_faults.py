@@ -12,7 +12,7 @@ import time
 import pytest
 
 from sshd import *  # noqa: F401,F403
-from agent_helpers import FAST
+from agent_helpers import FAST, run_folder
 from cli_runner import run_cli
 from test_deploy import RECIPES, bundle, read_csv, ssh_options, ssh_spec  # noqa: F401
 from edgebench.host.deploy import deploy, load_bundle
@@ -30,7 +30,7 @@ def fast_cli_args() -> list:
 def test_agent_killed_mid_run_keeps_rows_and_resumes(bundle, ssh_env, sshd, known_hosts,
                                                       remote_dir, tmp_path):
     spec = ssh_spec(ssh_env, sshd, remote_dir)
-    run_dir = ssh_env.home / remote_dir / "runs" / load_bundle(bundle).remote_name
+    run_dir = ssh_env.home / remote_dir / "runs" / f"killed-{load_bundle(bundle).content_id}"
     killed = []
 
     def killer():
@@ -46,7 +46,7 @@ def test_agent_killed_mid_run_keeps_rows_and_resumes(bundle, ssh_env, sshd, know
     t = threading.Thread(target=killer)
     t.start()
     first = deploy(bundle, [spec], tmp_path / "results", SLOW,
-                   options=ssh_options(ssh_env, known_hosts), progress=False)[0]
+                   options=ssh_options(ssh_env, known_hosts), progress=False, run_id="killed")[0]
     t.join()
     assert killed, "the agent finished before it could be killed"
     assert not first.ok and "killed by a signal" in first.error and "resume" in first.error
@@ -108,9 +108,9 @@ def test_fleet_of_three_with_one_down(bundle, ssh_env, sshd_factory, tmp_path):
     assert "2 of 3 targets finished, 1 failed" in out
     assert "FAIL  pi-down" in out and "cannot connect" in out and "gave up after 2" in out
     for name in ("pi-a", "pi-b"):
-        _, rows = read_csv(tmp_path / "results" / "test-run" / name / "results.csv")
+        _, rows = read_csv(run_folder(tmp_path / "results") / name / "results.csv")
         assert len(rows) == len(RECIPES)
-    assert not (tmp_path / "results" / "test-run" / "pi-down").exists()
+    assert not (run_folder(tmp_path / "results") / "pi-down").exists()
     for s in up:
         import shutil
         shutil.rmtree(ssh_env.home / f"ebtest-fleet-{s.port}", ignore_errors=True)
@@ -126,7 +126,7 @@ def test_deploy_command_shows_progress_and_pulls_results(bundle, ssh_env, sshd, 
     assert code == 0, err
     assert "1 of 1 targets finished" in out
     assert "B/s" in err and "model" in err      # the byte bar, then the agent's model bar
-    target_dir = tmp_path / "res" / "test-run" / f"ebtest@127.0.0.1_{sshd.port}"
+    target_dir = run_folder(tmp_path / "res") / f"ebtest@127.0.0.1_{sshd.port}"
     assert (target_dir / "results.csv").exists()
 
 
@@ -161,8 +161,8 @@ def test_link_dropped_mid_run_is_retried_and_resumes(bundle, ssh_env, sshd, remo
     spec.port = proxy.port
     kh = tmp_path / "kh"
     kh.write_text(sshd.known_hosts_line().replace(f":{sshd.port} ", f":{proxy.port} "))
-    csv_path = (ssh_env.home / remote_dir / "runs" / load_bundle(bundle).remote_name / "out"
-                / "results.csv")
+    csv_path = (ssh_env.home / remote_dir / "runs" / f"cut-{load_bundle(bundle).content_id}"
+                / "out" / "results.csv")
 
     def cutter():
         deadline = time.monotonic() + 120
@@ -175,7 +175,7 @@ def test_link_dropped_mid_run_is_retried_and_resumes(bundle, ssh_env, sshd, remo
     t.start()
     events = []
     out = deploy(bundle, [spec], tmp_path / "results", SLOW, options=ssh_options(ssh_env, kh),
-                 retries=1, backoff_s=0.2, progress=False,
+                 retries=1, backoff_s=0.2, progress=False, run_id="cut",
                  on_event=lambda n, ev: events.append(ev))[0]
     t.join()
     assert proxy.cuts == 1

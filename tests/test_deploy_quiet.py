@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 from cli_runner import run_bench_host
+from agent_helpers import run_folder
 
 from sshd import *  # noqa: F401,F403
 from test_deploy import bundle  # noqa: F401  (fixture)
@@ -29,7 +30,7 @@ def deploy_through_a_reset(bundle, ssh_env, sshd, remote_dir, tmp_path,  # noqa:
                          # these tests count every line on stderr
                          "--db", "none", *fast_cli_args(), *extra, timeout=300)
     assert proxy.cuts == 1
-    return res, tmp_path / "res" / "test-run" / "host.log"
+    return res, run_folder(tmp_path / "res") / "host.log"
 
 
 def test_a_dropped_link_prints_only_edgebench_lines(bundle, ssh_env, sshd, remote_dir,  # noqa: F811

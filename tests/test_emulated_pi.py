@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from agent_helpers import by_model, run_agent
+from agent_helpers import by_model, run_agent, run_folder
 from cli_runner import run_cli
 from emulated_pi import *  # noqa: F401,F403
 from edgebench.host.deploy import deploy, load_bundle
@@ -117,7 +117,7 @@ def test_bookworm_doctor_and_deploy_match_host(pi_bookworm, emulated_images, ful
                              "--known-hosts", dev.known_hosts, "--results", tmp_path / "res",
                              "--no-progress", *AGENT_ARGS)
     assert code == 0, out + err
-    results = tmp_path / "res" / "test-run" / dev.name
+    results = run_folder(tmp_path / "res") / dev.name
     rows = read_rows(results / "results.csv")
     assert all(r["status"] == "ok" for r in rows), [(r["model"], r["error"]) for r in rows]
     assert_rows_match_host(rows, host_rows, "litert", info["runtime_version"], "3.11")
@@ -137,14 +137,18 @@ def test_device_powered_off_mid_run_keeps_rows_and_resumes(pi_bookworm, full_bun
     dev = pi_bookworm
     spec = dev.spec()
     spec.remote_dir = "fault-run"
-    on_disk = (emulate.device_dir(dev.name) / "rootfs" / "home" / dev.user / "fault-run"
-               / "runs" / load_bundle(full_bundle).remote_name / "out" / "results.csv")
+    runs = emulate.device_dir(dev.name) / "rootfs" / "home" / dev.user / "fault-run" / "runs"
+
+    def results_on_disk() -> Path:  # the run's id is chosen by the deploy
+        found = sorted(runs.glob("*/out/results.csv")) if runs.is_dir() else []
+        return found[0] if found else runs / "none"
     slow = ["--warmup", "1", "--min-runs", "5", "--min-seconds", "1.0", "--max-seconds", "5"]
     cut = []
 
     def power_cut():
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
+            on_disk = results_on_disk()
             if on_disk.exists() and len(on_disk.read_text().splitlines()) >= 2:
                 emulate.stop(dev.name)
                 cut.append(time.monotonic())
@@ -157,7 +161,7 @@ def test_device_powered_off_mid_run_keeps_rows_and_resumes(pi_bookworm, full_bun
     t.join()
     assert cut, "the agent finished before the device could be powered off"
     assert not first.ok and "link dropped" in first.error, first.error
-    kept = read_rows(on_disk)            # the device's own disk, read from the host
+    kept = read_rows(results_on_disk())  # the device's own disk, read from the host
     assert len(kept) == 1 and kept[0]["status"] == "ok"
 
     again = emulate.start(dev.image, dev.name)
@@ -168,7 +172,8 @@ def test_device_powered_off_mid_run_keeps_rows_and_resumes(pi_bookworm, full_bun
                     on_event=lambda name, ev: events.append(ev))[0]
     assert second.ok, second.error
     assert second.rows == len(RECIPES)
-    assert second.stale_lock and second.stale_lock["run_id"] == "test-run"
+    assert second.run_id == first.run_id  # the interrupted run, resumed
+    assert second.stale_lock and second.stale_lock["run_id"] == first.run_id
     assert any(ev["event"] == "skip" and ev["model"] == kept[0]["model"] for ev in events)
     rows = read_rows(second.results / "results.csv")
     assert rows[0] == kept[0]            # measured once, before the power cut; not redone
@@ -236,7 +241,7 @@ def test_bullseye_tflite_runtime_2_13(pi_bullseye, emulated_images, full_bundle,
                              "--known-hosts", dev.known_hosts, "-i", dev.client_key,
                              "--results", tmp_path / "res", "--no-progress", *AGENT_ARGS)
     assert code == 0, out + err
-    rows = read_rows(next(p for p in (tmp_path / "res" / "test-run").iterdir() if p.is_dir())
+    rows = read_rows(next(p for p in run_folder(tmp_path / "res").iterdir() if p.is_dir())
                      / "results.csv")  # the device's folder, beside host.log
     assert_rows_match_host(rows, host_rows, "tflite-runtime", "2.13.0", "3.9")
     # What tflite-runtime 2.13 cannot run (dynamic-range FULLY_CONNECTED v12, as 2.14) is an

@@ -19,7 +19,7 @@ import pytest
 
 from sshd import *  # noqa: F401,F403
 from sshd import ensure_test_user, make_server
-from agent_helpers import FAST
+from agent_helpers import FAST, run_folder
 from cli_runner import BENCH_HOST, run_cli
 from labgrid_farm import Farm, Relay, free_port, start_farm
 from edgebench.host.deploy import deploy, load_bundle, summary
@@ -128,7 +128,7 @@ def test_places_by_tag_deploy_concurrently_and_the_report_groups_them(
                              "--labgrid-tags", "board=pi5")
     assert code == 0, out + err
     assert "2 of 2 targets finished" in out and "released place pi-a" in out
-    run = results / load_bundle(bundle).run_id
+    run = run_folder(results)
     for place, tags in (("pi-a", "board=pi5,lab=desk"), ("pi-b", "board=pi5")):
         assert len(rows_of(run / place / "results.csv")) == len(RECIPES)
         # each place's rows were measured on its own board, in its own user's folder
@@ -263,7 +263,7 @@ def test_a_run_killed_mid_deploy_is_released_by_the_next_run(
     out, err = again.communicate(timeout=300)
     assert again.returncode == 0, out + err
     assert f"left acquired by an edgebench run that died (pid {proc.pid}" in out + err
-    rows = rows_of(tmp_path / "results" / load_bundle(bundle).run_id / "pi-a" / "results.csv")
+    rows = rows_of(run_folder(tmp_path / "results") / "pi-a" / "results.csv")
     assert len(rows) == len(RECIPES)
     # the row measured before the kill was kept on the board, not measured a second time
     device_csv = next((lab.homes["pi-a"] / rdir).glob("runs/*/out/results.csv"))

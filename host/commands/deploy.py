@@ -18,8 +18,10 @@ def register(subparsers) -> None:
         description="Copy a bundle to each target (models already on the device are not sent "
                     "again), check the device, take its lock, run the agent with live progress "
                     "and pull results.csv, latency_samples.csv and env.json into "
-                    "RESULTS/<run-id>/<target>/. Devices of a fleet run concurrently; rerunning "
-                    "an interrupted deploy resumes where it stopped.",
+                    "RESULTS/<run-id>/<target>/. Devices of a fleet run concurrently. Every deploy "
+                    "is a run of its own (a new id); it resumes only an unfinished run: the one "
+                    "named by --run-id, or the last run in RESULTS when that one was "
+                    "interrupted with the same bundle, options and targets.",
         epilog="examples:\n  bench-host deploy --bundle out/bundle --target pi@192.168.1.20\n"
                "  bench-host deploy --bundle out/bundle --inventory fleet.toml --threads 1,4\n"
                "  bench-host deploy --bundle out/bundle --target pi5 --accelerators cpu,gpu\n"
@@ -31,7 +33,10 @@ def register(subparsers) -> None:
     src.add_argument("--models-dir", type=Path, metavar="DIR",
                      help="build a bundle from these models first (into RESULTS/<run-id>/bundle)")
     src.add_argument("--testset", type=Path, metavar="FILE.npz", help="test set for --models-dir")
-    src.add_argument("--run-id", help="run id when building a bundle (default: UTC timestamp)")
+    src.add_argument("--run-id", help="this run's id (default: a new UTC timestamp); naming an "
+                     "unfinished run resumes it, a finished one is refused")
+    src.add_argument("--new-run", action="store_true",
+                     help="a new run even when the last one in RESULTS was interrupted")
     add_target_args(p)
     from edgebench.host.commands.agent_options import add_agent_args
 
@@ -80,9 +85,13 @@ def run(args) -> int:
     bundle = args.bundle
     if args.models_dir:
         from edgebench.host.bundle import build_bundle
-        run_id = args.run_id or time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-        bundle = build_bundle(args.models_dir, args.results / run_id / "bundle",
-                              testset=args.testset, run_id=run_id)
+        from edgebench.host.run_record import refuse_finished
+
+        if args.run_id:
+            refuse_finished(args.results, args.run_id)
+        args.run_id = args.run_id or time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        bundle = build_bundle(args.models_dir, args.results / args.run_id / "bundle",
+                              testset=args.testset, run_id=args.run_id)
     from edgebench.host.commands.agent_options import agent_options_from
 
     agent = agent_options_from(args, models=args.only)
@@ -95,7 +104,8 @@ def run(args) -> int:
     outcomes = deploy(bundle, specs, args.results, agent, options=options,
                       remote_python=args.remote_python, remote_dir=args.remote_dir,
                       retries=args.retries, progress=not args.no_progress,
-                      backoff_s=args.backoff, lease_timeout_s=args.lease_timeout)
+                      backoff_s=args.backoff, lease_timeout_s=args.lease_timeout,
+                      run_id=args.run_id, new_run=args.new_run)
     print(summary(outcomes))
     sys.stdout.flush()
     pulled = [o.results for o in outcomes if o.results and (o.results / "results.csv").is_file()]

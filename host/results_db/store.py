@@ -110,11 +110,7 @@ def _import_file(conn, csv_path: Path) -> Imported:
     for _, row in rs.rows.iterrows():
         run_id = str(plain(row["run_id"]) or "")
         if run_id not in run_pks:
-            started = rs.rows.loc[rs.rows["run_id"].fillna("") == run_id, "started_utc"].dropna()
-            run_pks[run_id], new = _get_or_create(
-                conn, S.runs, {"run_id": run_id, "device_id": device_pk,
-                               "started_utc": str(started.min()) if len(started) else None},
-                {"imported_utc": now, "source": str(csv_path.parent)})
+            run_pks[run_id], new = _run_pk(conn, csv_path, rs.rows, run_id, name, device_pk, now)
             added.runs += new
         sha = str(row["sha256"])
         model_pk, _ = _get_or_create(conn, S.models, {"sha256": sha}, {
@@ -148,6 +144,56 @@ def _import_file(conn, csv_path: Path) -> Imported:
 _ROW_COLUMNS = ["run_id", "sha256", "threads", "xnnpack", "runtime", "compute_unit", "round"]
 
 
+def _row_ident(sha, threads, xnn, runtime, unit, rnd) -> tuple:
+    """A row's key as the database stores it (the run aside)."""
+    return (str(sha), _threads(threads), xnnpack_text(xnn), str(plain(runtime) or ""),
+            str(plain(unit) or "cpu"), int(plain(rnd) or 1))
+
+
+def _stored_rows(conn, run_pk: int) -> dict:
+    """{row key: (status, started_utc)} of a run in the database."""
+    q = (sa.select(S.models.c.sha256, S.rows.c.threads, S.rows.c.xnnpack, S.rows.c.runtime,
+                   S.rows.c.compute_unit, S.rows.c.round, S.rows.c.status, S.rows.c.data)
+         .join(S.models, S.models.c.id == S.rows.c.model_pk).where(S.rows.c.run_pk == run_pk))
+    return {tuple(r[:6]): (r.status, json.loads(r.data).get("started_utc")) for r in conn.execute(q)}
+
+
+def _run_pk(conn, csv_path: Path, rows: pd.DataFrame, run_id: str, device: str, device_pk: int,
+            now: str) -> tuple[int, bool]:
+    """The run these rows belong to: the stored run of this id on this device that they continue
+    (the same files again, or a resumed run grown since), else a new one. Rows of another
+    measurement session under a run id already stored are refused: the database never merges
+    two sessions (UserError, one line, and nothing of the file is kept)."""
+    mine = rows[rows["run_id"].fillna("") == run_id]
+    started = mine["started_utc"].dropna()
+    started = str(started.min()) if len(started) else None
+    here = {_row_ident(r.sha256, r.threads, r.xnnpack, r.runtime, r.compute_unit, r["round"]):
+            (r.status, plain(r.started_utc)) for _, r in mine.iterrows()}
+    stored = conn.execute(sa.select(S.runs.c.id, S.runs.c.started_utc, S.runs.c.source)
+                          .where(S.runs.c.run_id == run_id, S.runs.c.device_id == device_pk)
+                          .order_by(S.runs.c.started_utc != started)).all()
+    for pk, their_start, source in stored:
+        theirs = _stored_rows(conn, pk)
+        common = set(here) & set(theirs)
+        # An ok row is never measured again in a resumed run: the same key measured at another
+        # time is another session. (A retried error row is measured again, later.)
+        clash = next((k for k in sorted(common, key=str) if here[k][0] == theirs[k][0] == "ok"
+                      and here[k][1] != theirs[k][1]), None)
+        if clash is None and (common or their_start == started):
+            return pk, False
+        what = (f"{clash[0][:12]} threads {clash[1]}, {clash[4]}: measured at {theirs[clash][1]} "
+                f"there, {here[clash][1]} here" if clash else
+                f"started {their_start} there, {started} here, no row in common")
+        raise UserError(f"{csv_path}: run {run_id} on {device} is in the database already from "
+                        f"another measurement ({source}; {what}); one run id is one measurement: "
+                        f"measure again as a new run (deploy gives each its own id) or import "
+                        f"into another database (--db)")
+    pk = conn.execute(S.runs.insert().values(
+        run_id=run_id, device_id=device_pk, started_utc=started, imported_utc=now,
+        source=str(csv_path.parent))).inserted_primary_key[0]
+    return pk, True
+
+
 def _row_groups(df: pd.DataFrame, row_pks: dict):
     """(row pk, the lines of `df` that belong to it) for each row of `row_pks` with lines."""
     for key, group in df.groupby(_ROW_COLUMNS, sort=False, dropna=False):
@@ -161,14 +207,21 @@ def _row_groups(df: pd.DataFrame, row_pks: dict):
 
 def _insert_lines(conn, rs: ResultSet, row_pks: dict) -> int:
     """Schema 4's optional lines (S.LINE_KINDS) of these rows, each kind of a row once."""
+    if not row_pks:
+        return 0
+    pks = sorted(set(row_pks.values()))
+    stored = set()  # (row pk, kind) already in the database
+    for start in range(0, len(pks), 500):
+        stored.update(tuple(r) for r in conn.execute(
+            sa.select(S.lines.c.row_pk, S.lines.c.kind).distinct()
+            .where(S.lines.c.row_pk.in_(pks[start:start + 500]))))
     count = 0
     for kind in S.LINE_KINDS:
         df = getattr(rs, kind)
-        if df is None or df.empty or not row_pks:
+        if df is None or df.empty:
             continue
         for pk, group in _row_groups(df, row_pks):
-            where = sa.and_(S.lines.c.row_pk == pk, S.lines.c.kind == kind)
-            if conn.execute(sa.select(sa.func.count()).select_from(S.lines).where(where)).scalar():
+            if (pk, kind) in stored:
                 continue
             cols = [c for c in group.columns if c != "device"]
             values = [{"row_pk": pk, "kind": kind, "seq": i,

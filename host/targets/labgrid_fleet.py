@@ -37,14 +37,21 @@ def deploy_fleet(deploy_fn: Callable, bundle_dir, specs: Sequence, results_dir,
                  agent=None, *, lab: LabgridOptions,
                  progress: bool = True, **deploy_kwargs) -> list:
     """deploy_fn's outcomes for the plain targets, then one per place, in order."""
-    from edgebench.host.deploy import DeployOutcome, load_bundle, target_dirname
+    from edgebench.host.deploy import DeployOptions, DeployOutcome, load_bundle, target_dirname
+    from edgebench.host.run_record import choose_run
 
     plain = [s for s in specs if not is_labgrid(s)]
     client = lab.client()
     listed = {p.name: p for p in select_places(client, [s.name for s in specs if is_labgrid(s)],
                                                lab.tags)}
     names = list(listed)
-    run_id = load_bundle(bundle_dir).run_id
+    # One run for the fleet: every place deploys into it, each when it has been acquired.
+    settings = deploy_kwargs.get("settings") or DeployOptions(agent=agent or ())
+    run = choose_run(results_dir, load_bundle(bundle_dir),
+                     [target_dirname(s) for s in plain] + [target_dirname(n) for n in names],
+                     settings.agent_argv(), deploy_kwargs.pop("run_id", None),
+                     deploy_kwargs.pop("new_run", False), deploy_kwargs.pop("resume_finished", False))
+    deploy_kwargs["run"] = run
     # Several deploys side by side would draw their progress bars over each other's line.
     bars = progress and len(names) + (1 if plain else 0) == 1
     jobs: list = []
@@ -55,13 +62,16 @@ def deploy_fleet(deploy_fn: Callable, bundle_dir, specs: Sequence, results_dir,
         if progress:
             print(text, file=sys.stderr, flush=True)
 
+    if run.note:
+        say(f"deploy: {run.note}")
+
     def run_place(name: str) -> None:
         start = time.monotonic()
         hold = PlaceHold(client, name, lab, note=say, listed=listed[name])
         holds[name] = hold
         try:
             with hold:
-                folder = Path(results_dir) / run_id / target_dirname(hold.spec)
+                folder = run.folder / target_dirname(hold.spec)
                 folder.mkdir(parents=True, exist_ok=True)
                 (folder / PLACE_FILE).write_text(json.dumps(place_info(hold), indent=1) + "\n")
                 say(f"{name}: acquired in {hold.acquire_s:.1f} s, deploying to "
@@ -69,9 +79,12 @@ def deploy_fleet(deploy_fn: Callable, bundle_dir, specs: Sequence, results_dir,
                 outcome = deploy_fn(bundle_dir, [hold.spec], results_dir, agent,
                                     progress=bars, **deploy_kwargs)[0]
         except UserError as exc:
-            outcome = DeployOutcome(target=name, ok=False, error=str(exc))
+            outcome = DeployOutcome(target=name, ok=False, error=str(exc), run_id=run.run_id)
+            run.mark(target_dirname(name), "failed")
         except Exception as exc:  # a bug or an odd answer: this place only
-            outcome = DeployOutcome(target=name, ok=False, error=f"{type(exc).__name__}: {exc}")
+            outcome = DeployOutcome(target=name, ok=False, error=f"{type(exc).__name__}: {exc}",
+                                    run_id=run.run_id)
+            run.mark(target_dirname(name), "failed")
         outcome.notes = list(hold.notes) + list(outcome.notes)
         outcome.seconds = time.monotonic() - start
         results[name] = outcome

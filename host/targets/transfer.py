@@ -19,12 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Callable, Optional, Sequence
 
+from edgebench.device.manifest import ManifestError, check_name, check_relpath
 from edgebench.host.agent_archive import device_script
 from edgebench.host.errors import UserError
 from edgebench.host.files import sha256_file
 from edgebench.host.targets.base import LinkDropped, Target, dropped_while, quote_argv
 
-_SAFE_PART = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._+-]{0,127}$")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 DEFAULT_PARTIAL_AGE_S = 24 * 3600.0
@@ -63,20 +63,21 @@ class TransferStats:
 
 
 def safe_name(text: str, what: str) -> str:
-    """A single path component with no shell or path meaning (run ids, model names)."""
-    if not isinstance(text, str) or not _SAFE_PART.match(text) or text in (".", ".."):
-        raise UserError(f"refusing {what} {text!r}: only letters, digits and ._+- are allowed "
-                        f"(no '/', '..' or shell characters)")
-    return text
+    """A single path component with no shell or path meaning (run ids, model names): the
+    agent's rule too (device/manifest.check_name), so both sides refuse the same names."""
+    try:
+        return check_name(text, what)
+    except ManifestError as exc:
+        raise UserError(str(exc)) from None
 
 
 def safe_relpath(rel: str, what: str = "bundle path") -> str:
-    """A relative POSIX path that stays inside its folder once joined to it."""
-    if not isinstance(rel, str) or not rel or rel.startswith("/") or "\\" in rel:
-        raise UserError(f"refusing {what} {rel!r}: it must be a relative path inside the bundle")
-    for part in PurePosixPath(rel).parts:
-        safe_name(part, what)
-    return str(PurePosixPath(rel))
+    """A relative POSIX path that stays inside its folder once joined to it (the agent's rule
+    too: device/manifest.check_relpath)."""
+    try:
+        return check_relpath(rel, what)
+    except ManifestError as exc:
+        raise UserError(str(exc)) from None
 
 
 
