@@ -1,12 +1,14 @@
-"""Starts the agent under the device lock: `python3 -c <this source> LOCK OWNER AGENT_LOCK
-PID_FILE AGENT_ARGV...`. Starts it only while this run holds the device lock and no other agent
-measures here; the agent then holds AGENT_LOCK (an flock inherited across exec) until it exits.
-Exit 75: refused. Stdlib only, Python 3.8 compatible."""
+"""Starts the agent under the device lock: `python3 -c <this source> LOCK OWNER/ATTEMPT
+AGENT_LOCK PID_FILE AGENT_ARGV...`. Starts it only while this attempt of this run holds the
+device lock (a cut attempt's late request must not start an agent under its retry's lease) and no
+other agent measures here; the agent then holds AGENT_LOCK (an flock inherited across exec)
+until it exits. Exit 75: refused. Stdlib only, Python 3.8 compatible."""
 
 
 def main():
     import fcntl, json, os, sys, time
-    lock, owner, agent_lock, pid_file = sys.argv[1:5]
+    lock, token, agent_lock, pid_file = sys.argv[1:5]
+    owner, _, attempt = token.partition("/")
     argv = sys.argv[5:]
     def read(p):
         try:
@@ -15,9 +17,10 @@ def main():
         except (OSError, ValueError):
             return {}
     holder = read(lock)
-    if holder.get("owner") != owner:
-        sys.stderr.write("edgebench: this run no longer holds the device lock (now: run %s); the "
-                         "agent was not started\n" % holder.get("run_id", "none"))
+    if holder.get("owner") != owner or holder.get("attempt", "") != attempt:
+        sys.stderr.write("edgebench: this attempt no longer holds the device lock (now: run %s, "
+                         "device pid %s); the agent was not started\n"
+                         % (holder.get("run_id", "none"), holder.get("device_pid", "none")))
         sys.exit(75)
     fd = os.open(agent_lock, os.O_RDWR | os.O_CREAT, 0o644)
     try:

@@ -1,8 +1,10 @@
 """The device lock's holder, run on the device as `python3 -c <this source> LOCK INFO TIMEOUT
-WAIT` before anything else is there (host/targets/lock.py sends it). Takes LOCK (an flock), takes
-over the lease of a run that went silent past TIMEOUT (stopping its agent, checked to be ours by
-its command line), says "held"/"busy"/"agent-busy" with JSON details on stdout, then beats the
-heartbeat for every byte the host sends and lets go at EOF.
+WAIT` before anything else is there (host/targets/lock.py sends it). Takes LOCK (an flock). Takes
+over at once the lease of an earlier attempt of this same deploy (INFO's owner, host, pid and
+run_id match), and the lease of another run once it has been silent past TIMEOUT; either holder is
+first checked to be ours by its command line, and an agent still measuring there is stopped the
+same way. Says "held"/"busy"/"agent-busy" with JSON details on stdout, then beats the heartbeat
+for every byte the host sends and lets go at EOF.
 Python 3.8 compatible (preflight's minimum), stdlib only. Exit 3: busy; 4: an agent that cannot
 be stopped."""
 
@@ -51,12 +53,18 @@ def main():
                     return True
                 time.sleep(0.05)
         return False
-    recovered = None
+    recovered = took = None
     deadline = time.time() + wait_s
     while not grab(fd):
         holder = read(fd)
         beat, pid = holder.get("heartbeat"), holder.get("device_pid")
         age = time.time() - beat if isinstance(beat, (int, float)) else None
+        mine = all(holder.get(k) == info.get(k) for k in ("owner", "host", "pid", "run_id"))
+        # Our own deploy's earlier attempt: its host side is gone (attempts follow one another),
+        # only its link's dead session keeps it alive, so its lease is ours to take now.
+        if mine and isinstance(pid, int) and ours(pid, MARK) and end(pid, fd):
+            took = dict(holder, silent_s=None if age is None else round(age, 1))
+            break
         if age is not None and age > timeout and isinstance(pid, int) and ours(pid, MARK):
             if end(pid, fd):
                 recovered = dict(holder, silent_s=round(age, 1))
@@ -66,7 +74,7 @@ def main():
             continue
         say("busy", dict(holder, silent_s=None if age is None else round(age, 1)))
         sys.exit(3)
-    previous = None if recovered else read(fd)
+    previous = None if recovered or took else read(fd)
     orphan = None
     agent_lock = os.path.join(os.path.dirname(path), "agent.lock")
     afd = os.open(agent_lock, os.O_RDWR | os.O_CREAT, 0o644)
@@ -85,7 +93,8 @@ def main():
     os.ftruncate(fd, 0)
     os.pwrite(fd, (HEAD + "%20.6f" % time.time() + ", " + rest).encode(), 0)
     os.fsync(fd)
-    say("held", {"previous": previous or None, "recovered": recovered, "orphan": orphan})
+    say("held", {"previous": previous or None, "recovered": recovered, "took_over": took,
+                 "orphan": orphan})
     while os.read(0, 64):
         beat()
     os.ftruncate(fd, 0)

@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -27,6 +28,7 @@ from edgebench.host.targets.lock import DeviceBusy, DeviceLock
 pytestmark = pytest.mark.ssh
 LEASE_S = 4.0     # the tests' lease and link timeout: a few seconds instead of a minute
 BLOB = 1 << 20
+LONG_LEASE_S = 90.0   # a lease a retry must not wait out: its own cut attempt's is taken at once
 
 
 @pytest.fixture(scope="module")
@@ -68,30 +70,39 @@ def test_bundle_over_a_link_cut_every_40_percent_completes_sending_little_twice(
                          r"1,048,576 bytes sent|verifying )", msg), msg
         assert "connection reset" in msg or "the connection was closed" in msg, msg
     assert out.transfer.files_resumed >= 1 and out.transfer.bytes_resumed > 0
-    assert proxy.bytes_up <= 1.3 * size, (proxy.bytes_up, size)
+    # A cut loses at most the file in flight (README): SFTP writes are pipelined, so up to the
+    # whole file may have left the host without reaching the device's disk, and the retry
+    # resumes from what the device holds. Whether a cut lands in such a write or in a commit
+    # (nothing in flight) moves with every byte before it (agent.pyz's size, say), so the bound
+    # is that guarantee plus each connection's SSH set-up, not a fixed share of the bundle.
+    assert proxy.bytes_up <= size + proxy.cuts * BLOB + proxy.connections * 60_000, \
+        (proxy.bytes_up, size, out.drops)
     store_is_sound(ssh_env.home / remote_dir / "store")
 
 
-def test_silent_cut_during_upload_retry_takes_the_lease_and_resumes(
+def test_silent_cut_during_upload_retry_takes_over_its_own_lease_at_once_and_resumes(
         big_bundle, ssh_env, sshd, remote_dir, tmp_path, tcp_proxy):
+    """The cut attempt's lease holder lives on in sshd's dead session. The retry, recognising
+    its own deploy's lease, ends it and takes the lock at once: it does not wait out a lease of a
+    minute and a half (the old way: 'recovered a lock whose run stopped answering 90 s ago')."""
     size = load_bundle(big_bundle).size
     proxy = tcp_proxy(sshd.port, silent_after_up=int(0.5 * size), fault_connections=1)
     spec, opts = via_proxy(ssh_env, sshd, remote_dir, tmp_path, proxy, LEASE_S)
-    t0 = time.monotonic()
     out = deploy(big_bundle, [spec], tmp_path / "results", FAST, options=opts, retries=1,
-                 backoff_s=0.2, progress=False, lease_timeout_s=LEASE_S)[0]
+                 backoff_s=0.2, progress=False, lease_timeout_s=LONG_LEASE_S)[0]
     assert out.ok, out.error
     assert out.attempts == 2 and out.rows == len(RECIPES)
     assert "while uploading extra/blob-" in out.drops[0]
     assert f"no answer from the device for {LEASE_S:.0f} s" in out.drops[0]
-    recovered = [n for n in out.notes if n.startswith("recovered a lock whose run stopped "
-                                                      "answering")]
-    assert recovered, out.notes
-    # The cut attempt's holder was still alive on the device; it was ended once its lease ran
-    # out, not hours later.
-    assert LEASE_S <= out.stale_lock["silent_s"] < LEASE_S + 6
+    took = [n for n in out.notes if re.match(r"took over the lease of this deploy's previous "
+                                             r"attempt \(cut link; run \S+ by \S+ pid \d+, "
+                                             r"device pid \d+", n)]
+    assert took, out.notes
+    assert not any("stopped answering" in n for n in out.notes), out.notes
+    assert out.stale_lock["silent_s"] < LONG_LEASE_S
+    assert not _alive(out.stale_lock["device_pid"])          # the cut attempt's holder was ended
+    assert (ssh_env.home / remote_dir / "lock").read_text() == ""   # and ours let go at the end
     assert out.transfer.files_resumed == 1
-    assert time.monotonic() - t0 < 4 * LEASE_S + 20
     store_is_sound(ssh_env.home / remote_dir / "store")
 
 
@@ -99,14 +110,13 @@ def test_silent_cut_during_the_agent_run_stops_the_orphan_and_keeps_rows(
         bundle, ssh_env, sshd, remote_dir, tmp_path, tcp_proxy):
     proxy = tcp_proxy(sshd.port)
     spec, opts = via_proxy(ssh_env, sshd, remote_dir, tmp_path, proxy, LEASE_S)
-    csv_path = (ssh_env.home / remote_dir / "runs" / load_bundle(bundle).remote_name / "out"
-                / "results.csv")
     first_rows = []
 
     def cutter():
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
-            if csv_path.exists() and len(csv_path.read_text().splitlines()) >= 2:
+            csv_path = _run_file(ssh_env.home / remote_dir, "out/results.csv")
+            if csv_path and len(csv_path.read_text().splitlines()) >= 2:
                 first_rows.append(csv_path.read_text().splitlines()[1])
                 proxy.silent_cut()
                 return
@@ -115,18 +125,20 @@ def test_silent_cut_during_the_agent_run_stops_the_orphan_and_keeps_rows(
     t.start()
     slow = ["--warmup", "2", "--min-runs", "20", "--min-seconds", "7", "--max-seconds", "9"]
     out = deploy(bundle, [spec], tmp_path / "results", slow, options=opts, retries=1,
-                 backoff_s=0.2, progress=False, lease_timeout_s=LEASE_S)[0]
+                 backoff_s=0.2, progress=False, lease_timeout_s=LONG_LEASE_S)[0]
     t.join()
     assert out.ok, out.error
     assert out.attempts == 2 and out.rows == len(RECIPES)
     assert "link dropped while running the agent" in out.drops[0]
     assert re.search(r"\(tinycnn\.\w+ in progress; \d rows? of 2 models done so far, kept on "
                      r"the device\): no answer from the device for 4 s", out.drops[0]), out.drops
-    assert any(n.startswith("recovered a lock whose run stopped answering") for n in out.notes)
-    orphan = [n for n in out.notes if n.startswith("stopped an orphaned agent")]
+    assert any(n.startswith("took over the lease of this deploy's previous attempt (cut link")
+               for n in out.notes), out.notes
+    orphan = [n for n in out.notes if n.startswith("stopped the agent of this deploy's previous "
+                                                   "attempt, still measuring")]
     assert orphan, out.notes           # the cut attempt's agent was still measuring
     _, rows = read_csv(out.results / "results.csv")
-    with open(csv_path) as f:
+    with open(_run_file(ssh_env.home / remote_dir, "out/results.csv")) as f:
         assert f.read().splitlines()[1] == first_rows[0]   # the measured row kept as it was
 
 
@@ -144,15 +156,54 @@ def test_a_live_heartbeating_lease_is_never_broken(ssh_env, sshd, known_hosts, r
             assert lock.notes == [] and lock.stale is None   # released cleanly, nothing recovered
 
 
+def test_own_cut_attempts_lease_is_taken_at_once_another_runs_only_once_silent(
+        ssh_env, sshd, known_hosts, remote_dir, tmp_path, tcp_proxy):
+    proxy = tcp_proxy(sshd.port)
+    spec, opts = via_proxy(ssh_env, sshd, remote_dir, tmp_path, proxy)
+    with open_target(sshd.target, ssh_options(ssh_env, known_hosts)) as t:
+        root = t.expand(remote_dir)
+
+        def cut_holder(owner: str) -> int:
+            """A lease whose link vanished: its holder lives on, silent, in sshd's session."""
+            target = open_target(spec, opts).__enter__()
+            DeviceLock(target, ssh_env.python, root, "run", owner=owner,
+                       timeout_s=LONG_LEASE_S).__enter__()._stop.set()
+            proxy.silent_cut()
+            return json.loads((ssh_env.home / remote_dir / "lock").read_text())["device_pid"]
+
+        first = cut_holder("deploy-1")
+        with pytest.raises(DeviceBusy, match=r"device busy.*run run by .*last heartbeat \d s ago"):
+            DeviceLock(t, ssh_env.python, root, "other-run", timeout_s=LONG_LEASE_S).__enter__()
+        with DeviceLock(t, ssh_env.python, root, "run", owner="deploy-1",
+                        timeout_s=LONG_LEASE_S) as retry:
+            assert retry.stale["device_pid"] == first and not _alive(first)
+            assert len(retry.notes) == 1 and retry.notes[0].startswith(
+                "took over the lease of this deploy's previous attempt (cut link; run run by ")
+        second = cut_holder("deploy-2")      # another run's: broken only once silent past 1 s
+        time.sleep(1.5)
+        with DeviceLock(t, ssh_env.python, root, "other-run", timeout_s=1.0) as other:
+            assert other.stale["device_pid"] == second and not _alive(second)
+            assert other.notes[0].startswith("recovered a lock whose run stopped answering")
+
+
 def test_cut_during_the_lock_handshake_is_a_link_drop(ssh_env, sshd, known_hosts, remote_dir,
                                                       tmp_path, tcp_proxy):
-    """A retry waits for the lease of its own cut attempt; a reset while it waits says so."""
+    """A lease of our own deploy that cannot be ended (its holder is not the lease script) is
+    waited for; a reset while the retry waits says so."""
+    import fcntl
     proxy = tcp_proxy(sshd.port)
     spec, opts = via_proxy(ssh_env, sshd, remote_dir, tmp_path, proxy)
     with open_target(sshd.target, ssh_options(ssh_env, known_hosts)) as a, \
             open_target(spec, opts) as b:
         root = a.expand(remote_dir)
-        with DeviceLock(a, ssh_env.python, root, "run", owner="same-owner", timeout_s=1.0):
+        with DeviceLock(a, ssh_env.python, root, "run"):
+            pass                             # the lock file, made by the device's user
+        with open(ssh_env.home / remote_dir / "lock", "r+") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            f.write(json.dumps({"heartbeat": time.time(), "owner": "same-owner", "run_id": "run",
+                                "host": socket.gethostname(), "pid": os.getpid(),
+                                "device_pid": os.getpid()}))
+            f.flush()
             threading.Timer(1.0, proxy.reset_all).start()
             with pytest.raises(LinkDropped, match=r"link dropped while taking the device lock: "
                                                   r"(connection reset|the connection was closed)"):
@@ -197,10 +248,11 @@ def test_orphaned_agent_of_a_killed_run_is_stopped_before_another_bundle_measure
                              str(tmp_path / "r1"), "--no-progress", "--warmup", "2",
                              "--min-runs", "20", "--min-seconds", "30", "--max-seconds", "40"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    pid_file = device / "runs" / load_bundle(bundle).remote_name / "agent.pid"
+    pid_file = None
     try:
         deadline = time.monotonic() + 60
-        while not pid_file.exists() and time.monotonic() < deadline:
+        while not pid_file and time.monotonic() < deadline:
+            pid_file = _run_file(device, "agent.pid")
             time.sleep(0.05)
         agent_pid = int(pid_file.read_text())
         while not _children(agent_pid) and time.monotonic() < deadline:
@@ -213,13 +265,19 @@ def test_orphaned_agent_of_a_killed_run_is_stopped_before_another_bundle_measure
                      progress=False, lease_timeout_s=LEASE_S)[0]
         assert out.ok, out.error
         assert any(n.startswith("stopped an orphaned agent of a run that stopped answering "
-                                "(run test-run") for n in out.notes), out.notes
+                                "(run ") for n in out.notes), out.notes
         assert not _alive(agent_pid)
     finally:
         if host.poll() is None:
             host.kill()
-        if pid_file.exists() and _alive(int(pid_file.read_text())):
+        if pid_file and _alive(int(pid_file.read_text())):
             os.kill(int(pid_file.read_text()), signal.SIGKILL)
+
+
+def _run_file(device_root: Path, rel: str):
+    """A file of the (only) run folder on the device, once it is there."""
+    found = sorted(device_root.glob(f"runs/*/{rel}"))
+    return found[0] if found else None
 
 
 def _children(pid: int) -> list:

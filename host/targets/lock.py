@@ -6,8 +6,9 @@ of the last heartbeat in the lock file. A cut link gives no sign on the device (
 session for hours), so the holder of a run that stopped answering would live on; instead, a run
 that finds the lock held by a holder silent for longer than the lease timeout ends that holder
 (same user, the recorded pid, still running this script) and takes the lock. A live run,
-heartbeating, is never broken; a retry of our own run waits for its previous attempt's lease to
-run out rather than calling the device busy.
+heartbeating, is never broken. A retry of our own deploy (same owner token, host, pid and run)
+takes over its previous attempt's lease at once, checked and ended the same way: the attempts of
+one deploy follow one another, so a holder of ours is one whose link was cut.
 
 The agent is covered too: it runs under a wrapper (AGENT_WRAPPER) that starts it only while this
 run holds the lock, and that holds `<remote_dir>/agent.lock` for the agent's whole life (the flock
@@ -51,7 +52,9 @@ def new_owner() -> str:
 
 class DeviceLock:
     """Context manager holding the lease; `notes` says what was recovered or stopped on the way
-    in, `stale` holds the details of a dead run whose lock was recovered."""
+    in, `stale` holds the details of a dead run (or our own cut attempt) whose lock was taken.
+    `owner` is shared by the attempts of one deploy, which must follow one another: a holder with
+    our owner is taken over at once."""
 
     def __init__(self, target: Target, python: str, remote_root: str, run_id: str,
                  owner: Optional[str] = None, timeout_s: float = DEFAULT_LEASE_TIMEOUT_S):
@@ -60,8 +63,11 @@ class DeviceLock:
         self.agent_lock = f"{remote_root}/agent.lock"
         self.timeout_s = float(timeout_s)
         self.owner = owner or new_owner()
+        # Which attempt holds the lease: the agent wrapper of a cut attempt that only reaches the
+        # device after the retry took over must not start its agent under the retry's lease.
+        self.attempt = uuid.uuid4().hex[:8]
         self.info = {"run_id": run_id, "user": _user(), "host": socket.gethostname(),
-                     "pid": os.getpid(), "owner": self.owner,
+                     "pid": os.getpid(), "owner": self.owner, "attempt": self.attempt,
                      "since": datetime.datetime.now(datetime.timezone.utc).isoformat(
                          timespec="seconds")}
         self.stale: Optional[dict] = None
@@ -114,8 +120,12 @@ class DeviceLock:
 
     def _held(self, got: dict) -> None:
         recovered, previous, orphan = got.get("recovered"), got.get("previous"), got.get("orphan")
-        self.stale = recovered or previous or None
-        if recovered:
+        took = got.get("took_over")
+        self.stale = took or recovered or previous or None
+        if took:
+            self.notes.append(f"took over the lease of this deploy's previous attempt (cut link; "
+                              f"{describe_holder(took)})")
+        elif recovered:
             self.notes.append(f"recovered a lock whose run stopped answering "
                               f"{recovered.get('silent_s', 0):.0f} s ago "
                               f"({describe_holder(recovered)})")
@@ -124,9 +134,7 @@ class DeviceLock:
                               f"({describe_holder(previous)})")
         if orphan:
             self.orphan = orphan
-            self.notes.append(f"stopped an orphaned agent of a run that stopped answering "
-                              f"({describe_agent(orphan)}); the rows it measured stay on the "
-                              f"device and a re-run of its bundle resumes")
+            self.notes.append(_orphan_note(orphan, orphan.get("owner") == self.owner))
 
     def _heartbeat(self) -> None:
         while not self._stop.wait(self.heartbeat_s):
@@ -145,8 +153,8 @@ class DeviceLock:
 
     def wrap_agent(self, argv: list, pid_file: str) -> list:
         """argv run under the agent wrapper (see the module's docstring)."""
-        return [self.python, "-c", AGENT_WRAPPER, self.path, self.owner, self.agent_lock,
-                pid_file, *argv]
+        return [self.python, "-c", AGENT_WRAPPER, self.path, f"{self.owner}/{self.attempt}",
+                self.agent_lock, pid_file, *argv]
 
 
 def describe_holder(h: dict) -> str:
@@ -155,6 +163,16 @@ def describe_holder(h: dict) -> str:
     return (f"run {h.get('run_id', '?')} by {h.get('user', '?')}@{h.get('host', '?')} pid "
             f"{h.get('pid', '?')}, device pid {h.get('device_pid', '?')}, since "
             f"{h.get('since', '?')}")
+
+
+def _orphan_note(orphan: dict, ours: bool) -> str:
+    if ours:
+        return (f"stopped the agent of this deploy's previous attempt, still measuring after its "
+                f"link was cut ({describe_agent(orphan)}); the rows it measured are kept and "
+                f"this attempt resumes after them")
+    return (f"stopped an orphaned agent of a run that stopped answering "
+            f"({describe_agent(orphan)}); the rows it measured stay on the device and a re-run "
+            f"of its bundle resumes")
 
 
 def describe_agent(a: dict) -> str:
