@@ -21,8 +21,9 @@ inference (first_inference_ms);
 --max-seconds. Only invoke() is between the two time.perf_counter_ns reads (on an accelerator:
 the run and the read of its output); the input is set once before. peak_rss_mb (VmHWM) is read
 after the timed loop, before the test set is loaded, so it is the model's peak, not the test
-set's. Then the same model is loaded again in the same child (warm_load_ms): the load once the
-runtime and accelerator are up, which does not depend on the model's place in the plan (the
+set's. After the accuracy pass the cold session is released and the same model is loaded again
+in the same child (warm_load_ms): the load once the runtime and accelerator are up, which does
+not depend on the model's place in the plan (the
 first GPU row of a run also fills the driver's on-disk shader caches). Accuracy runs the whole testset.npz through the model (inputs normalised per the card,
 quantized with the model's own scale/zero point for int8/uint8/int16 inputs, outputs
 dequantized); it is measured once per model and configuration and copied to the rows of its

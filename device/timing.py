@@ -86,12 +86,15 @@ def load_session(job: dict, result: dict, started):
     return session
 
 
-def warm_load(job: dict, result: dict, started, cold):
+def warm_load(job: dict, result: dict, started, cold: list):
     """The same model loaded a second time in this child (warm_load_ms): what a load costs once
     the process, the runtime and the accelerator are up and the file is in the page cache, so
-    not depending on where the model sits in the plan. After the timed loop and its peak RSS, so
-    neither sees the second copy; the warm session carries on, or the cold one with a note when
-    the second load fails (a delegate that allows one instance): the row keeps its timing."""
+    not depending on where the model sits in the plan. `cold` holds the only reference to the
+    cold session, released here first: beside a live cold session the load would be a second
+    copy's (twice the memory, every page of it new to the process; on a fresh VM new to the
+    hypervisor too: benchmarks/warm_load.py), and a delegate that allows one instance would
+    refuse it. The warm session carries on; None when the load fails (a note says why)."""
+    del cold[:]
     gc.collect()
     t0 = time.perf_counter_ns()
     try:
@@ -99,7 +102,7 @@ def warm_load(job: dict, result: dict, started, cold):
     except Exception as exc:
         note = "warm load failed: %s" % one_line(exc, 300)
         result["note"] = "; ".join(n for n in (result.get("note"), note) if n)
-        return cold
+        return None
     result["warm_load_ms"] = (time.perf_counter_ns() - t0) / 1e6
     return session
 
@@ -142,16 +145,26 @@ def child_run(job: dict, result: dict, send) -> None:
     started = start_runtime(job, result)
     session = load_session(job, result, started)
     measure_latency(session, job, result)
-    session = warm_load(job, result, started, session)
+    # Accuracy on the timed session, before the warm load: a failing warm load cannot take it.
     if job.get("accuracy"):
         accuracy.measure_logits(session, job, result)
+    cold = [session]
+    del session  # the cold session's last reference is in `cold`, which warm_load empties
+    session = warm_load(job, result, started, cold)
     result["status"] = "ok"
     if not (job.get("fps") or job.get("streams") or job.get("soak")):
         return
     # What follows may fail or kill the child; the row's timing is safe with the parent now.
     send({"type": "measured", "result": result})
     fresh = lambda: load_session(job, {}, started)  # noqa: E731  (another interpreter, for --streams)
-    inp = model_input(session, job)  # the accuracy pass left its last image in there
+    if session is None:
+        try:
+            session = fresh()
+        except Exception as exc:
+            note = "scenarios and soak not run: the model did not load again: %s" % one_line(exc)
+            result["error"] = "; ".join(n for n in (result.get("error"), note) if n)
+            return
+    inp = model_input(session, job)
 
     def in_processes(n: int, seconds: float) -> dict:
         return stream_processes.run(session, job, seconds, n, child_command())

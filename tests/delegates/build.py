@@ -8,7 +8,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
-DELEGATES = ("noop", "prepare_fails", "crash", "claim", "not_a_delegate")
+DELEGATES = ("noop", "prepare_fails", "crash", "claim", "not_a_delegate", "single")
 
 LITERT23_VENV = REPO / ".venv-litert23"
 # numpy pinned exactly: LiteRT 2.3 takes numpy 1.26 or 2.x; 2.4.6 is the newest 2.x here.
