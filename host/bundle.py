@@ -171,13 +171,15 @@ def find_models(models_dir: Path) -> list[tuple[Path, Path | None]]:
 
 
 def _checkpoint_of(card: dict) -> Path | None:
-    """The card's checkpoint if it still exists; a relative path is tried from the working folder,
-    then from the card's own folder (convert may have run elsewhere)."""
-    ckpt = (card.get("source") or {}).get("checkpoint")
+    """The card's checkpoint if it still exists; a relative path is tried from the card's own
+    folder (what convert writes), then from the working folder (older hand-written cards). A
+    file whose sha256 is not the card's checkpoint_sha256 is another checkpoint of that name."""
+    src = card.get("source") or {}
+    ckpt, sha = src.get("checkpoint"), src.get("checkpoint_sha256")
     if not ckpt:
         return None
-    for candidate in (Path(ckpt), card["_path"].parent / ckpt):
-        if candidate.is_file():
+    for candidate in (card["_path"].parent / ckpt, Path(ckpt)):
+        if candidate.is_file() and (not sha or sha256_file(candidate) == sha):
             return candidate
     return None
 

@@ -64,10 +64,10 @@ def test_sqlite_by_default_and_postgres_give_the_same_history(three_runs, tmp_pa
                                                               monkeypatch):
     monkeypatch.delenv("EDGEBENCH_DB")
     monkeypatch.chdir(tmp_path)
-    for folder in three_runs:  # `report` records into results/edgebench.sqlite by default
+    for folder in three_runs:  # `report` records into its results root's edgebench.sqlite
         code, out, err = run_cli("report", folder, "--quiet")
         assert code == 0 and "database not updated" not in err, err
-    sqlite = tmp_path / "results" / "edgebench.sqlite"
+    sqlite = tmp_path / "edgebench.sqlite"  # <root>/<run>/<target>/: the root is tmp_path
     assert sqlite.is_file()
     code, out, err = run_cli("import", *[f.parent for f in three_runs], "--db", postgres.url())
     assert code == 0, err
@@ -156,10 +156,11 @@ def test_a_real_deploy_with_the_database_refusing_keeps_its_files(tmp_path, post
                              "--remote-dir", tmp_path / "dev", "--no-progress", "--db",
                              postgres.url(password="wrong"), *FAST)
     assert code == 0, err
-    assert (tmp_path / "res" / "test-run" / "local" / "latency_samples.csv").is_file()
+    from agent_helpers import run_folder
+    assert (run_folder(tmp_path / "res") / "local" / "latency_samples.csv").is_file()
     _one_line_warning(err)
     # later, with the right password: the import the message suggests
-    code, out, err = run_cli("import", tmp_path / "res" / "test-run", "--db", postgres.url())
+    code, out, err = run_cli("import", run_folder(tmp_path / "res"), "--db", postgres.url())
     assert code == 0 and "1 run(s), 1 row(s)" in out, out + err
 
 

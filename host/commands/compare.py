@@ -40,7 +40,8 @@ def register(subparsers) -> None:
     p.add_argument("--device", metavar="NAME", help="a run id in the database: only this device")
     p.add_argument("--out", type=Path, metavar="DIR",
                    help="where to write compare.{md,html,csv,png} (default: RUN_B's folder/"
-                        "compare-vs-<A>, or results/compare/<A>-vs-<B>)")
+                        "compare-vs-<A>; for a run id, compare/<A>-vs-<B> beside the SQLite "
+                        "database, or under results/ for PostgreSQL)")
     add_db_arg(p, writes=False)
     p.add_argument("--quiet", action="store_true", help="print only failures and the page's path")
     p.set_defaults(func=run)
@@ -54,16 +55,23 @@ def _load(spec: str, args, engine_box: list):
     path = Path(spec)
     if path.exists():
         return load_results([path]), path
-    from edgebench.host.results_db.connect import guarded, open_db, resolve
+    from edgebench.host.results_db.connect import guarded, must_exist, open_db, resolve
     from edgebench.host.results_db.read import load_run
 
     url = resolve(args.db)
     if url is None:
         raise UserError(f"{spec}: no such folder (and --db none: no database to look it up in)")
     if not engine_box:
+        must_exist(url)
         engine_box.append(open_db(url))
     with guarded(url):
         return load_run(engine_box[0], spec, args.device), None
+
+
+def _beside_db(args) -> Path:
+    from edgebench.host.results_db.connect import beside, resolve
+
+    return beside(resolve(args.db))
 
 
 def run(args) -> int:
@@ -92,7 +100,7 @@ def run(args) -> int:
     comp = compare_runs(run_a, run_b, match, label_a=args.run_a, label_b=args.run_b)
     name_a = slug(path_a.resolve().name if path_a else args.run_a)
     out = args.out or ((path_b if path_b.is_dir() else path_b.parent) / f"compare-vs-{name_a}"
-                       if path_b else Path("results") / "compare"
+                       if path_b else _beside_db(args) / "compare"
                        / f"{name_a}-vs-{slug(args.run_b)}")
     paths = write_page(comp, out)
     failures, notes = gate.check(comp.table, rules)

@@ -22,7 +22,8 @@ def register(subparsers) -> None:
     p.add_argument("--metric", default="p50", metavar="p50|accuracy|energy|memory|help",
                    help="what to follow (default p50)")
     p.add_argument("--out", type=Path, metavar="DIR",
-                   help="where to write the plot (default: results/)")
+                   help="where to write the plot (default: the SQLite database's folder; "
+                        "results/ for a PostgreSQL database)")
     add_db_arg(p, writes=False)
     p.set_defaults(func=run)
 
@@ -42,16 +43,16 @@ def run(args) -> int:
                         f"(--metric help)")
     from edgebench.host.report.formats import text_table
     from edgebench.host.report.plots import slug
-    from edgebench.host.results_db.connect import opened
+    from edgebench.host.results_db.connect import beside, opened
 
-    with opened(args.db, "history") as (engine, _):
+    with opened(args.db, "history", reads=True) as (engine, url):
         df = history.series(engine, args.model, args.device, args.metric)
     if df["value"].isna().all():
         raise UserError(f"{args.metric}: not recorded for {args.model} in any stored run"
                         + (" (energy needs results with an energy_mj column)"
                            if args.metric == "energy" else ""))
     print(text_table(history.text(df, args.metric)))
-    out = args.out or Path("results")
+    out = args.out or beside(url)
     out.mkdir(parents=True, exist_ok=True)
     path = history.plot(df, args.model, args.metric,
                         out / f"history_{slug(args.model)}_{args.metric}.png")

@@ -22,15 +22,19 @@ def register(subparsers) -> None:
     from edgebench.host.commands.db_args import add_db_arg
 
     add_db_arg(p)
+    p.epilog = ("Without --db or $EDGEBENCH_DB, each folder is recorded in the edgebench.sqlite "
+                "of the results root it belongs to (the folder holding its run folder).")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from edgebench.host.report import build_report  # pandas/matplotlib: only when reporting
 
-    from edgebench.host.commands.db_args import report_links
+    from edgebench.host.commands.db_args import report_links, results_root_of
 
-    paths = build_report(args.results, args.out, report_links(args)(args.results))
+    # The previous run is looked up in the database the first folder is recorded into.
+    links = report_links(args, results_root_of(args.results[0]))
+    paths = build_report(args.results, args.out, links(args.results))
     if not args.quiet:
         print(paths.headline)
         print()

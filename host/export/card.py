@@ -4,6 +4,7 @@ builds, writes and reads it."""
 from __future__ import annotations
 
 import json
+import os
 from importlib import metadata
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from edgebench.device.schema import (
     CARD_VERIFICATION_KEYS, MODEL_CARD_SCHEMA, ModelCard,
 )
 from edgebench.host.errors import UserError
+from edgebench.host.export.source import portable_path
 from edgebench.host.files import sha256_file, write_atomic
 
 INPUT_KEYS, OUTPUT_KEYS, SOURCE_KEYS = CARD_INPUT_KEYS, CARD_OUTPUT_KEYS, CARD_SOURCE_KEYS
@@ -23,9 +25,13 @@ VERIFICATION_KEYS = CARD_VERIFICATION_KEYS
 # float layers and search, export/mixed.py), converter (the route that built it,
 # export/converters; absent: onnx2tf); `derived` is the bundle's own (bundle.derive_card).
 EXTRA_KEYS = tuple(k for k in CARD_EXTRA_KEYS if k != "derived")
-__all__ = ["CARD_KEYS", "EXTRA_KEYS", "INPUT_KEYS", "OUTPUT_KEYS", "SOURCE_KEYS",
-           "VERIFICATION_KEYS", "build_card", "card_path_for", "read_card", "tensor_info",
-           "tool_versions", "validate_card", "write_card"]
+# source.checkpoint_sha256 identifies the checkpoint wherever it lies; optional (not in
+# SOURCE_KEYS), so cards written before it still load and the schema version stays.
+SOURCE_HASH = "checkpoint_sha256"
+_SOURCE_PATHS = ("checkpoint", "onnx", "saved_model")
+__all__ = ["CARD_KEYS", "EXTRA_KEYS", "INPUT_KEYS", "OUTPUT_KEYS", "SOURCE_HASH", "SOURCE_KEYS",
+           "VERIFICATION_KEYS", "build_card", "card_path_for", "portable_source", "read_card",
+           "tensor_info", "tool_versions", "validate_card", "write_card"]
 _TOOLS = ("torch", "onnx", "onnx2tf", "onnxruntime", "tensorflow", "tf-keras", "ai-edge-litert",
           "numpy")
 
@@ -34,6 +40,21 @@ _TOOLS = ("torch", "onnx", "onnx2tf", "onnxruntime", "tensorflow", "tf-keras", "
 def card_path_for(tflite_path: Path) -> Path:
     """resnet18.int8.tflite -> resnet18.int8.json"""
     return Path(tflite_path).with_suffix(".json")
+
+
+def portable_source(source: dict, card_dir: Path) -> dict:
+    """The card's `source` with no host layout in it: cards travel in the bundle to every device
+    and into a lab's shared database. Paths are relative to the card's own folder (the anchor
+    the bundle resolves them from; in a run that is results/<run>/models/<arch>/, beside the
+    checkpoint), and the checkpoint also carries its sha256."""
+    out = {k: source.get(k) for k in SOURCE_KEYS}
+    ckpt = source.get("checkpoint")
+    out[SOURCE_HASH] = source.get(SOURCE_HASH) or (
+        sha256_file(Path(ckpt)) if ckpt and os.path.isabs(ckpt) and Path(ckpt).is_file() else None)
+    for key in _SOURCE_PATHS:
+        if out.get(key) and os.path.isabs(out[key]):
+            out[key] = portable_path(Path(out[key]), Path(card_dir))
+    return out
 
 
 def tool_versions() -> dict:
@@ -74,7 +95,7 @@ def build_card(tflite_path: Path, *, recipe: str, architecture: str, normalizati
         recipe=recipe, architecture=architecture,
         input={k: card_input[k] for k in INPUT_KEYS}, output=tensor_info(out),
         class_names=list(class_names), positive_class=int(positive_class),
-        source={k: source.get(k) for k in SOURCE_KEYS},
+        source=portable_source(source, tflite_path.parent),
         tools=tools if tools is not None else tool_versions(),
         conversion_seconds=round(float(conversion_seconds), 3), verification=verification,
         extra={k: v for k, v in (extra or {}).items() if k in EXTRA_KEYS},

@@ -25,6 +25,32 @@ def resolve(url: str | None, results_root: Path | None = None) -> str | None:
     return None if url.strip().lower() == "none" else url.strip()
 
 
+def sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite database (a plain path or sqlite:///PATH), None for a server."""
+    if "://" not in url:
+        return Path(url).expanduser()
+    if url.startswith("sqlite:///"):
+        return Path(url[len("sqlite:///"):]).expanduser()
+    return None
+
+
+def beside(url: str) -> Path:
+    """Where a command that read `url` writes its files by default: the SQLite file's folder;
+    for a server, results/ (the default results root of deploy and run: a server names no
+    folder of its own)."""
+    path = sqlite_file(url)
+    return path.parent if path is not None else DEFAULT_FILE.parent
+
+
+def must_exist(url: str) -> None:
+    """A command that only reads refuses a SQLite file that is not there rather than making an
+    empty one (and its folder) wherever the user stands."""
+    path = sqlite_file(url)
+    if path is not None and not path.is_file():
+        raise DatabaseError(f"no results database at {path}: give --db FILE|URL or set "
+                            f"${ENV_VAR}")
+
+
 def _sqlalchemy_url(url: str) -> str:
     if "://" not in url:
         path = Path(url).expanduser()
@@ -101,12 +127,16 @@ def guarded(url: str):
 
 
 @contextmanager
-def opened(db_arg: str | None, purpose: str):
-    """(engine, url) of the database --db names, for a command that cannot work without one;
-    every failure inside is a one-line DatabaseError, and the engine is closed after."""
-    url = resolve(db_arg)
+def opened(db_arg: str | None, purpose: str, results_root: Path | None = None,
+           reads: bool = False):
+    """(engine, url) of the database --db names (else the default of `results_root`), for a
+    command that cannot work without one; `reads`: it must already exist. Every failure inside
+    is a one-line DatabaseError, and the engine is closed after."""
+    url = resolve(db_arg, results_root)
     if url is None:
         raise UserError(f"--db none: {purpose} needs a database")
+    if reads:
+        must_exist(url)
     engine = open_db(url)
     try:
         with guarded(url):
