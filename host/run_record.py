@@ -48,8 +48,8 @@ class RunRecord:
         """One target's end ("finished" or "failed"); threads of a fleet deploy share the file."""
         with self._lock:
             self.data["targets"][target] = state
-            if not self.unfinished():
-                self.data["finished_utc"] = utc_now()
+            if not self.unfinished():  # a finished run kept by bench-host run keeps its time
+                self.data["finished_utc"] = self.data.get("finished_utc") or utc_now()
             self.save()
 
     def save(self) -> None:
@@ -119,10 +119,7 @@ def open_run(results, bundle, targets: list, agent_argv: list, run_id: Optional[
             raise UserError(str(exc)) from None
         old = read_run(results / run_id)
         if old and fork and not _same_work(old, want, targets=False):
-            forked = _free_id(results, run_id)
-            note = (f"run {run_id} measured another bundle or other options; this measurement "
-                    f"is run {forked}")
-            return _new(results, forked, bundle, want, note)
+            return _fork(results, run_id, bundle, want)
         if old:
             _check_resumable(results / run_id, old, want, resume_finished)
             if old.get("finished_utc") is None:
@@ -143,6 +140,21 @@ def open_run(results, bundle, targets: list, agent_argv: list, run_id: Optional[
                     f"--run-id {last['run_id']} and its options)")
         run_id = _new_id(results)
     return _new(results, run_id, bundle, want, note)
+
+
+def _fork(results: Path, base: str, bundle, want: dict) -> RunRecord:
+    """Run base-2, base-3, ...: the first that measured this bundle with these options (kept or
+    resumed), else a new one after the last."""
+    n = 2
+    while read_run(results / f"{base}-{n}") or _measured(results / f"{base}-{n}"):
+        old = read_run(results / f"{base}-{n}")
+        if old and _same_work(old, want, targets=False):
+            note = None if old.get("finished_utc") else (
+                f"resuming run {base}-{n} (started {old.get('started_utc')}, unfinished)")
+            return _resume(results / f"{base}-{n}", old, want, note)
+        n += 1
+    note = f"run {base} measured another bundle or other options; this measurement is run {base}-{n}"
+    return _new(results, f"{base}-{n}", bundle, want, note)
 
 
 def _new(results: Path, run_id: str, bundle, want: dict, note: Optional[str]) -> RunRecord:

@@ -77,6 +77,12 @@ def test_the_database_never_merges_two_measurements_under_one_run_id(bundle, tmp
         folders.append(o.results.parent)
     code, out, err = run_cli("import", folders[0], "--db", db)
     assert code == 0 and "1 run(s)" in out, out + err
+    import sqlalchemy as sa
+
+    from edgebench.host.results_db import schema as S
+    from edgebench.host.results_db.connect import open_db
+    with open_db(str(db)).connect() as conn:  # the cards, from the manifest the run kept
+        assert conn.execute(sa.select(S.models.c.card)).scalars().all()[0]
     code, out, err = run_cli("import", folders[0], "--db", db)  # the same files: idempotent
     assert code == 0 and "0 run(s), 0 row(s)" in out, out + err
     code, out, err = run_cli("import", folders[1], "--db", db)
@@ -92,3 +98,31 @@ def test_the_agent_keeps_one_run_per_out_folder(bundle, tmp_path):
     assert "Traceback" not in other.stderr
     bad = run_agent(bundle, tmp_path / "out2", "--run-id", "x;rm -rf ~")
     assert bad.returncode == 2 and "run id" in bad.stderr and not (tmp_path / "out2").exists()
+
+
+def test_bench_host_run_keeps_its_run_and_forks_one_per_other_bundle(tmp_path):
+    """bench-host run's deploy (resume_finished, fork): the same bundle keeps its run, another
+    bundle is measured as <run-id>-2, and that one is found again rather than forking -3."""
+    from types import SimpleNamespace
+
+    from edgebench.host.run_record import open_run
+
+    def bundle(content):
+        return SimpleNamespace(run_id="quick", content_id=content, path=tmp_path / "quick" / "bundle")
+
+    def run(content):
+        record = open_run(tmp_path, bundle(content), ["local"], [], "quick", resume_finished=True,
+                          fork=True)
+        record.mark("local", "finished")
+        return record
+
+    first = run("aaa")
+    finished = first.data["finished_utc"]
+    assert first.run_id == "quick" and first.note is None
+    again = run("aaa")
+    assert again.run_id == "quick" and again.data["finished_utc"] == finished
+    other = run("bbb")
+    assert other.run_id == "quick-2" and "this measurement is run quick-2" in other.note
+    assert run("bbb").run_id == "quick-2"
+    assert run("ccc").run_id == "quick-3"
+    assert run("aaa").run_id == "quick"

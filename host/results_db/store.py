@@ -69,8 +69,11 @@ def _get_or_create(conn, table, key: dict, values: dict) -> tuple[int, bool]:
 
 
 def _cards(folder: Path) -> dict[str, dict]:
-    """The bundle's manifest entries by sha256 (the bundle sits beside the target folders)."""
-    for manifest in (folder / "manifest.json", folder.parent / "bundle" / "manifest.json"):
+    """The bundle's manifest entries by sha256 (the bundle or its manifest sits beside the target
+    folders)."""
+    # a run away from its bundle keeps a copy beside its target folders (host/run_record.py)
+    for manifest in (folder / "manifest.json", folder.parent / "manifest.json",
+                     folder.parent / "bundle" / "manifest.json"):
         try:
             data = json.loads(manifest.read_text(encoding="utf-8"))
         except (OSError, ValueError):
