@@ -24,7 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edgebench.device.schema import MODEL_CARD_SCHEMA, TESTSET_NPZ, Manifest, ModelCard
+from edgebench.device.schema import (MANIFEST_JSON, MODEL_CARD_SCHEMA, TESTSET_NPZ, Manifest,
+                                     ModelCard)
 from edgebench.host.agent_archive import write_archive
 from edgebench.host.errors import UserError
 from edgebench.host.export.census import op_census
@@ -230,7 +231,7 @@ def build_bundle(models_dir, out_dir, testset=None, run_id=None, robustness=None
     test set} an earlier stage computed, so neither is loaded or computed again here.
     `robustness` (corruptions.parse()'s list) adds the test set under those corruptions."""
     out_dir = Path(out_dir)
-    if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / "manifest.json").is_file():
+    if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / MANIFEST_JSON).is_file():
         raise UserError(f"{out_dir} exists and is not a bundle; choose an empty or new folder")
     handed = isinstance(testset, dict)
     given = load_testset_file(Path(testset)) if testset and not handed else None
@@ -277,7 +278,7 @@ def build_bundle(models_dir, out_dir, testset=None, run_id=None, robustness=None
                             created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                             testset=TESTSET_NPZ if test is not None else None,
                             models=entries, robustness=robust).to_json()
-        (staging / "manifest.json").write_text(json.dumps(manifest, indent=1, default=str))
+        (staging / MANIFEST_JSON).write_text(json.dumps(manifest, indent=1, default=str))
         if out_dir.exists():
             old = out_dir.with_name(f".{out_dir.name}.old")
             shutil.rmtree(old, ignore_errors=True)

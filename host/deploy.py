@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 from edgebench.device.manifest import ManifestError, load_manifest
-from edgebench.device.schema import AGENT_ARCHIVE
+from edgebench.device.schema import AGENT_ARCHIVE, MANIFEST_JSON
 from edgebench.host import liblog
 from edgebench.host.deploy_summary import exit_words, summary
 from edgebench.host.doctor import preflight
@@ -77,7 +77,7 @@ class Bundle:
         rebuild even when nothing measured would)."""
         digest = hashlib.sha256()
         for f in sorted(self.files, key=lambda f: f.rel):
-            if f.rel != "manifest.json":
+            if f.rel != MANIFEST_JSON:
                 digest.update(f"{f.rel}\0{f.sha256}\n".encode())
         return digest.hexdigest()[:12]
 
@@ -144,7 +144,7 @@ def load_bundle(bundle_dir) -> Bundle:
             else ""
         raise UserError(f"{root} has no {AGENT_ARCHIVE}{older}; rebuild this bundle with "
                         f"bench-host bundle")
-    for rel in ("manifest.json", AGENT_ARCHIVE, manifest.get("testset")):
+    for rel in (MANIFEST_JSON, AGENT_ARCHIVE, manifest.get("testset")):
         if rel:
             rel = safe_relpath(str(rel), "bundle file")
             files.setdefault(rel, bundle_file(root, rel))

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from edgebench.device.options import AgentOptions
+from edgebench.device.schema import MANIFEST_JSON
 from edgebench.host.files import write_atomic
 from edgebench.host.profiles import Profile
 
@@ -127,7 +128,7 @@ def run_pipeline(profile: Profile, results_root: Path, run_id: str, targets: lis
 
     bundle_dir = run_dir / "bundle"
     bundle_key = _key(export_keys + ([robustness] if robustness else []))
-    fresh = book.fresh("bundle", bundle_key, [bundle_dir / "manifest.json"])
+    fresh = book.fresh("bundle", bundle_key, [bundle_dir / MANIFEST_JSON])
     progress.run("bundle" + (" (+ corrupted test sets)" if robustness else ""),
                  lambda: _bundle(run_dir, bundle_dir, run_id, robustness,
                                  exported if len(exported) == len(profile.models) else None),

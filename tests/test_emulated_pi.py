@@ -167,7 +167,8 @@ def test_device_powered_off_mid_run_keeps_rows_and_resumes(pi_bookworm, full_bun
     again = emulate.start(dev.image, dev.name)
     assert (again.dev_addr, again.known_hosts) == (dev.dev_addr, dev.known_hosts)
     events = []
-    second = deploy(full_bundle, [spec], tmp_path / "res", AGENT_ARGS,
+    # the same options: a deploy resumes only the interrupted run it would measure again
+    second = deploy(full_bundle, [spec], tmp_path / "res", slow,
                     options=device_options(dev), progress=False,
                     on_event=lambda name, ev: events.append(ev))[0]
     assert second.ok, second.error

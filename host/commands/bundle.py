@@ -2,7 +2,6 @@
 into a folder the device can run on its own."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from edgebench.host.commands.registry_args import add_registry_option
@@ -22,8 +21,9 @@ def register(subparsers) -> None:
     p.add_argument("--testset", type=Path, metavar="FILE.npz", default=None,
                    help="test set (images uint8 N×H×W×C, labels, class_names); default: "
                         "re-derived from the model cards' source")
-    p.add_argument("--run-id", default=None, help="run id recorded on every row "
-                                                  "(default: a UTC timestamp)")
+    p.add_argument("--run-id", default=None, help="the bundle's id, bundle_id in every row it is "
+                   "measured into (each deploy of it is a run with an id of its own; default: a "
+                   "UTC timestamp)")
     add_registry_option(p, "--robustness", metavar="NAMES|all", default=None,
                         help="also write the test set under MedMNIST-C's breast-ultrasound "
                              "corruptions, five severities each ('all', a list, NAME:1+5 for chosen "
@@ -32,6 +32,7 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
+    from edgebench.device.manifest import load_manifest
     from edgebench.host.bundle import build_bundle
     from edgebench.host.data import corruptions
     from edgebench.host.export.census import summary_line
@@ -39,7 +40,7 @@ def run(args) -> int:
     robustness = corruptions.parse(args.robustness) if args.robustness else None
     out = build_bundle(args.models_dir, args.out, testset=args.testset, run_id=args.run_id,
                        robustness=robustness)
-    manifest = json.loads((out / "manifest.json").read_text())
+    manifest = load_manifest(out)
     for entry in manifest["models"]:
         print(f"  {entry['name']:<28} {entry['recipe']:<10} {entry['size_bytes'] / 1024:8.1f} KiB"
               f"  reference: {entry['reference'] or '-'}")

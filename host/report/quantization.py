@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from edgebench.device.schema import MODEL_CARD_SCHEMA
+from edgebench.device.schema import MANIFEST_JSON, MODEL_CARD_SCHEMA
 
 TOP_LAYERS = 5
 _SKIP_DIRS = {"reference", "robustness", "__pycache__"}
@@ -35,11 +35,11 @@ def find_cards(dirs: list[Path]) -> list[dict]:
             except (OSError, ValueError):
                 continue
             entries = blob.get("models", []) if isinstance(blob, dict) and \
-                path.name == "manifest.json" else [blob]
+                path.name == MANIFEST_JSON else [blob]
             for card in entries:
                 if isinstance(card, dict) and card.get("schema") == MODEL_CARD_SCHEMA:
                     key = card.get("sha256") or card.get("name")
-                    if key not in found or path.name != "manifest.json":
+                    if key not in found or path.name != MANIFEST_JSON:
                         found[key] = card
     return sorted(found.values(), key=lambda c: (str(c.get("architecture")), str(c.get("name"))))
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 import sqlalchemy as sa
 
+from edgebench.device.schema import MANIFEST_JSON
 from edgebench.host.errors import UserError
 from edgebench.host.report.load import ResultSet, find_results, load_results
 from edgebench.host.results_db import schema as S
@@ -72,8 +73,8 @@ def _cards(folder: Path) -> dict[str, dict]:
     """The bundle's manifest entries by sha256 (the bundle or its manifest sits beside the target
     folders)."""
     # a run away from its bundle keeps a copy beside its target folders (host/run_record.py)
-    for manifest in (folder / "manifest.json", folder.parent / "manifest.json",
-                     folder.parent / "bundle" / "manifest.json"):
+    for manifest in (folder / MANIFEST_JSON, folder.parent / MANIFEST_JSON,
+                     folder.parent / "bundle" / MANIFEST_JSON):
         try:
             data = json.loads(manifest.read_text(encoding="utf-8"))
         except (OSError, ValueError):
