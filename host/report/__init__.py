@@ -74,7 +74,13 @@ def _document(rs: ResultSet, summary, plots: dict[str, Path], out_dir: Path,
               "reason), throttled (the device reported throttling during the row), emulated (run "
               "under an emulator: timings not representative), software accelerator (a software "
               "GPU such as llvmpipe: correct results, timings not representative), partly on the "
-              "CPU (the accelerator did not take every op)."),
+              "CPU (the accelerator did not take every op). Load: the warm load, the model "
+              "loaded again in its row's child once the cold session is released (runtime and "
+              "accelerator up, file in the page cache), with the cold first load and the "
+              "start-up before it in parentheses. Each is a single load: on a CPU both pay the "
+              "same weight packing and fresh memory, so warm and cold scatter around each "
+              "other (benchmarks/warm_load.py); the split tells on a GPU or NPU, where start-up "
+              "and compilation dominate."),
         ("p", "Uncertainty, in parentheses: 95 % intervals. Accuracy, sensitivity and "
               "specificity: Wilson score intervals. AUC: DeLong. Δ accuracy: McNemar's exact "
               "test on the same test images against fp32 on the CPU (how many images changed "
