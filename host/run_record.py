@@ -92,8 +92,8 @@ def _new_id(results: Path) -> str:
 
 
 def _free_id(results: Path, base: str) -> str:
-    """base, or base-2, base-3, ...: the first that names no folder with anything in it (a
-    bundle folder alone, as deploy --models-dir makes it, is not a run yet)."""
+    """base, or base-2, base-3, ...: the first that names no run (no run.json, no measured target
+    folder; a bundle folder alone, as deploy --models-dir makes it, is not a run yet)."""
     run_id, n = base, 1
     while read_run(results / run_id) or _measured(results / run_id):
         n += 1
