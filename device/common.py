@@ -52,7 +52,10 @@ def one_line(text, limit: int = 400) -> str:
 
 
 def utc_now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    """ISO 8601 UTC to the millisecond: a row's start tells two measurements of one key apart
+    (the database refuses a second session under a run id), and two fast deploys share seconds."""
+    now = time.time()
+    return "%s.%03dZ" % (time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)), int(now * 1000) % 1000)
 
 
 @contextlib.contextmanager
