@@ -63,7 +63,8 @@ def spec_for(env, server, remote_dir, name):
 
 
 def bench_redeploy(env, server, kh, bundle, out: Path) -> dict:
-    from edgebench.host.deploy import deploy, load_bundle
+    from edgebench.host.bundle_reader import load_bundle
+    from edgebench.host.deploy import deploy
     model_bytes = sum(f.size for f in load_bundle(bundle).files if f.rel.startswith("models/"))
     rd = f"bench-{os.getpid()}-redeploy"
     spec = spec_for(env, server, rd, "one")
@@ -161,7 +162,8 @@ def bench_cut_link(env, server, bundle, out: Path, cut_mib: int, lease_s: float,
     uncut, reset every 40 % of the bundle, silently cut once at 50 %. Interleaved repeats; the
     agent measures one model so that the link dominates the wall time."""
     from faultproxy import FaultProxy
-    from edgebench.host.deploy import deploy, load_bundle
+    from edgebench.host.bundle_reader import load_bundle
+    from edgebench.host.deploy import deploy
     big = out / "cut-bundle"
     shutil.copytree(bundle, big)
     (big / "extra").mkdir()

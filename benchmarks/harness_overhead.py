@@ -108,7 +108,7 @@ def bare_p50(model: Path, args) -> float:
 
 def null_sut_ns() -> dict:
     """p50 of samples when invoke() does nothing: what the timing loop itself puts in a sample."""
-    from edgebench.device.timing import time_invokes
+    from edgebench.device.agent.timing import time_invokes
 
     def nothing():
         return None

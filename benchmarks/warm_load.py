@@ -23,8 +23,8 @@ from pathlib import Path
 CHILD = r"""
 import gc, json, resource, sys, time
 from edgebench.device.runtimes import import_runtime
-from edgebench.device.sessions import InterpreterSession
-from edgebench.device.timing import memory_mb, model_input
+from edgebench.device.agent.sessions import InterpreterSession
+from edgebench.device.agent.timing import memory_mb, model_input
 
 path, variant, threads = sys.argv[1], sys.argv[2], int(sys.argv[3])
 job = {"unit": {"delegate": None, "api": "interpreter"}, "runtime": "litert", "path": path,

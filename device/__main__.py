@@ -2,6 +2,6 @@
 __main__.py (the archive carries this file at its top as well), hence the absolute import."""
 import sys
 
-from edgebench.device.cli import main
+from edgebench.device.agent.cli import main
 
 sys.exit(main())

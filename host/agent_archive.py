@@ -21,10 +21,17 @@ PACKAGE = "edgebench/device/"
 EDGEBENCH_INIT = b'"""edgebench, as much of it as the device agent needs."""\n'
 
 
+def modules() -> list:
+    """Every module of the device package, subpackages included, as paths inside it."""
+    folder = Path(device_package.__file__).parent
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*.py")
+                  if "__pycache__" not in p.parts)
+
+
 def sources() -> dict:
     """archive name -> bytes of every file that goes into agent.pyz."""
     folder = Path(device_package.__file__).parent
-    files = {PACKAGE + p.name: p.read_bytes() for p in folder.glob("*.py")}
+    files = {PACKAGE + rel: (folder / rel).read_bytes() for rel in modules()}
     files["edgebench/__init__.py"] = EDGEBENCH_INIT
     files["__main__.py"] = files[PACKAGE + "__main__.py"]
     return files
@@ -51,7 +58,7 @@ def write_archive(dest: Path) -> Path:
 
 
 def device_script(name: str) -> str:
-    """The source of one stdlib-only device module (lease, agent_wrapper, store_files,
-    doctor_facts, accelerator_probe), for `python3 -c SOURCE ...` on a device that has nothing of
-    ours yet: these run before agent.pyz is uploaded, or without it."""
-    return (Path(device_package.__file__).parent / f"{name}.py").read_text()
+    """The source of one stdlib-only script of device/remote/ (lease, agent_wrapper,
+    upload_store, doctor_facts, accelerator_probe), for `python3 -c SOURCE ...` on a device that
+    has nothing of ours yet: these run before agent.pyz is uploaded, or without it."""
+    return (Path(device_package.__file__).parent / "remote" / f"{name}.py").read_text()

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import csv
-import hashlib
 import json
 import logging
 import re
@@ -28,13 +27,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
-from edgebench.device.manifest import ManifestError, load_manifest
-from edgebench.device.schema import AGENT_ARCHIVE, MANIFEST_JSON
+from edgebench.device.schema import AGENT_ARCHIVE
 from edgebench.host import liblog
 from edgebench.host.deploy_summary import exit_words, summary
 from edgebench.host.doctor import preflight
 from edgebench.host.errors import UserError
 from edgebench.host.files import atomic_path
+from edgebench.host.bundle_reader import Bundle, load_bundle
 from edgebench.host.run_record import RunRecord, choose_run
 from edgebench.host.targets import (
     ConnectOptions, LinkDropped, TargetSpec, open_target, parse_target,
@@ -43,7 +42,7 @@ from edgebench.host.targets.base import Target, dropped_while
 from edgebench.host.targets.lock import DEFAULT_LEASE_TIMEOUT_S, DeviceLock, new_owner
 from edgebench.host.targets.progress import TargetProgress
 from edgebench.host.targets.transfer import (
-    TransferStats, bundle_file, safe_name, safe_relpath, sync,
+    TransferStats, safe_name, sync,
 )
 
 DEFAULT_REMOTE_DIR = "~/.edgebench"
@@ -58,28 +57,6 @@ _AGENT_LOG = logging.getLogger("edgebench.agent")  # into host.log (host/liblog.
 # edgebench's own account of each dropped link: paramiko logs a reset only when its reader thread
 # is the one that meets it, so without this line host.log may not say why a reconnect happened
 _LOG = logging.getLogger("edgebench.deploy")
-
-
-@dataclass
-class Bundle:
-    path: Path
-    run_id: str
-    files: list            # [BundleFile]
-    models: list           # model names
-
-    @property
-    def size(self) -> int:
-        return sum(f.size for f in self.files)
-
-    @property
-    def content_id(self) -> str:
-        """12 hex digits over every file but the manifest (whose `created` stamp changes on each
-        rebuild even when nothing measured would)."""
-        digest = hashlib.sha256()
-        for f in sorted(self.files, key=lambda f: f.rel):
-            if f.rel != MANIFEST_JSON:
-                digest.update(f"{f.rel}\0{f.sha256}\n".encode())
-        return digest.hexdigest()[:12]
 
 
 @dataclass(frozen=True)
@@ -117,43 +94,6 @@ class DeployOutcome:
     notes: list = field(default_factory=list)   # locks recovered, orphaned agents stopped, ...
     run_id: Optional[str] = None     # the measurement run (host/run_record.py)
     run_note: Optional[str] = None   # how the run was chosen: resumed, or a new one and why
-
-
-def load_bundle(bundle_dir) -> Bundle:
-    """Read and check a bundle: every manifest name and path must stay inside the bundle."""
-    root = Path(bundle_dir)
-    # The agent's own check (device/schema.py), so both refuse a manifest with the same words,
-    # and a stale or hostile one is refused here before anything is uploaded.
-    try:
-        manifest = load_manifest(root)
-    except ManifestError as exc:
-        raise UserError(str(exc)) from None
-    run_id = manifest["run_id"]
-    files: dict = {}
-    names = []
-    for entry in manifest["models"]:
-        name = entry["name"]
-        names.append(name)
-        rel = safe_relpath(entry["file"], f"model file of {name}")
-        files[rel] = bundle_file(root, rel, entry.get("sha256"))
-        if entry.get("reference"):
-            ref = safe_relpath(entry["reference"], f"reference file of {name}")
-            files.setdefault(ref, bundle_file(root, ref))
-    if not (root / AGENT_ARCHIVE).is_file():
-        older = " (it has agent.py: made by an older edgebench)" if (root / "agent.py").is_file() \
-            else ""
-        raise UserError(f"{root} has no {AGENT_ARCHIVE}{older}; rebuild this bundle with "
-                        f"bench-host bundle")
-    for rel in (MANIFEST_JSON, AGENT_ARCHIVE, manifest.get("testset")):
-        if rel:
-            rel = safe_relpath(str(rel), "bundle file")
-            files.setdefault(rel, bundle_file(root, rel))
-    # Anything else the bundle builder put there travels too (each name checked the same way).
-    for p in sorted(root.rglob("*")):
-        rel = p.relative_to(root).as_posix()
-        if p.is_file() and rel not in files:
-            files[rel] = bundle_file(root, rel)
-    return Bundle(root, run_id, list(files.values()), names)
 
 
 def python_for(spec: TargetSpec, remote_python: Optional[str] = None) -> str:
@@ -373,5 +313,5 @@ def _count_rows(outcome: DeployOutcome) -> None:
                                   if r.get("status", "ok") == "ok"})
 
 
-__all__ = ["Bundle", "DeployOutcome", "DEFAULT_REMOTE_DIR", "deploy", "load_bundle",
-           "python_for", "summary", "target_dirname"]
+__all__ = ["DeployOptions", "DeployOutcome", "DEFAULT_REMOTE_DIR", "deploy", "python_for",
+           "summary", "target_dirname"]

@@ -16,7 +16,7 @@ from edgebench.host.targets.base import Target
 MIN_PYTHON = (3, 8)
 MIN_FREE_BYTES = 64 << 20   # room for results and the agent's temp files beyond the bundle
 
-# device/doctor_facts.py, sent as source: any Python 3 must still report its version.
+# device/remote/doctor_facts.py, sent as source: any Python 3 must still report its version.
 _FACTS_SCRIPT = device_script("doctor_facts")
 
 

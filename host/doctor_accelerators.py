@@ -35,7 +35,7 @@ DELEGATES = {  # file name -> (what it is, where it comes from)
     "libvx_delegate.so": ("NXP VX (i.MX 8M Plus NPU)", "part of NXP's i.MX BSP (tflite-vx-delegate)"),
 }
 
-# device/accelerator_probe.py, sent as source (any Python 3, like doctor's facts).
+# device/remote/accelerator_probe.py, sent as source (any Python 3, like doctor's facts).
 _SCRIPT = device_script("accelerator_probe")
 
 

@@ -44,7 +44,7 @@ def write_predictions(m: dict, path: Path) -> Path:
     torch device as compute unit, the checkpoint's sha256 as the model's."""
     from edgebench.device.metrics import per_image
     from edgebench.device.schema import PREDICTION_COLUMNS
-    from edgebench.device.store import prediction_lines, write_rows
+    from edgebench.device.agent.result_store import prediction_lines, write_rows
     from edgebench.host.files import sha256_file
 
     labels, logits, positive = m["_per_image"]

@@ -104,7 +104,7 @@ def _free_id(results: Path, base: str) -> str:
 def open_run(results, bundle, targets: list, agent_argv: list, run_id: Optional[str] = None,
              resume_finished: bool = False, fork: bool = False) -> RunRecord:
     """The run this deploy measures: resumed or new (see the module's docstring). `bundle` is a
-    deploy.Bundle; `targets` the target folder names. resume_finished: a finished run named by
+    bundle_reader.Bundle; `targets` the target folder names. resume_finished: a finished run named by
     run_id is resumed too (bench-host run re-run over its own folder measures nothing again).
     fork: a run named by run_id that measured another bundle or other options is not refused;
     this deploy becomes run <run_id>-2 (-3, ...) beside it (bench-host run after a change)."""

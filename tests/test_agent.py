@@ -14,7 +14,7 @@ from agent_helpers import by_model, events, read_rows, run_agent
 from edgebench.device import metrics as agent_mod
 from edgebench.device.metrics import agreement, classification_metrics
 from edgebench.device.schema import RESULT_COLUMNS, SAMPLE_COLUMNS
-from edgebench.device.timing import time_invokes
+from edgebench.device.agent.timing import time_invokes
 from tflite_factory import RECIPES, factory_dir, make_bundle, normalize
 
 pytestmark = pytest.mark.timeout(600)

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.timeout(600)
 def test_same_sources_give_the_same_bytes_even_after_touching_them(tmp_path):
     first = agent_archive.archive_bytes()
     later = time.time() + 3600
-    sources = sorted(AGENT.glob("*.py"))
+    sources = sorted(AGENT.rglob("*.py"))
     saved = {p: (p.stat().st_atime, p.stat().st_mtime) for p in sources}
     try:
         for p in sources:
@@ -42,9 +42,17 @@ def test_the_archive_holds_sorted_sources_with_fixed_stamps_and_no_bytecode(tmp_
         infos = zf.infolist()
     names = [i.filename for i in infos]
     assert names == sorted(names)
-    assert "__main__.py" in names and "edgebench/device/cli.py" in names
-    assert {n for n in names if n.startswith("edgebench/device/")} == {
-        f"edgebench/device/{p.name}" for p in AGENT.glob("*.py")}
+    assert "__main__.py" in names and "edgebench/device/agent/cli.py" in names
+    # Every module of the package, subpackages included, as Python itself walks it.
+    import pkgutil
+
+    import edgebench.device as device
+    walked = {m.name for m in pkgutil.walk_packages(device.__path__, "edgebench.device.")}
+    assert {"edgebench.device.agent.cli", "edgebench.device.power.sources",
+            "edgebench.device.remote.lease", "edgebench.device.scenarios.soak"} <= walked
+    in_archive = {n[:-3].replace("/", ".").removesuffix(".__init__") for n in names
+                  if n.startswith("edgebench/device/")}
+    assert walked <= in_archive and in_archive == walked | {"edgebench.device"}
     assert not [n for n in names if n.endswith(".pyc") or "__pycache__" in n]
     assert {i.date_time for i in infos} == {(1980, 1, 1, 0, 0, 0)}
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from agent_helpers import run_agent
-from edgebench.host.deploy import load_bundle
+from edgebench.host.bundle_reader import load_bundle
 from edgebench.host.errors import UserError
 from tflite_factory import make_bundle
 

@@ -98,7 +98,7 @@ def test_agent_source_is_python38_syntax():
     base = find_python("3.8")
     if base is None:
         pytest.fail("Python 3.8 not found (pyenv's /root/.pyenv/versions/3.8.* or python3.8)")
-    sources = sorted(str(p) for p in AGENT.glob("*.py"))
+    sources = sorted(str(p) for p in AGENT.rglob("*.py"))
     assert len(sources) > 5, sources
     done = subprocess.run([base, "-c", "import ast, sys\nfor p in sys.argv[1:]: "
                                        "ast.parse(open(p).read(), p, feature_version=(3, 8))",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from edgebench.device.cli import parse_args
+from edgebench.device.agent.cli import parse_args
 from edgebench.device.options import AgentOptions
 from edgebench.host.cli import build_parser
 from edgebench.host.commands.agent_options import agent_options_from

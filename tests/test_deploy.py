@@ -14,7 +14,8 @@ import pytest
 from sshd import *  # noqa: F401,F403
 from agent_helpers import FAST
 from edgebench.device.schema import RESULT_COLUMNS
-from edgebench.host.deploy import deploy, load_bundle, summary
+from edgebench.host.bundle_reader import load_bundle
+from edgebench.host.deploy import deploy, summary
 from edgebench.host.errors import UserError
 from edgebench.host.targets import ConnectOptions, TargetSpec, parse_target
 

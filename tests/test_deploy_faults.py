@@ -15,7 +15,8 @@ from sshd import *  # noqa: F401,F403
 from agent_helpers import FAST, run_folder
 from cli_runner import run_cli
 from test_deploy import RECIPES, bundle, read_csv, ssh_options, ssh_spec  # noqa: F401
-from edgebench.host.deploy import deploy, load_bundle
+from edgebench.host.bundle_reader import load_bundle
+from edgebench.host.deploy import deploy
 from edgebench.host.targets import open_target
 from edgebench.host.targets.lock import DeviceLock
 

@@ -21,7 +21,8 @@ import pytest
 from sshd import *  # noqa: F401,F403
 from agent_helpers import FAST
 from test_deploy import RECIPES, bundle, read_csv, ssh_options, ssh_spec, store_is_sound  # noqa: F401
-from edgebench.host.deploy import deploy, load_bundle
+from edgebench.host.bundle_reader import load_bundle
+from edgebench.host.deploy import deploy
 from edgebench.host.targets import LinkDropped, open_target
 from edgebench.host.targets.lock import DeviceBusy, DeviceLock
 

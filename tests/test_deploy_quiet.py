@@ -10,7 +10,7 @@ from agent_helpers import run_folder
 from sshd import *  # noqa: F401,F403
 from test_deploy import bundle  # noqa: F401  (fixture)
 from test_deploy_faults import fast_cli_args
-from edgebench.host.deploy import load_bundle
+from edgebench.host.bundle_reader import load_bundle
 
 pytestmark = pytest.mark.ssh
 

@@ -10,31 +10,58 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-DEVICE = sorted((REPO / "device").glob("*.py"))
+DEVICE = sorted(p for p in (REPO / "device").rglob("*.py") if "__pycache__" not in p.parts)
+REMOTE = sorted((REPO / "device" / "remote").glob("*.py"))
 HOST = sorted((REPO / "host").rglob("*.py"))
 MAX_LINES = 400
 ALLOWED = {"numpy", "ai_edge_litert", "tflite_runtime", "tensorflow", "psutil", "pynvml"}
 
 
-@pytest.mark.parametrize("path", DEVICE, ids=lambda p: p.name)
+def rel(path: Path) -> str:
+    return path.relative_to(REPO / "device").as_posix()
+
+
+@pytest.mark.parametrize("path", DEVICE, ids=rel)
 def test_device_module_is_small(path):
     lines = path.read_text().count("\n")
-    assert lines <= MAX_LINES, f"{path.name} has {lines} lines; split it (one job per module)"
+    assert lines <= MAX_LINES, f"{rel(path)} has {lines} lines; split it (one job per module)"
 
 
-@pytest.mark.parametrize("path", DEVICE, ids=lambda p: p.name)
-def test_device_module_imports_only_what_a_device_has(path):
+def imported(path: Path):
+    """(module name, relative level) of every import in a file, deferred ones included."""
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
-            names = [a.name for a in node.names]
-        elif isinstance(node, ast.ImportFrom) and not node.level:
-            names = [node.module]
-        else:
+            yield from ((a.name, 0) for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            yield node.module or "", node.level
+
+
+@pytest.mark.parametrize("path", DEVICE, ids=rel)
+def test_device_module_imports_only_what_a_device_has(path):
+    for name, level in imported(path):
+        if level:
             continue
-        for name in names:
-            top = name.split(".")[0]
-            own = name == "edgebench.device" or name.startswith("edgebench.device.")
-            assert top in sys.stdlib_module_names or top in ALLOWED or own, (path.name, name)
+        top = name.split(".")[0]
+        own = name == "edgebench.device" or name.startswith("edgebench.device.")
+        assert top in sys.stdlib_module_names or top in ALLOWED or own, (rel(path), name)
+
+
+@pytest.mark.parametrize("path", REMOTE, ids=rel)
+def test_remote_scripts_stand_alone(path):
+    """device/remote/ is sent as source to a device that has nothing of ours: no import of the
+    package, relative or absolute (numpy or pynvml only where a probe asks whether they are
+    there)."""
+    for name, level in imported(path):
+        top = name.split(".")[0]
+        assert not level and (top in sys.stdlib_module_names or top in ALLOWED), (rel(path), name)
+
+
+def test_the_folders_are_the_axes():
+    """The contract at the top, the rest in one folder per axis; a new module goes into one."""
+    folders = {p.parent.relative_to(REPO / "device").as_posix() for p in DEVICE}
+    assert folders == {".", "agent", "power", "remote", "scenarios"}, folders
+    for folder in folders - {"."}:
+        assert (REPO / "device" / folder / "__init__.py").exists(), folder
 
 
 def code_in(text: str) -> bool:

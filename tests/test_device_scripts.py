@@ -1,5 +1,5 @@
-"""The device-side helpers that are sent as source (device/doctor_facts.py,
-accelerator_probe.py, store_files.py), run the way the host runs them: `python -c SOURCE ...`
+"""The device-side helpers that are sent as source (device/remote/doctor_facts.py,
+accelerator_probe.py, upload_store.py), run the way the host runs them: `python -c SOURCE ...`
 on this machine's interpreter, the oldest one we support included."""
 from __future__ import annotations
 
@@ -45,16 +45,16 @@ def test_accelerator_probe_finds_the_hosts_litert_and_no_gpu_library():
     assert set(facts["delegates"]) == set(DELEGATES)
 
 
-def test_store_files_plans_and_commits_by_content(tmp_path):
+def test_upload_store_plans_and_commits_by_content(tmp_path):
     store = tmp_path / "store"
     store.mkdir()
     blob = b"a model"
     sha = hashlib.sha256(blob).hexdigest()
     (store / f".part-{sha}").write_bytes(blob[:3])
-    plan = json.loads(run(sys.executable, "store_files", "plan", store, 3600, sha).stdout)
+    plan = json.loads(run(sys.executable, "upload_store", "plan", store, 3600, sha).stdout)
     assert plan[sha] == [False, 3, hashlib.sha256(blob[:3]).hexdigest()]
     (store / f".part-{sha}").write_bytes(blob)
-    done = run(sys.executable, "store_files", "commit", store, sha)
+    done = run(sys.executable, "upload_store", "commit", store, sha)
     assert done.stdout.split() == ["ok", sha] and (store / sha).read_bytes() == blob
 
 

@@ -22,7 +22,8 @@ import pytest
 from agent_helpers import by_model, run_agent, run_folder
 from cli_runner import run_cli
 from emulated_pi import *  # noqa: F401,F403
-from edgebench.host.deploy import deploy, load_bundle
+from edgebench.host.bundle_reader import load_bundle
+from edgebench.host.deploy import deploy
 from edgebench.host.emulate import hostcheck
 from edgebench.host.errors import UserError
 

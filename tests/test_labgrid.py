@@ -22,7 +22,8 @@ from sshd import ensure_test_user, make_server
 from agent_helpers import FAST, run_folder
 from cli_runner import BENCH_HOST, run_cli
 from labgrid_farm import Farm, Relay, free_port, start_farm
-from edgebench.host.deploy import deploy, load_bundle, summary
+from edgebench.host.bundle_reader import load_bundle
+from edgebench.host.deploy import deploy, summary
 from edgebench.host.targets import ConnectOptions, parse_target
 from edgebench.host.targets.labgrid_fleet import deploy_fleet
 from edgebench.host.targets.labgrid_places import LabgridOptions

@@ -1,5 +1,5 @@
 """The load split into start-up, cold load and warm load. The trivial model the agent compiles on
-an accelerator to time its start-up apart (device/trivial_model.py) is a real .tflite that
+an accelerator to time its start-up apart (device/agent/trivial_model.py) is a real .tflite that
 computes y = x + x, so the start-up it measures is a real compile and run, not a no-op; the warm
 load runs once the cold session is gone."""
 from __future__ import annotations
@@ -8,7 +8,7 @@ import json
 
 import numpy as np
 
-from edgebench.device.trivial_model import trivial_model
+from edgebench.device.agent.trivial_model import trivial_model
 
 
 def test_the_trivial_model_doubles_its_input():

@@ -14,7 +14,7 @@ import time
 import pytest
 
 from agent_helpers import FAST, events, read_rows, run_agent
-from edgebench.device import environment
+from edgebench.device.agent import environment
 from edgebench.device.power import MIN_WINDOW_SAMPLES, Meter, check_power, power_help
 from edgebench.device.schema import POWER_SAMPLES, RESULT_COLUMNS
 from power_fixtures import (ORIN_RAILS, PI5_RAILS, RaplWriter, fake_vcgencmd, iio_board_w,
@@ -301,7 +301,7 @@ def test_energy_arithmetic_on_known_series():
     """The sampler's arithmetic alone, on series whose integral is known exactly: power P(t) = t W
     read every 0.1 s (trapezoid, edges interpolated: exact for a line), and its energy counter
     E(t) = t^2/2 J (the difference of the counter interpolated at the edges)."""
-    from edgebench.device.power_sampler import energy_j, rate_hz, watts_lines
+    from edgebench.device.power.sampler import energy_j, rate_hz, watts_lines
 
     ns = 10 ** 9
     times = [i * ns // 10 for i in range(31)]

@@ -42,7 +42,7 @@ _SETUP = r'''
 set -e
 R="$1"; hostname "$2"; shift 2
 mount -t proc proc "$R/proc"
-# The agent's own check (edgebench.device.environment.is_emulated) reads the qemu handler here.
+# The agent's own check (edgebench.device.agent.environment.is_emulated) reads the qemu handler here.
 mount -t binfmt_misc binfmt_misc "$R/proc/sys/fs/binfmt_misc" ||
   echo "warning: no binfmt_misc in the device" >&2
 mount -t tmpfs -o mode=755 tmpfs "$R/run"

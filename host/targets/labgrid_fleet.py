@@ -37,7 +37,8 @@ def deploy_fleet(deploy_fn: Callable, bundle_dir, specs: Sequence, results_dir,
                  agent=None, *, lab: LabgridOptions,
                  progress: bool = True, **deploy_kwargs) -> list:
     """deploy_fn's outcomes for the plain targets, then one per place, in order."""
-    from edgebench.host.deploy import DeployOptions, DeployOutcome, load_bundle, target_dirname
+    from edgebench.host.bundle_reader import load_bundle
+    from edgebench.host.deploy import DeployOptions, DeployOutcome, target_dirname
     from edgebench.host.run_record import choose_run
 
     plain = [s for s in specs if not is_labgrid(s)]

@@ -33,8 +33,8 @@ from edgebench.host.targets.base import LinkDropped, Process, Target, dropped_wh
 DEFAULT_LEASE_TIMEOUT_S = 60.0
 MARK = "edgebench-lease-v2"   # in the holder's command line: what a breaker checks before a kill
 
-# Device-side code, sent as source: device/lease.py (argv: lock path, holder info JSON, lease
-# timeout s, longest wait for our own old lease s) and device/agent_wrapper.py.
+# Device-side code, sent as source: device/remote/lease.py (argv: lock path, holder info JSON, lease
+# timeout s, longest wait for our own old lease s) and device/remote/agent_wrapper.py.
 _LOCK_SCRIPT = device_script("lease")
 
 AGENT_WRAPPER = device_script("agent_wrapper")

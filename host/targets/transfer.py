@@ -32,8 +32,8 @@ DEFAULT_PARTIAL_AGE_S = 24 * 3600.0
 # by one, small ones together (one python start on the device for several files).
 COMMIT_BYTES = 1 << 20
 
-# Runs on the device's python (checked by preflight): device/store_files.py, sent as source.
-_STORE_SCRIPT = device_script("store_files")
+# Runs on the device's python (checked by preflight): device/remote/upload_store.py, sent as source.
+_STORE_SCRIPT = device_script("upload_store")
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import threading
 import time
 
-from .common import one_line
+from ..common import one_line
 
 
 class Sampler(threading.Thread):

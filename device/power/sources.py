@@ -13,8 +13,8 @@ import re
 import shutil
 import subprocess
 
-from . import environment
-from .common import one_line
+from ..agent import environment
+from ..common import one_line
 
 CMD_TIMEOUT_S = 10.0  # a cmd: source that hangs gives an error sample, not a hung sampler
 # Rails that are a board's input where a source has one (Orin, Xavier NX: VDD_IN; Nano: POM_5V_IN)

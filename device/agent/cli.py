@@ -10,10 +10,10 @@ import argparse
 import platform
 import sys
 
-from .common import AgentError, emit, one_line, say
+from ..common import AgentError, emit, one_line, say
 from .guide import GUIDE
-from .runtimes import RUNTIMES, runtime_help
-from .units import COMPUTE_UNITS, unit_help
+from ..runtimes import RUNTIMES, runtime_help
+from ..units import COMPUTE_UNITS, unit_help
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -85,8 +85,8 @@ def parse_args(argv):
         sys.stdout.write(runtime_help() + "\n")
         raise SystemExit(0)
     require_numpy()
-    from .options import AgentOptions
-    from .power import power_help
+    from ..options import AgentOptions
+    from ..power import power_help
     if args.power.strip() == "help":
         sys.stdout.write(power_help() + "\n")
         raise SystemExit(0)
@@ -95,7 +95,7 @@ def parse_args(argv):
     if not args.bundle or not args.out:
         raise AgentError("--bundle and --out are required")
     if args.run_id:
-        from .manifest import check_name
+        from ..manifest import check_name
         try:
             check_name(args.run_id, "run id")
         except ValueError as exc:

@@ -11,13 +11,13 @@ import numpy as np
 
 from . import environment as sensors
 from .accuracy import TestSets, output_key_of
-from .common import AgentError, emit, say, sha256_file, utc_now, write_atomic
-from .metrics import accuracy_fields, latency_stats, per_image
-from .power import POWER_COLUMNS, Meter
-from .runtimes import import_runtime, resolve_runtime
-from .schema import (ACCURACY_COLUMNS, RESULT_KEY, RESULTS_SCHEMA_VERSION, RUNTIME_LOG,
+from ..common import AgentError, emit, say, sha256_file, utc_now, write_atomic
+from ..metrics import accuracy_fields, latency_stats, per_image
+from ..power import POWER_COLUMNS, Meter
+from ..runtimes import import_runtime, resolve_runtime
+from ..schema import (ACCURACY_COLUMNS, RESULT_KEY, RESULTS_SCHEMA_VERSION, RUNTIME_LOG,
                      output_key, row_key)
-from .store import ResultStore, cell
+from .result_store import ResultStore, cell
 from .timing import CHILD_TIMEOUT_S, run_child
 
 COOLDOWN_POLL_S = 2.0

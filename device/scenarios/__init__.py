@@ -30,8 +30,8 @@ import time
 
 import numpy as np
 
-from .common import AgentError, one_line
-from .invoke_loop import time_invokes
+from ..common import AgentError, one_line
+from ..agent.invoke_loop import time_invokes
 
 SPIN_NS = 500000  # the last half millisecond before a frame's arrival is spun, not slept
 

@@ -12,7 +12,7 @@ import subprocess
 
 import numpy as np
 
-from .common import utc_now
+from ..common import utc_now
 
 SYSFS_ROOT = "/"  # set once by set_root() before anything is read
 

@@ -8,10 +8,10 @@ import os
 
 import numpy as np
 
-from .common import AgentError, one_line
-from .runtimes import load_delegate, make_interpreter
+from ..common import AgentError, one_line
+from ..runtimes import load_delegate, make_interpreter
 from .trivial_model import trivial_model
-from .units import (COMPUTE_UNITS, adapter_from_log, check_unit_available,
+from ..units import (COMPUTE_UNITS, adapter_from_log, check_unit_available,
                     explain_compile_failure, native_stderr, partition_from_log)
 
 

@@ -26,12 +26,14 @@ import zipfile
 
 import numpy as np
 
-from . import accuracy, scenarios, soak, stream_processes
+from . import accuracy
+from .. import scenarios
+from ..scenarios import soak, stream_processes
 from . import environment as sensors
-from .common import AgentError, KillTimer, one_line, utc_now
+from ..common import AgentError, KillTimer, one_line, utc_now
 from .invoke_loop import time_invokes
-from .metrics import to_model_input
-from .runtimes import import_runtime
+from ..metrics import to_model_input
+from ..runtimes import import_runtime
 from .sessions import SESSIONS, AcceleratorStart
 
 CHILD_TIMEOUT_S = 3600  # a hung child becomes an error row instead of a hung run
@@ -224,7 +226,7 @@ def child_command() -> list:
     me = os.path.abspath(sys.argv[0]) if sys.argv and sys.argv[0] else ""
     if os.path.isfile(me) and zipfile.is_zipfile(me):
         return [sys.executable, me, "--child"]
-    return [sys.executable, "-m", __package__, "--child"]
+    return [sys.executable, "-m", "edgebench.device", "--child"]
 
 
 def run_child(job: dict, log_path: str, title: str, on_message=None,

@@ -1,6 +1,6 @@
 """The soak (--soak SECONDS): after the row's timed loop, in the same child, the model runs back to
 back and every --soak-interval seconds one {"type": "soak", ...} line goes to the parent
-(timing.py's protocol), which writes it to soak.csv at once (store.ResultStore.write_soak), so a
+(timing.py's protocol), which writes it to soak.csv at once (result_store.ResultStore.write_soak), so a
 killed agent keeps every interval that ended. An interval carries its count, p50/p90, the hottest
 thermal zone, cpu0's frequency and the throttle flags read as it ends, and its window
 [t0_ns, t1_ns] in time.monotonic_ns() for the parent's power readings.
@@ -15,9 +15,9 @@ import time
 
 import numpy as np
 
-from . import environment as sensors
-from .common import one_line
-from .invoke_loop import time_invokes
+from ..agent import environment as sensors
+from ..common import one_line
+from ..agent.invoke_loop import time_invokes
 
 
 def interval_record(number: int, t_start_s: float, t_end_s: float, samples_ns, window) -> dict:

@@ -18,9 +18,9 @@ import subprocess
 import sys
 import time
 
-from .common import KillTimer, one_line
-from .invoke_loop import time_invokes
-from .scenarios import stream_lines, wait_until
+from ..common import KillTimer, one_line
+from ..agent.invoke_loop import time_invokes
+from . import stream_lines, wait_until
 
 START_LEAD_NS = 50000000  # between "all ready" and the common start: every stream reads it first
 READY_TIMEOUT_S = 600.0   # a stream process's start-up and model load (a GPU compile included)

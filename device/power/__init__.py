@@ -15,9 +15,9 @@ import textwrap
 import time
 from collections import OrderedDict
 
-from .common import AgentError
-from .power_sampler import Sampler, energy_j, rate_hz, series, watts_lines
-from .power_sources import Command, Ina3221, Nvml, Pi5Pmic, PowerUnavailable, Rapl
+from ..common import AgentError
+from .sampler import Sampler, energy_j, rate_hz, series, watts_lines
+from .sources import Command, Ina3221, Nvml, Pi5Pmic, PowerUnavailable, Rapl
 
 # In the order --power auto tries them.
 POWER_SOURCES = OrderedDict((s.name, s) for s in (Pi5Pmic, Ina3221, Rapl, Nvml))

@@ -7,9 +7,9 @@ import os
 
 import numpy as np
 
-from .common import one_line, say
-from .metrics import classification_metrics, dequantize, per_image, to_model_input
-from .schema import output_key
+from ..common import one_line, say
+from ..metrics import classification_metrics, dequantize, per_image, to_model_input
+from ..schema import output_key
 
 
 # --- the child's side ---------------------------------------------------------------------------

@@ -1,18 +1,18 @@
 """The plan: reads the bundle, orders model x compute unit x thread count x round (rounds
 outermost), skips the rows OUT already holds, has runner.Agent measure the rest and writes each
-row as it comes (store.ResultStore), with progress events on stdout."""
+row as it comes (result_store.ResultStore), with progress events on stdout."""
 from __future__ import annotations
 
 import json
 import os
 
 from . import environment as sensors
-from .common import AgentError, emit, say, write_atomic
+from ..common import AgentError, emit, say, write_atomic
 from .runner import Agent
-from .runtimes import resolve_runtime
-from .manifest import ManifestError, load_manifest
-from .schema import ENV_JSON, RESULT_COLUMNS, RESULTS_CSV, row_key
-from .store import ResultStore, cell, read_csv
+from ..runtimes import resolve_runtime
+from ..manifest import ManifestError, load_manifest
+from ..schema import ENV_JSON, RESULT_COLUMNS, RESULTS_CSV, row_key
+from .result_store import ResultStore, cell, read_csv
 
 
 def private_runtime_dir() -> None:
