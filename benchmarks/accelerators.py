@@ -84,9 +84,11 @@ def make_model(work: Path, img: int) -> Path:
 
 
 def agent_p50(python: str, bundle: Path, out: Path, args, env: dict) -> float:
-    cmd = [python, str(bundle / "agent.pyz"), "--bundle", str(bundle), "--out", str(out),
-           "--accelerators", "gpu", "--warmup", str(args.warmup), "--min-runs",
-           str(args.min_runs), "--min-seconds", str(args.min_seconds)]
+    from edgebench.device.options import AgentOptions, agent_command
+
+    gpu = AgentOptions(accelerators="gpu", warmup=args.warmup, min_runs=args.min_runs,
+                       min_seconds=args.min_seconds)
+    cmd = agent_command(python, bundle / "agent.pyz", bundle, out, gpu)
     subprocess.run(cmd, check=True, capture_output=True, env=env)
     with open(out / "results.csv") as fh:
         (row,) = list(csv.DictReader(fh))

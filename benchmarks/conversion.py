@@ -26,7 +26,7 @@ def bench_model(name: str, args) -> dict:
     from edgebench.host.export.calibration import draw
     from edgebench.host.export.mixed import MixedOptions
     from edgebench.host.export.pipeline import convert_checkpoint, record_verification, reference_for
-    from edgebench.host.export.quantize import quantize
+    from edgebench.host.export.quantize import QuantizeOptions, quantize
     from edgebench.host.export.recipes import parse_recipes
     from edgebench.host.export.verify import normalize
     from edgebench.host.train import TrainConfig, train
@@ -52,8 +52,8 @@ def bench_model(name: str, args) -> dict:
     recipes = [r for r in parse_recipes(args.recipes) if r != "fp32"]
     mixed = MixedOptions(args.keep_float, args.target_agreement, args.max_float).check()
     results = [conv.fp32] + quantize(conv.saved_model, recipes, calib, out, conv.source,
-                                     verify=verify, progress=not args.quiet, debug=True,
-                                     mixed=mixed)
+                                     QuantizeOptions(verify=verify, progress=not args.quiet,
+                                                     debug=True, mixed=mixed))
     quant_wall = time.perf_counter() - t1
     record_verification(out, results, name)
     fp32 = next(r.size_bytes for r in results if r.recipe == "fp32")

@@ -16,7 +16,7 @@ def bench_routes(name: str, args, converters: list[str]) -> dict:
     from edgebench.host.export.converters.env import ensure_env
     from edgebench.host.export.pipeline import (checkpoint_source, convert_checkpoint,
                                                 record_verification, reference_for)
-    from edgebench.host.export.quantize import quantize
+    from edgebench.host.export.quantize import QuantizeOptions, quantize
     from edgebench.host.export.recipes import parse_recipes
     from edgebench.host.export.verify import normalize
     from edgebench.host.train import TrainConfig, train
@@ -44,8 +44,9 @@ def bench_routes(name: str, args, converters: list[str]) -> dict:
         if conv == "onnx2tf":
             c = convert_checkpoint(ckpt, out, loaded=(model, meta))
             source, upstream = c.source, c.source.upstream_seconds
-        mine = quantize(Path(source.saved_model), recipes, calib, out, source, verify=verify,
-                        progress=not args.quiet, converter=conv, model=model)
+        mine = quantize(Path(source.saved_model), recipes, calib, out, source,
+                        QuantizeOptions(verify=verify, progress=not args.quiet, converter=conv,
+                                        model=model))
         wall = time.perf_counter() - t0
         results += mine
         for r in mine:

@@ -28,14 +28,16 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from readme_section import update_section
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
+from agent_helpers import FAST  # noqa: E402  (the tests' short measurement, one definition)
+
 SECTION = "## Deploy"
-AGENT_ARGS = ["--warmup", "2", "--min-runs", "20", "--min-seconds", "0.05", "--max-seconds", "5"]
 
 
 def session(root: Path):
@@ -71,7 +73,7 @@ def bench_redeploy(env, server, kh, bundle, out: Path) -> dict:
     rows = {}
     for label in ("first", "again"):
         t0 = time.perf_counter()
-        o = deploy(bundle, [spec], out, AGENT_ARGS, options=options(env, kh), progress=False)[0]
+        o = deploy(bundle, [spec], out, FAST, options=options(env, kh), progress=False)[0]
         assert o.ok, o.error
         rows[label] = {"wall_s": time.perf_counter() - t0, "sent": o.transfer.bytes_sent,
                        "files_sent": o.transfer.files_sent, "upload_s": o.transfer.seconds,
@@ -134,14 +136,15 @@ def bench_fleet(S, env, bundle, out: Path, n: int = 4, repeats: int = 3) -> dict
         kh = out / "fleet_known_hosts"
         kh.write_text("".join(s.known_hosts_line() for s in servers))
         res = {}
-        for label, extra in (("all models", []), ("one model", ["--models", "tinycnn.fp32"])):
+        one_model = replace(FAST, models="tinycnn.fp32")
+        for label, agent in (("all models", FAST), ("one model", one_model)):
             walls = {1: [], n: []}
             for rep in range(repeats):
                 for count in (1, n):
                     specs = [spec_for(env, s, f"bench-{os.getpid()}-f{count}-{i}", f"dev{i}")
                              for i, s in enumerate(servers[:count])]
                     t0 = time.perf_counter()
-                    outs = deploy(bundle, specs, out / f"fleet{count}", AGENT_ARGS + extra,
+                    outs = deploy(bundle, specs, out / f"fleet{count}", agent,
                                   options=options(env, kh), progress=False)
                     walls[count].append(time.perf_counter() - t0)
                     assert all(o.ok for o in outs), [o.error for o in outs]
@@ -187,8 +190,7 @@ def bench_cut_link(env, server, bundle, out: Path, cut_mib: int, lease_s: float,
             opts.link_timeout_s = lease_s
             try:
                 t0 = time.perf_counter()
-                o = deploy(big, [spec], out / "cut-results", AGENT_ARGS + ["--models",
-                                                                           "tinycnn.fp32"],
+                o = deploy(big, [spec], out / "cut-results", replace(FAST, models="tinycnn.fp32"),
                            options=opts, progress=False, retries=2, backoff_s=0.5,
                            lease_timeout_s=lease_s)[0]
                 wall = time.perf_counter() - t0

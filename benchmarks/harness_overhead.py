@@ -88,9 +88,11 @@ def make_models(work: Path, img: int) -> Path:
 
 
 def agent_p50(bundle: Path, out: Path, name: str, args) -> float:
-    cmd = [sys.executable, str(bundle / "agent.pyz"), "--bundle", str(bundle), "--out", str(out),
-           "--models", name, "--threads", str(args.threads), "--warmup", str(args.warmup),
-           "--min-runs", str(args.min_runs), "--min-seconds", str(args.min_seconds)]
+    from edgebench.device.options import AgentOptions, agent_command
+
+    options = AgentOptions(models=name, threads=str(args.threads), warmup=args.warmup,
+                           min_runs=args.min_runs, min_seconds=args.min_seconds)
+    cmd = agent_command(sys.executable, bundle / "agent.pyz", bundle, out, options)
     subprocess.run(cmd, check=True, capture_output=True)
     with open(out / "results.csv") as fh:
         (row,) = list(csv.DictReader(fh))

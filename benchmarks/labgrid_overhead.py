@@ -28,8 +28,9 @@ from readme_section import update_section
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
+from agent_helpers import FAST  # noqa: E402  (the tests' short measurement, one definition)
+
 TITLE = "Board farms (labgrid)"
-AGENT_ARGS = ["--warmup", "2", "--min-runs", "20", "--min-seconds", "0.05", "--max-seconds", "5"]
 
 
 def main() -> int:
@@ -68,10 +69,10 @@ def main() -> int:
                 t0 = time.perf_counter()
                 if kind == "direct":
                     out = deploy(bundle, [spec_for(env, server, rd, "direct")], work / "res",
-                                 AGENT_ARGS, options=options(env, kh), progress=False)[0]
+                                 FAST, options=options(env, kh), progress=False)[0]
                 else:
                     out = deploy_fleet(deploy, bundle, [parse_target("labgrid:bench-a")],
-                                       work / "res", AGENT_ARGS, lab=lab,
+                                       work / "res", FAST, lab=lab,
                                        options=options(env, kh), remote_python=env.python,
                                        remote_dir=rd, progress=False)[0]
                 walls[kind].append(time.perf_counter() - t0)

@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from harness_overhead import cpu_model, make_models
@@ -52,13 +53,15 @@ SIDES = ("off", "ina3221", "cmd")
 
 
 def agent_row(bundle: Path, out: Path, name: str, root: Path, side: str, args) -> dict:
-    cmd = [sys.executable, str(bundle / "agent.pyz"), "--bundle", str(bundle), "--out", str(out),
-           "--models", name, "--threads", str(args.threads), "--warmup", str(args.warmup),
-           "--min-runs", str(args.min_runs), "--min-seconds", str(args.min_seconds),
-           "--sysfs-root", str(root)]
+    from edgebench.device.options import AgentOptions, agent_command
+
+    options = AgentOptions(models=name, threads=str(args.threads), warmup=args.warmup,
+                           min_runs=args.min_runs, min_seconds=args.min_seconds)
     if side != "off":
         source = "ina3221" if side == "ina3221" else "cmd:cat " + str(root / "watts.txt")
-        cmd += ["--power", source, "--power-hz", str(args.hz), "--power-idle-seconds", "1"]
+        options = replace(options, power=source, power_hz=args.hz, power_idle_seconds=1.0)
+    cmd = agent_command(sys.executable, bundle / "agent.pyz", bundle, out, options,
+                        extra=("--sysfs-root", root))
     subprocess.run(cmd, check=True, capture_output=True)
     with open(out / "results.csv") as fh:
         (row,) = list(csv.DictReader(fh))

@@ -33,6 +33,7 @@ SECTION = "## Statistics"
 
 
 def measure(args) -> dict:
+    from edgebench.device.options import AgentOptions, agent_command
     from edgebench.host.bundle import build_bundle
     from edgebench.host.report import stats
 
@@ -40,9 +41,9 @@ def measure(args) -> dict:
     bundle = build_bundle(make_models(work, args.img), work / "bundle", run_id="stats-bench")
     load = [os.getloadavg()[0]]
     out = work / "out"
-    subprocess.run([sys.executable, str(bundle / "agent.pyz"), "--bundle", str(bundle), "--out",
-                    str(out), "--rounds", str(args.rounds), "--min-seconds",
-                    str(args.min_seconds), "--min-runs", "50", "--warmup", "10"],
+    rounds = AgentOptions(rounds=args.rounds, min_seconds=args.min_seconds, min_runs=50,
+                          warmup=10)
+    subprocess.run(agent_command(sys.executable, bundle / "agent.pyz", bundle, out, rounds),
                    check=True, capture_output=True)
     load.append(os.getloadavg()[0])
     samples: dict = {}

@@ -25,6 +25,7 @@ import platform
 import subprocess
 import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 from harness_overhead import cpu_model
@@ -178,17 +179,16 @@ def agent_streams(python: str, seconds: float) -> dict:
     agent runs them (threads on the Interpreter, processes on CompiledModel)."""
     import csv
 
-    from agent_helpers import FAST
+    from agent_helpers import FAST, bundle_command
     from tflite_factory import make_slow_bundle
 
     with tempfile.TemporaryDirectory(prefix="edgebench-streams-") as tmp:
         bundle = make_slow_bundle(Path(tmp) / "bundle")
         out = Path(tmp) / "out"
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-        proc = subprocess.run([python, str(bundle / "agent.pyz"), "--bundle", str(bundle),
-                               "--out", str(out), *FAST, "--models", "slowcnn.fp32",
-                               "--accelerators", "cpu,gpu", "--streams", "2",
-                               "--scenario-seconds", str(seconds)],
+        streams = replace(FAST, models="slowcnn.fp32", accelerators="cpu,gpu", streams=2,
+                          scenario_seconds=seconds)
+        proc = subprocess.run(bundle_command(bundle, out, streams, python=python),
                               capture_output=True, text=True, timeout=900, env=env)
         if proc.returncode != 0:
             return {}

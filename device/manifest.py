@@ -1,13 +1,19 @@
-"""Reading a manifest: the one set of rules the host (deploy) and the agent both apply, so a
+"""The bundle's manifest: its type (Manifest), the one writer (Manifest.dump) and the one set of
+reading rules the host (deploy, report, database) and the agent all apply (Manifest.load), so a
 manifest is refused on either side with the same one-line message. Names and paths end up in
-shell commands on the device and in paths joined to the bundle folder, hence the strict rule."""
+shell commands on the device and in paths joined to the bundle folder, hence the strict rule.
+The type lives here rather than in schema.py, beside the checks it loads through, because this
+module imports schema.py's constants (schema.py describes the fields)."""
 from __future__ import annotations
 
 import json
 import os
 import re
+from dataclasses import dataclass
 from pathlib import PurePosixPath
+from typing import Optional
 
+from .common import write_atomic
 from .schema import MANIFEST_JSON, MANIFEST_SCHEMA
 
 SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._+-]{0,127}$")
@@ -38,7 +44,7 @@ def check_relpath(rel, what: str = "bundle path") -> str:
 
 
 def load_manifest(bundle_dir) -> dict:
-    """The bundle's manifest.json, checked: a JSON object of MANIFEST_SCHEMA, safe run id and
+    """The bundle's MANIFEST_JSON, checked: a JSON object of MANIFEST_SCHEMA, safe run id and
     model names, model/reference/test-set paths inside the bundle, MANIFEST_ENTRY_KEYS present.
     Raises ManifestError. Entries keep their JSON form (the agent reads them as dicts)."""
     path = os.path.join(os.fspath(bundle_dir), MANIFEST_JSON)
@@ -87,3 +93,41 @@ def _check_entry(path: str, number: int, entry, seen: set) -> None:
     check_relpath(entry["file"], "model file of %s" % name)
     if entry.get("reference"):
         check_relpath(entry["reference"], "reference file of %s" % name)
+
+
+@dataclass
+class Manifest:
+    """A bundle's manifest (schema.py lists its fields). Model entries stay JSON dicts: a card
+    (schema.ModelCard.to_json()) plus its "file" and "reference" in the bundle, as the agent
+    reads them."""
+    run_id: str
+    created: Optional[str]           # ISO 8601 UTC
+    testset: Optional[str]           # schema.TESTSET_NPZ or None
+    models: list                     # ModelCard.to_json() + {"file", "reference"} each
+    robustness: Optional[dict] = None
+    schema: str = MANIFEST_SCHEMA
+
+    def to_json(self) -> dict:
+        out = {"schema": self.schema, "run_id": self.run_id, "created": self.created,
+               "testset": self.testset, "models": self.models}
+        if self.robustness:
+            out["robustness"] = self.robustness
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Manifest":
+        return cls(run_id=data["run_id"], created=data.get("created"),
+                   testset=data.get("testset"), models=data["models"],
+                   robustness=data.get("robustness"), schema=data["schema"])
+
+    @classmethod
+    def load(cls, bundle_dir) -> "Manifest":
+        """The manifest of `bundle_dir`, checked by load_manifest's rules (ManifestError)."""
+        return cls.from_json(load_manifest(bundle_dir))
+
+    def dump(self, bundle_dir) -> str:
+        """Write MANIFEST_JSON into `bundle_dir` atomically (a reader sees the old one or this
+        one, never half); returns its path."""
+        path = os.path.join(os.fspath(bundle_dir), MANIFEST_JSON)
+        write_atomic(path, json.dumps(self.to_json(), indent=1, default=str))
+        return path

@@ -1,46 +1,149 @@
-"""The agent's options as one type. The host builds an AgentOptions once (from its command line
-or a profile), checks it here and turns it into the agent's argv with to_argv(); the agent checks
-what it parsed with the same check(). A field left None is the agent's default."""
+"""The agent's options, each declared once: a field of AgentOptions whose `Flag` (its metadata)
+holds the flag's type, the agent's own default, unit, metavar/choices and help. The agent's
+argparse (agent/cli.py), the host's flags (host/commands/agent_options.py), the argv the host
+sends (to_argv) and the guide's usage line are all made from these declarations, so a new option
+is one field here.
+
+The host builds an AgentOptions once (from its command line or a profile), checks it here and
+turns it into the agent's argv; the agent checks what it parsed with the same check(). A field
+left None is the agent's default, so the host sends only what was given.
+
+Stdlib only at import time: the agent's --help must work on a device without numpy."""
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Optional, Tuple
 
 from .common import AgentError
-from .power import check_power
-from .runtimes import check_runtime
-from .units import parse_units
+from .runtimes import RUNTIMES, check_runtime
+from .units import COMPUTE_UNITS, parse_units
+
+# The groups the options are shown in. The host's `run` leaves out RUNNING: its profile decides
+# how long to measure, and its --models are the models to train.
+MEASUREMENT = "measurement"
+RUNNING = "timing, models and runtime"
+ENERGY = "energy, heat and frame rate"
+
+
+@dataclass(frozen=True)
+class Flag:
+    """How one option reads on a command line (the agent's and the host's)."""
+    type: type                     # what argparse parses the value into
+    default: object                # the agent's default
+    help: str
+    unit: str = ""                 # said after the default: "(default 2 s)"
+    shown: Optional[str] = None    # the default in words, where its value would not say it
+    metavar: Optional[str] = None
+    choices: Optional[tuple] = None
+    group: str = MEASUREMENT
+    repeat: bool = False           # given once per value (argparse's append)
+
+    def default_text(self) -> str:
+        """"2 s", "all", "cpu"; "" where the default is simply "not given"."""
+        if self.shown is not None:
+            return self.shown
+        if self.default in (None, "", ()):
+            return ""
+        value = "%g" % self.default if isinstance(self.default, float) else str(self.default)
+        return (value + " " + self.unit).strip()
+
+    def help_with_default(self, who: str = "default") -> str:
+        """The help, then "(default 2 s)" (who="agent default" on the host)."""
+        text = self.default_text()
+        return "%s (%s %s)" % (self.help, who, text) if text else self.help
+
+    def placeholder(self) -> str:
+        """What the value looks like in a usage line: on|off, N, S, ..."""
+        return "|".join(self.choices) if self.choices else (self.metavar or "VALUE")
+
+    def argparse_kwargs(self, default, who: str = "default") -> dict:
+        """add_argument's keywords; `default` is the agent's own default on the agent and None
+        on the host (which sends only what was given)."""
+        kwargs = dict(default=default, help=self.help_with_default(who), metavar=self.metavar)
+        if self.repeat:
+            kwargs["action"] = "append"
+        elif self.type is not str:
+            kwargs["type"] = self.type
+        if self.choices:
+            kwargs["choices"] = self.choices
+        return kwargs
+
+
+def option(value_type, default, help, **more):
+    """A field of AgentOptions: None unless given (then the agent's default applies)."""
+    flag = Flag(value_type, default, help, **more)
+    return field(default=() if flag.repeat else None, metadata={"flag": flag})
 
 
 @dataclass(frozen=True)
 class AgentOptions:
-    threads: Optional[str] = None          # "1,2,4"
-    accelerators: Optional[str] = None     # "cpu,gpu"
-    delegate: Tuple[str, ...] = ()         # LIB[:key=value;...], each its own compute unit
-    rounds: Optional[int] = None
-    warmup: Optional[int] = None
-    min_runs: Optional[int] = None
-    min_seconds: Optional[float] = None
-    max_seconds: Optional[float] = None
-    models: Optional[str] = None           # model names, comma-separated
-    runtime: Optional[str] = None
-    xnnpack: Optional[str] = None          # "on" | "off"
-    robustness_images: Optional[int] = None
-    cooldown_temp: Optional[float] = None
-    cooldown_timeout: Optional[float] = None
-    power: Optional[str] = None            # auto|none|SOURCE|cmd:COMMAND (device/power)
-    power_hz: Optional[float] = None       # sampler rate (agent default 10)
-    power_idle_seconds: Optional[float] = None   # idle baseline before each row (default 3)
-    soak: Optional[float] = None           # seconds of sustained run per row (soak.csv)
-    soak_interval: Optional[float] = None  # seconds per soak.csv line (default 10)
-    fps: Optional[str] = None              # "15,30": fixed-arrival-rate scenarios
-    scenario_seconds: Optional[float] = None     # length of each scenario (default 10)
-    streams: Optional[int] = None          # concurrent interpreters (throughput scenario)
+    # Field order is the argv's order (to_argv), which is part of a run's identity: keep it.
+    threads: Optional[str] = option(
+        str, "1", "comma-separated thread counts, one row each, e.g. 1,2,4", metavar="N,...")
+    accelerators: Optional[str] = option(
+        str, "cpu", "comma-separated compute units, one row each: %s, gpu!, npu! (gpu!/npu!: the "
+        "whole model on the accelerator, or an error row); 'help' lists them"
+        % ", ".join(COMPUTE_UNITS), metavar="UNIT,...")
+    delegate: Tuple[str, ...] = option(
+        str, (), "also measure on an external delegate loaded from LIB (repeatable), e.g. "
+        "libedgetpu.so.1 or libarmnnDelegate.so:backends=CpuAcc,CpuRef",
+        metavar="LIB[:KEY=VALUE;...]", repeat=True)
+    rounds: Optional[int] = option(
+        int, 1, "run the whole plan N times, models interleaved (A B C A B C), so the report can "
+        "give the spread between rounds and intervals that include it", metavar="N")
+    warmup: Optional[int] = option(int, 10, "untimed runs first", metavar="N", group=RUNNING)
+    min_runs: Optional[int] = option(int, 50, "at least this many timed runs", metavar="N",
+                                     group=RUNNING)
+    min_seconds: Optional[float] = option(float, 2.0, "and at least this long", unit="s",
+                                          metavar="S", group=RUNNING)
+    max_seconds: Optional[float] = option(float, 60.0, "but never longer than this", unit="s",
+                                          metavar="S", group=RUNNING)
+    models: Optional[str] = option(str, "", "comma-separated names of the models to measure",
+                                   shown="all", metavar="NAME,...", group=RUNNING)
+    runtime: Optional[str] = option(
+        str, "auto", "the TFLite interpreter; 'help' lists them",
+        metavar="|".join(("auto",) + tuple(RUNTIMES)), group=RUNNING)
+    xnnpack: Optional[str] = option(str, "on", "off: builtin kernels only",
+                                    choices=("on", "off"), group=RUNNING)
+    robustness_images: Optional[int] = option(
+        int, 0, "measure at most the first N images of each corrupted test set the bundle carries",
+        shown="all", metavar="N")
+    cooldown_temp: Optional[float] = option(
+        float, None, "before each row (so before every round) wait until the SoC is below C "
+        "degrees", metavar="C")
+    cooldown_timeout: Optional[float] = option(float, 300.0, "longest wait for --cooldown-temp",
+                                               unit="s", metavar="S")
+    power: Optional[str] = option(
+        str, "none", "read a power source during each row: auto, none, pi5-pmic, ina3221, rapl, "
+        "nvml or cmd:COMMAND (a command printing watts); gives energy per inference (mJ) and idle "
+        "power; 'help' lists them", metavar="SOURCE", group=ENERGY)
+    power_hz: Optional[float] = option(
+        float, 10.0, "power sampling rate; the achieved rate is in each row", unit="Hz",
+        metavar="HZ", group=ENERGY)
+    power_idle_seconds: Optional[float] = option(
+        float, 3.0, "idle baseline before each row with --power", unit="s", metavar="S",
+        group=ENERGY)
+    soak: Optional[float] = option(
+        float, 0.0, "after each row's timed loop, run the model this long and write soak.csv: "
+        "latency, temperature, frequency, throttling and power per interval", shown="none",
+        metavar="SECONDS", group=ENERGY)
+    soak_interval: Optional[float] = option(float, 10.0, "length of each soak.csv line",
+                                            unit="s", metavar="S", group=ENERGY)
+    fps: Optional[str] = option(
+        str, "", "frame-rate scenarios, e.g. 15,30: a frame every 1/RATE s, queueing counted; "
+        "achieved fps, missed deadlines, latency (scenarios.csv, frames.csv)",
+        metavar="RATE,...", group=ENERGY)
+    scenario_seconds: Optional[float] = option(
+        float, 10.0, "length of each --fps / --streams scenario", unit="s", metavar="S",
+        group=ENERGY)
+    streams: Optional[int] = option(
+        int, None, "throughput scenario: N interpreters invoking concurrently", metavar="N",
+        group=ENERGY)
 
     @classmethod
     def from_namespace(cls, ns, **more) -> "AgentOptions":
         """The fields an argparse namespace has (absent ones stay None), then `more`."""
-        values = dict((f.name, getattr(ns, f.name, None)) for f in fields(cls))
+        values = dict((name, getattr(ns, name, None)) for name, _, _ in option_fields())
         values.update(more)
         values["delegate"] = tuple(values.get("delegate") or ())
         return cls(**values)
@@ -89,6 +192,8 @@ class AgentOptions:
         if self.rounds is not None and self.rounds < 1:
             raise AgentError("--rounds takes a positive integer (the plan's repetitions)")
         self.fps_rates()
+        from .power import check_power  # here, not at the top: device/power needs numpy
+
         check_power(self.power)
         for name, flag in (("power_hz", "--power-hz"), ("soak_interval", "--soak-interval"),
                            ("scenario_seconds", "--scenario-seconds")):
@@ -106,13 +211,28 @@ class AgentOptions:
         return self
 
     def to_argv(self) -> list:
+        """The flags of the options given, in declaration order; a repeated flag once per value."""
         out = []
-        for f in fields(self):
-            value = getattr(self, f.name)
-            flag = "--" + f.name.replace("_", "-")
-            if f.name == "delegate":
-                for spec in value:
-                    out += [flag, spec]
+        for name, flag, declared in option_fields():
+            value = getattr(self, name)
+            if declared.repeat:
+                for each in value:
+                    out += [flag, str(each)]
             elif value is not None:
                 out += [flag, str(value)]
         return out
+
+
+def option_fields() -> list:
+    """(field name, flag, Flag) of every option, in declaration order."""
+    return [(f.name, "--" + f.name.replace("_", "-"), f.metadata["flag"])
+            for f in fields(AgentOptions)]
+
+
+def agent_command(python, archive, bundle, out, options: AgentOptions = AgentOptions(),
+                  extra=()) -> list:
+    """The one place the agent's command line is put together: `python archive --bundle B --out
+    O`, the options given, then `extra` (flags that are not measurement options: --run-id,
+    --sysfs-root; a flag repeated there wins over the same one in `options`)."""
+    return [str(python), str(archive), "--bundle", str(bundle), "--out", str(out),
+            *options.to_argv(), *(str(e) for e in extra)]

@@ -16,7 +16,7 @@ MANIFEST_SCHEMA = "edgebench.manifest/1"
 #    bundle measured twice is two runs
 RESULTS_SCHEMA_VERSION = 5
 
-# Model card (JSON beside every .tflite, and one entry per model in manifest.json):
+# Model card (JSON beside every .tflite, and one entry per model in the bundle's manifest):
 #   schema, name ("resnet18.int8"), file, sha256, size_bytes, recipe, architecture,
 #   input:  {shape [1,H,W,C], dtype, layout "NHWC", scale, zero_point,
 #            normalization {pixel_scale, mean [C], std [C]}}   # x = (u8*pixel_scale - mean)/std
@@ -38,14 +38,15 @@ RESULTS_SCHEMA_VERSION = 5
 #           mean_error, float_min, float_max}]   (quantize --debug for int8; int8-mixed)
 #   mixed {keep_float [tensor], k, layers, agreement, target_agreement, reached, tried [[k, a]],
 #           note, ranking}   (int8-mixed only)
-# Manifest (bundle/manifest.json):
+# Manifest (bundle/MANIFEST_JSON; its type, reader and writer: manifest.Manifest):
 #   schema, run_id, created (ISO 8601 UTC), testset ("testset.npz" or null),
 #   models: [card + {"file": "models/<name>.tflite", "reference": "reference/<arch>.npy" or null}]
 # testset.npz: images uint8 N×H×W×C, labels int64 N, class_names str[K]
 # reference/<arch>.npy: float32 N×K logits of the float (PyTorch) model on the test set
 
-# The card and the manifest as types: the host builds them (export/card.py, bundle.py) and
-# writes to_json(); readers take from_json(). Key order in the JSON is the field order.
+# The card as a type: the host builds it (export/card.py, bundle.py) and writes to_json();
+# readers take from_json(). Key order in the JSON is the field order. The manifest's type is
+# manifest.Manifest, beside the checks that load it (manifest.py imports this module).
 CARD_INPUT_KEYS = ("shape", "dtype", "layout", "scale", "zero_point", "normalization")
 CARD_OUTPUT_KEYS = ("shape", "dtype", "scale", "zero_point")
 CARD_SOURCE_KEYS = ("checkpoint", "onnx", "saved_model", "data_spec", "img_size", "split_seed")
@@ -90,23 +91,6 @@ class ModelCard:
 
 CARD_KEYS = tuple(["schema"] + [f.name for f in fields(ModelCard) if f.name not in ("schema",
                                                                                       "extra")])
-
-
-@dataclass
-class Manifest:
-    run_id: str
-    created: str
-    testset: Optional[str]           # TESTSET_NPZ or None
-    models: list                     # ModelCard.to_json() + {"file", "reference"} each
-    robustness: Optional[dict] = None
-    schema: str = MANIFEST_SCHEMA
-
-    def to_json(self) -> dict:
-        out = {"schema": self.schema, "run_id": self.run_id, "created": self.created,
-               "testset": self.testset, "models": self.models}
-        if self.robustness:
-            out["robustness"] = self.robustness
-        return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -334,3 +318,15 @@ def row_key(row: dict) -> tuple:
 
 def output_key(row: dict) -> tuple:
     return tuple(str(row[c]) for c in OUTPUT_KEY)
+
+
+def key_values(row: dict, key: tuple = RESULT_KEY) -> dict:
+    """{column: value} of `key`'s columns in `row`, a column that is absent, None or empty taking
+    what a file written before it meant (its results.csv Column.before: compute_unit "cpu",
+    round "1"; None where nothing is implied, e.g. threads not recorded). The host keys rows
+    read from older files and database rows by this, so those fallbacks are written once, here."""
+    out = {}
+    for name in key:
+        value = row.get(name)
+        out[name] = RESULTS.by_name[name].before if value is None or value == "" else value
+    return out

@@ -1,6 +1,7 @@
 """The bundle: everything the device needs, in one folder (DESIGN.md "The bundle").
 
-    bundle/manifest.json   models/*.tflite   testset.npz   reference/<arch>.npy   agent.pyz
+    bundle/   the manifest (schema.MANIFEST_JSON)   models/*.tflite   testset.npz
+              reference/<arch>.npy   agent.pyz
 
 Models are found recursively in MODELS_DIR as `*.tflite` with a `<same stem>.json` model card
 (edgebench.device.schema; read as plain JSON). A `.tflite` without a card gets one
@@ -24,8 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edgebench.device.schema import (MANIFEST_JSON, MODEL_CARD_SCHEMA, TESTSET_NPZ, Manifest,
-                                     ModelCard)
+from edgebench.device.manifest import Manifest
+from edgebench.device.schema import MANIFEST_JSON, MODEL_CARD_SCHEMA, TESTSET_NPZ, ModelCard
 from edgebench.host.agent_archive import write_archive
 from edgebench.host.errors import UserError
 from edgebench.host.export.census import op_census
@@ -256,7 +257,7 @@ def build_bundle(models_dir, out_dir, testset=None, run_id=None, robustness=None
     try:
         (staging / "models").mkdir()
         if test is not None:
-            np.savez(staging / "testset.npz", images=test["images"], labels=test["labels"],
+            np.savez(staging / TESTSET_NPZ, images=test["images"], labels=test["labels"],
                      class_names=np.array(test["class_names"]))
         refs = _write_references(cards, test, staging, references or {}) \
             if test is not None else {}
@@ -274,11 +275,10 @@ def build_bundle(models_dir, out_dir, testset=None, run_id=None, robustness=None
             entries.append(dict(card, file=f"models/{card['name']}.tflite",
                                 reference=refs.get(card["name"])))
         write_archive(staging)
-        manifest = Manifest(run_id=run_id or time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()),
-                            created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                            testset=TESTSET_NPZ if test is not None else None,
-                            models=entries, robustness=robust).to_json()
-        (staging / MANIFEST_JSON).write_text(json.dumps(manifest, indent=1, default=str))
+        Manifest(run_id=run_id or time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()),
+                 created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                 testset=TESTSET_NPZ if test is not None else None,
+                 models=entries, robustness=robust).dump(staging)
         if out_dir.exists():
             old = out_dir.with_name(f".{out_dir.name}.old")
             shutil.rmtree(old, ignore_errors=True)

@@ -7,7 +7,7 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgebench.device.manifest import ManifestError, load_manifest
+from edgebench.device.manifest import Manifest, ManifestError
 from edgebench.device.schema import AGENT_ARCHIVE, MANIFEST_JSON
 from edgebench.host.errors import UserError
 from edgebench.host.targets.transfer import bundle_file, safe_relpath
@@ -39,16 +39,15 @@ class Bundle:
 def load_bundle(bundle_dir) -> Bundle:
     """Read and check a bundle: every manifest name and path must stay inside the bundle."""
     root = Path(bundle_dir)
-    # The agent's own check (device/schema.py), so both refuse a manifest with the same words,
+    # The agent's own check (device/manifest.py), so both refuse a manifest with the same words,
     # and a stale or hostile one is refused here before anything is uploaded.
     try:
-        manifest = load_manifest(root)
+        manifest = Manifest.load(root)
     except ManifestError as exc:
         raise UserError(str(exc)) from None
-    run_id = manifest["run_id"]
     files: dict = {}
     names = []
-    for entry in manifest["models"]:
+    for entry in manifest.models:
         name = entry["name"]
         names.append(name)
         rel = safe_relpath(entry["file"], f"model file of {name}")
@@ -61,7 +60,7 @@ def load_bundle(bundle_dir) -> Bundle:
             else ""
         raise UserError(f"{root} has no {AGENT_ARCHIVE}{older}; rebuild this bundle with "
                         f"bench-host bundle")
-    for rel in (MANIFEST_JSON, AGENT_ARCHIVE, manifest.get("testset")):
+    for rel in (MANIFEST_JSON, AGENT_ARCHIVE, manifest.testset):
         if rel:
             rel = safe_relpath(str(rel), "bundle file")
             files.setdefault(rel, bundle_file(root, rel))
@@ -70,4 +69,4 @@ def load_bundle(bundle_dir) -> Bundle:
         rel = p.relative_to(root).as_posix()
         if p.is_file() and rel not in files:
             files[rel] = bundle_file(root, rel)
-    return Bundle(root, run_id, list(files.values()), names)
+    return Bundle(root, manifest.run_id, list(files.values()), names)

@@ -13,12 +13,11 @@ which a resumed run finds again). <content> is a digest of the bundle's files.
 A dropped link (reset, EOF, or silence past the lease timeout) is a LinkDropped whose message says
 what was being done and how far it got; the attempt is retried with back-off and resumes: files
 already committed stay, the file in flight continues from its partial (targets/transfer.py), the
-cut attempt's lease is taken over (targets/lock.py) and the agent skips rows already measured."""
+cut attempt's lease is taken over (targets/lock.py) and the agent skips rows already measured.
+When to retry is host/deploy_retry.py's; the agent's output is read by host/agent_events.py."""
 from __future__ import annotations
 
 import concurrent.futures
-import csv
-import json
 import logging
 import re
 import sys
@@ -27,13 +26,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
+from edgebench.device.options import AgentOptions, agent_command
 from edgebench.device.schema import AGENT_ARCHIVE
 from edgebench.host import liblog
-from edgebench.host.deploy_summary import exit_words, summary
+from edgebench.host.agent_events import AgentEvents
+from edgebench.host.bundle_reader import Bundle, load_bundle
+from edgebench.host.deploy_results import measured, pull_results
+from edgebench.host.deploy_retry import (
+    DEFAULT_BACKOFF_S, DEFAULT_RETRIES, RetryPolicy, attempt_until_done,
+)
 from edgebench.host.doctor import preflight
 from edgebench.host.errors import UserError
-from edgebench.host.files import atomic_path
-from edgebench.host.bundle_reader import Bundle, load_bundle
 from edgebench.host.run_record import RunRecord, choose_run
 from edgebench.host.targets import (
     ConnectOptions, LinkDropped, TargetSpec, open_target, parse_target,
@@ -41,41 +44,30 @@ from edgebench.host.targets import (
 from edgebench.host.targets.base import Target, dropped_while
 from edgebench.host.targets.lock import DEFAULT_LEASE_TIMEOUT_S, DeviceLock, new_owner
 from edgebench.host.targets.progress import TargetProgress
-from edgebench.host.targets.transfer import (
-    TransferStats, safe_name, sync,
-)
+from edgebench.host.targets.transfer import TransferStats, sync
 
 DEFAULT_REMOTE_DIR = "~/.edgebench"
 DEFAULT_PYTHON = "python3"
-PULLED_SUFFIXES = (".csv", ".json", ".log")
-DEFAULT_RETRIES = 3
-MAX_BACKOFF_S = 30.0
-# Attempts that moved the deploy forward (bytes delivered, rows measured) do not use up retries,
-# so a link that drops every 100 MB still delivers a 400 MB bundle; this caps them all the same.
-MAX_ATTEMPTS = 50
-_AGENT_LOG = logging.getLogger("edgebench.agent")  # into host.log (host/liblog.py)
-# edgebench's own account of each dropped link: paramiko logs a reset only when its reader thread
-# is the one that meets it, so without this line host.log may not say why a reconnect happened
 _LOG = logging.getLogger("edgebench.deploy")
 
 
 @dataclass(frozen=True)
 class DeployOptions:
     """How one deploy reaches, runs and retries on every target; built once, passed down whole."""
-    agent: object = ()             # AgentOptions (edgebench.device.options), or the agent's argv
+    agent: AgentOptions = AgentOptions()   # None fields: the agent's own defaults
     options: ConnectOptions = field(default_factory=ConnectOptions)
     remote_python: Optional[str] = None
     remote_dir: Optional[str] = None
     retries: int = DEFAULT_RETRIES
-    backoff_s: float = 2.0
+    backoff_s: float = DEFAULT_BACKOFF_S
     progress: bool = True
     on_event: Optional[Callable[[str, dict], None]] = None
     agent_timeout_s: Optional[float] = None
     lease_timeout_s: float = DEFAULT_LEASE_TIMEOUT_S
 
     def agent_argv(self) -> list:
-        to_argv = getattr(self.agent, "to_argv", None)
-        return to_argv() if to_argv else list(self.agent)
+        """The agent's options as flags: part of the run's identity (run.json)."""
+        return self.agent.to_argv()
 
 
 @dataclass
@@ -110,12 +102,13 @@ def target_dirname(spec) -> str:
     return re.sub(r"[^A-Za-z0-9._@-]+", "_", name).strip("._") or "target"
 
 
-def deploy(bundle_dir, targets: Sequence, results_dir="results", agent=(), *,
+def deploy(bundle_dir, targets: Sequence, results_dir="results",
+           agent: Optional[AgentOptions] = None, *,
            settings: Optional[DeployOptions] = None, run_id: Optional[str] = None,
            new_run: bool = False, resume_finished: bool = False, fork: bool = False,
            run: Optional[RunRecord] = None, **fields) -> list:
     """Deploy to every target concurrently; returns one DeployOutcome per target, in order.
-    `agent` is an AgentOptions (or the agent's argv); `settings` a DeployOptions, or its fields
+    `agent` is an AgentOptions (None: the agent's defaults); `settings` a DeployOptions, or its fields
     as keywords (options, remote_python, remote_dir, retries, backoff_s, progress, on_event,
     agent_timeout_s, lease_timeout_s).
 
@@ -134,7 +127,7 @@ def deploy(bundle_dir, targets: Sequence, results_dir="results", agent=(), *,
         raise UserError("two targets share a name; give fleet devices distinct names")
     if fields.get("options") is None:
         fields.pop("options", None)
-    settings = settings or DeployOptions(agent=agent, **fields)
+    settings = settings or DeployOptions(agent=agent or AgentOptions(), **fields)
     record = run or choose_run(results_dir, bundle, names, settings.agent_argv(), run_id,
                                new_run, resume_finished, fork)
     results_root = record.folder
@@ -144,8 +137,9 @@ def deploy(bundle_dir, targets: Sequence, results_dir="results", agent=(), *,
             _LOG.warning("%s", record.note)
             if settings.progress:
                 print(f"deploy: {record.note}", file=sys.stderr)
-        futures = [pool.submit(_deploy_one, spec, i, bundle, results_root / names[i], settings,
-                               record) for i, spec in enumerate(targets)]
+        target_runs = [TargetRun.start(spec, i, bundle, results_root / names[i], settings,
+                                       record.run_id) for i, spec in enumerate(targets)]
+        futures = [pool.submit(_deploy_one, r) for r in target_runs]
         outcomes = [f.result() for f in futures]
     for o, name in zip(outcomes, names):
         o.run_id, o.run_note = record.run_id, record.note
@@ -153,64 +147,60 @@ def deploy(bundle_dir, targets: Sequence, results_dir="results", agent=(), *,
     return outcomes
 
 
-def _deploy_one(spec, position, bundle, results, settings: DeployOptions, record):
-    outcome = DeployOutcome(target=spec.name, ok=False)
+@dataclass
+class TargetRun:
+    """One target's deploy: what its attempts share, and the outcome they fill in."""
+    spec: TargetSpec
+    bundle: Bundle
+    results: Path                 # the local folder its result files are pulled into
+    settings: DeployOptions
+    run_id: str                   # the measurement run's (run_record), not the bundle's
+    owner: str                    # the lease token: a retry recognises its own cut attempt
+    bar: TargetProgress
+    outcome: DeployOutcome
+    rows: int = 0                 # rows the agent measured (its "row" events), every attempt
+
+    @classmethod
+    def start(cls, spec: TargetSpec, position: int, bundle: Bundle, results: Path,
+              settings: DeployOptions, run_id: str) -> "TargetRun":
+        """position: the target's line for its progress bar."""
+        return cls(spec=spec, bundle=bundle, results=results, settings=settings, run_id=run_id,
+                   owner=new_owner(), bar=TargetProgress(spec.name, position,
+                                                         enabled=settings.progress),
+                   outcome=DeployOutcome(target=spec.name, ok=False))
+
+
+def _deploy_one(run: TargetRun) -> DeployOutcome:
+    """Never raises: whatever goes wrong on this device is its outcome's error."""
+    outcome, settings = run.outcome, run.settings
     start = time.monotonic()
-    bar = TargetProgress(spec.name, position, enabled=settings.progress)
-    run = _Run(owner=new_owner(), lease_timeout_s=settings.lease_timeout_s,
-               run_id=record.run_id)
-    retries, backoff_s = settings.retries, settings.backoff_s
-    idle = 0        # dropped attempts in a row that moved nothing forward
     try:
-        while True:
-            outcome.attempts += 1
-            attempt = TransferStats()
-            rows_before = run.rows
-            try:
-                with open_target(spec, settings.options) as target:
-                    _attempt(target, spec, bundle, results, settings, bar, outcome, run, attempt)
-                outcome.transfer.add(attempt)
-                break
-            except LinkDropped as exc:
-                outcome.transfer.add(attempt)
-                outcome.error = str(exc)
-                outcome.drops.append(str(exc))
-                moved = attempt.bytes_sent > 0 or run.rows > rows_before
-                idle = 0 if moved else idle + 1
-                if retries <= 0 or idle > retries or outcome.attempts >= MAX_ATTEMPTS:
-                    outcome.error = f"{exc} (gave up after {outcome.attempts} attempts)"
-                    _LOG.error("%s", outcome.error)
-                    break
-                delay = min(backoff_s * 2 ** max(idle - 1, 0), MAX_BACKOFF_S)
-                _LOG.warning("%s; retry %d in %.1f s", exc, outcome.attempts, delay)
-                bar.note(f"link dropped, retrying in {delay:.0f} s")
-                time.sleep(delay)
+        attempt_until_done(lambda stats: _attempt_once(run, stats), run,
+                           RetryPolicy(settings.retries, settings.backoff_s))
     except UserError as exc:
         outcome.error = str(exc)
     except Exception as exc:  # a bug or an unexpected device answer: this device only
         outcome.error = f"{type(exc).__name__}: {exc}"
     finally:
-        bar.close()
+        run.bar.close()
     outcome.ok = outcome.error is None
     outcome.seconds = time.monotonic() - start
-    _count_rows(outcome)
+    outcome.rows, outcome.models_done = measured(outcome.results)
     return outcome
 
 
-@dataclass
-class _Run:
-    """What the attempts of one target's deploy share."""
-    owner: str                    # the lease token: a retry recognises its own cut attempt
-    lease_timeout_s: float
-    run_id: str                   # the measurement run's (run_record), not the bundle's
-    rows: int = 0                 # rows the agent measured (its "row" events), every attempt
+def _attempt_once(run: TargetRun, stats: TransferStats) -> None:
+    with open_target(run.spec, run.settings.options) as target:
+        _attempt(target, run, stats)
 
 
-def _attempt(target: Target, spec, bundle, results, settings: DeployOptions, bar, outcome, run,
-             stats) -> None:
+def _attempt(target: Target, run: TargetRun, stats: TransferStats) -> None:
+    """Preflight, lock, upload, run the agent, pull its results: one connection's worth."""
+    outcome, bundle, bar = run.outcome, run.bundle, run.bar
     outcome.error = None
-    python = python_for(spec, settings.remote_python)
-    root = target.expand(spec.remote_dir or settings.remote_dir or DEFAULT_REMOTE_DIR).rstrip("/")
+    python = python_for(run.spec, run.settings.remote_python)
+    root = target.expand(run.spec.remote_dir or run.settings.remote_dir
+                         or DEFAULT_REMOTE_DIR).rstrip("/")
     run_dir = f"{root}/runs/{run.run_id}-{bundle.content_id}"
     bar.note("preflight")
     try:
@@ -218,7 +208,7 @@ def _attempt(target: Target, spec, bundle, results, settings: DeployOptions, bar
     except LinkDropped as exc:
         raise dropped_while(target, "checking the device (preflight)", exc) from None
     with DeviceLock(target, python, root, run.run_id, owner=run.owner,
-                    timeout_s=run.lease_timeout_s) as lock:
+                    timeout_s=run.settings.lease_timeout_s) as lock:
         outcome.stale_lock = lock.stale or outcome.stale_lock
         for note in lock.notes:
             outcome.notes.append(note)
@@ -227,91 +217,37 @@ def _attempt(target: Target, spec, bundle, results, settings: DeployOptions, bar
         sync(target, bundle.files, root, f"{run_dir}/bundle", python,
              progress=bar.add_bytes, stats=stats)
         bar.start_agent(len(bundle.models))
-        code, err_tail = _run_agent(target, lock, python, run_dir, settings, bar, spec.name,
-                                    results, run, len(bundle.models))
+        agent_error = _run_agent(target, lock, python, run_dir, run)
         try:
-            _pull(target, f"{run_dir}/out", results)
+            pull_results(target, f"{run_dir}/out", run.results)
         except LinkDropped as exc:
             raise dropped_while(target, "fetching the results", exc) from None
-    outcome.results = results
-    if code != 0:
-        why = exit_words(code)
-        last = err_tail[-1] if err_tail else ""
-        outcome.error = (f"agent {why}{': ' + last if last else ''}; measured rows are kept in "
-                         f"{results}, rerun the same deploy to resume")
+    outcome.results = run.results
+    outcome.error = agent_error
 
 
-def _run_agent(target, lock, python, run_dir, settings: DeployOptions, bar, name, results, run,
-               models):
-    on_event = settings.on_event
-    err_lines: list = []
-    results.mkdir(parents=True, exist_ok=True)
-    log = open(results / "agent-stderr.log", "a", encoding="utf-8")
-    now = {"model": None, "done": 0}
-
-    def on_stdout(line: str) -> None:
-        try:
-            event = json.loads(line)
-        except ValueError:
-            return
-        if isinstance(event, dict):
-            kind = event.get("event")
-            if kind == "row":
-                run.rows += 1
-            if kind in ("row", "skip"):
-                now["done"] += 1
-            if kind == "model_start":
-                now["model"] = event.get("model")
-            bar.agent_event(event)
-            if on_event:
-                on_event(name, event)
-
-    def on_stderr(line: str) -> None:
-        err_lines.append(line)
-        del err_lines[:-20]
-        _AGENT_LOG.info("%s: %s", name, line)
-        log.write(line + "\n")
-        log.flush()
-    argv = lock.wrap_agent([python, f"{run_dir}/bundle/{AGENT_ARCHIVE}", "--bundle",
-                            f"{run_dir}/bundle", "--out", f"{run_dir}/out", "--run-id",
-                            run.run_id,
-                            *settings.agent_argv()],
+def _run_agent(target: Target, lock: DeviceLock, python: str, run_dir: str,
+               run: TargetRun) -> Optional[str]:
+    """Runs the agent under the lock, its events feeding the bar; None, or why it failed."""
+    settings = run.settings
+    events = AgentEvents(run.spec.name, run.bar, run.results / "agent-stderr.log",
+                         on_event=settings.on_event)
+    argv = lock.wrap_agent(agent_command(python, f"{run_dir}/bundle/{AGENT_ARCHIVE}",
+                                         f"{run_dir}/bundle", f"{run_dir}/out", settings.agent,
+                                         extra=["--run-id", run.run_id]),
                            f"{run_dir}/agent.pid")
-    try:
-        target.run(["mkdir", "-p", f"{run_dir}/out"])
-        res = target.run(argv, cwd=run_dir, on_stdout=on_stdout, on_stderr=on_stderr,
-                         timeout=settings.agent_timeout_s)
-    except LinkDropped as exc:
-        at = f"{now['model']} in progress; " if now["model"] else ""
-        done = now["done"]
-        raise dropped_while(target, f"running the agent ({at}{done} row{'s' * (done != 1)} of "
-                                    f"{models} models done so far, kept on the device)",
-                            exc) from None
-    finally:
-        log.close()
-    return res.exit_code, err_lines
-
-
-def _pull(target: Target, out_dir: str, results: Path) -> None:
-    results.mkdir(parents=True, exist_ok=True)
-    for name in sorted(target.listdir(out_dir)):
-        if not name.endswith(PULLED_SUFFIXES):
-            continue
-        safe_name(name, "result file name")
-        with atomic_path(results / name) as tmp:
-            target.get(f"{out_dir}/{name}", tmp)
-
-
-def _count_rows(outcome: DeployOutcome) -> None:
-    path = outcome.results / "results.csv" if outcome.results else None
-    if not path or not path.exists():
-        return
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    outcome.rows = len(rows)
-    outcome.models_done = sorted({r.get("model", "") for r in rows
-                                  if r.get("status", "ok") == "ok"})
+    with events:
+        try:
+            target.run(["mkdir", "-p", f"{run_dir}/out"])
+            res = target.run(argv, cwd=run_dir, on_stdout=events.on_stdout,
+                             on_stderr=events.on_stderr, timeout=settings.agent_timeout_s)
+        except LinkDropped as exc:
+            words = events.progress_words(len(run.bundle.models))
+            raise dropped_while(target, f"running the agent ({words})", exc) from None
+        finally:
+            run.rows += events.rows
+    return events.exit_error(res.exit_code, run.results)
 
 
 __all__ = ["DeployOptions", "DeployOutcome", "DEFAULT_REMOTE_DIR", "deploy", "python_for",
-           "summary", "target_dirname"]
+           "target_dirname"]

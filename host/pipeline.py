@@ -76,6 +76,24 @@ class StageProgress:
             print(text, file=sys.stderr, flush=True)
 
 
+@dataclass
+class _Stages:
+    """The stages that resume: one skipped while its inputs' key and its outputs are unchanged."""
+    book: StageBook
+    progress: StageProgress
+    skipped: list = field(default_factory=list)  # the stages found fresh
+
+    def run(self, stage: str, key: str, outputs: Sequence[Path], label: str, fn: Callable):
+        """fn() under `label` (None when skipped), recorded in stages.json once it is done."""
+        fresh = self.book.fresh(stage, key, outputs)
+        out = self.progress.run(label, fn, skip=fresh)
+        if fresh:
+            self.skipped.append(stage)
+        else:
+            self.book.record(stage, key)
+        return out
+
+
 def run_pipeline(profile: Profile, results_root: Path, run_id: str, targets: list,
                  options=None, remote_python: str | None = None, quiet: bool = False,
                  agent: AgentOptions | None = None,
@@ -93,9 +111,8 @@ def run_pipeline(profile: Profile, results_root: Path, run_id: str, targets: lis
     run_dir = Path(results_root) / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "profile.json").write_text(json.dumps(profile.stage_inputs(), indent=2) + "\n")
-    book = StageBook(run_dir)
-    progress = StageProgress(total=2 * len(profile.models) + 3, quiet=quiet)
-    skipped: list[str] = []
+    stages = _Stages(StageBook(run_dir), StageProgress(total=2 * len(profile.models) + 3,
+                                                       quiet=quiet))
     export_keys = []
     exported = []  # what each export loaded and computed, handed to the bundle
     keys = {arch: _stage_keys(profile, arch, run_dir, amp, debug, mixed, converters)
@@ -104,59 +121,48 @@ def run_pipeline(profile: Profile, results_root: Path, run_id: str, targets: lis
         model_dir = run_dir / "models" / arch
         train_key, export_key, outputs = keys[arch]
         ckpt = model_dir / "best.pt"
-        fresh = book.fresh(f"train:{arch}", train_key, [ckpt])
-        progress.run(f"train {arch}", lambda: _train(profile, arch, model_dir, quiet, device, amp),
-                     skip=fresh)
-        if fresh:
-            skipped.append(f"train:{arch}")
-        else:
-            book.record(f"train:{arch}", train_key)
-
-        fresh = book.fresh(f"export:{arch}", export_key, outputs + [model_dir / "verify.csv"])
-        handover = progress.run(f"convert + quantize + verify {arch} "
-                                f"({', '.join(profile.recipes)})",
-                                lambda: _export(profile, ckpt, model_dir, quiet, debug, mixed,
-                                                converters),
-                                skip=fresh)
+        stages.run(f"train:{arch}", train_key, [ckpt], f"train {arch}",
+                   lambda: _train(profile, arch, model_dir, quiet, device, amp))
+        handover = stages.run(f"export:{arch}", export_key, outputs + [model_dir / "verify.csv"],
+                              f"convert + quantize + verify {arch} ({', '.join(profile.recipes)})",
+                              lambda: _export(profile, ckpt, model_dir, quiet, debug, mixed,
+                                              converters))
         if handover is not None:
             exported.append(handover)
-        if fresh:
-            skipped.append(f"export:{arch}")
-        else:
-            book.record(f"export:{arch}", export_key)
         export_keys.append(export_key)
 
     bundle_dir = run_dir / "bundle"
-    bundle_key = _key(export_keys + ([robustness] if robustness else []))
-    fresh = book.fresh("bundle", bundle_key, [bundle_dir / MANIFEST_JSON])
-    progress.run("bundle" + (" (+ corrupted test sets)" if robustness else ""),
-                 lambda: _bundle(run_dir, bundle_dir, run_id, robustness,
-                                 exported if len(exported) == len(profile.models) else None),
-                 skip=fresh)
-    if fresh:
-        skipped.append("bundle")
-    else:
-        book.record("bundle", bundle_key)
+    stages.run("bundle", _key(export_keys + ([robustness] if robustness else [])),
+               [bundle_dir / MANIFEST_JSON],
+               "bundle" + (" (+ corrupted test sets)" if robustness else ""),
+               lambda: _bundle(run_dir, bundle_dir, run_id, robustness,
+                               exported if len(exported) == len(profile.models) else None))
 
     agent = (agent or AgentOptions()).over(profile.agent_options())
     names = ", ".join(t.label() for t in targets)
-    outcomes = progress.run(
+    outcomes = stages.progress.run(
         f"deploy + measure on {names}",
         lambda: deploy(bundle_dir, targets, results_root, agent, options=options,
                        remote_python=remote_python, progress=not quiet, run_id=run_id,
                        resume_finished=True, fork=True))
-    if not any(o.rows for o in outcomes):  # nothing measured anywhere: say why, not "no CSV"
-        from edgebench.host.errors import UserError
-
-        reasons = "; ".join(o.error if o.error.startswith(o.target) else f"{o.target}: {o.error}"
-                            for o in outcomes if o.error)
-        raise UserError(f"no target measured anything ({reasons}); the trained and converted "
-                        f"models are kept in {run_dir}, rerun to resume")
+    _check_measured(outcomes, run_dir)
     # report_links(run_dir) -> report blocks (the comparison with the previous run, if any)
     measured = Path(results_root) / outcomes[0].run_id  # run_dir, or a run forked beside it
     extra = report_links(measured) if report_links else None
-    report = progress.run("report", lambda: build_report([measured], measured, extra))
-    return PipelineResult(run_dir, report, outcomes, progress.seconds, skipped)
+    report = stages.progress.run("report", lambda: build_report([measured], measured, extra))
+    return PipelineResult(run_dir, report, outcomes, stages.progress.seconds, stages.skipped)
+
+
+def _check_measured(outcomes, run_dir: Path) -> None:
+    """Nothing measured anywhere is an error that says why (not a missing CSV later)."""
+    if any(o.rows for o in outcomes):
+        return
+    from edgebench.host.errors import UserError
+
+    reasons = "; ".join(o.error if o.error.startswith(o.target) else f"{o.target}: {o.error}"
+                        for o in outcomes if o.error)
+    raise UserError(f"no target measured anything ({reasons}); the trained and converted "
+                    f"models are kept in {run_dir}, rerun to resume")
 
 
 def _stage_keys(profile: Profile, arch: str, run_dir: Path, amp, debug, mixed, converters):
@@ -193,7 +199,7 @@ def _export(profile: Profile, checkpoint: Path, out: Path, quiet: bool, debug: b
     from edgebench.host.data import load_splits
     from edgebench.host.export.calibration import draw
     from edgebench.host.export.pipeline import convert_checkpoint, record_verification, reference_for
-    from edgebench.host.export.quantize import quantize
+    from edgebench.host.export.quantize import QuantizeOptions, quantize
     from edgebench.host.export.verify import normalize
 
     from edgebench.host.export.pipeline import checkpoint_source
@@ -219,8 +225,9 @@ def _export(profile: Profile, checkpoint: Path, out: Path, quiet: bool, debug: b
         if todo:
             results += quantize(Path(source.saved_model), todo,
                                 normalize(calib, source.normalization), out, source,
-                                io=profile.io, verify=verify, progress=not quiet, debug=debug,
-                                mixed=mixed, converter=converter, model=model)
+                                QuantizeOptions(io=profile.io, verify=verify, progress=not quiet,
+                                                debug=debug, mixed=mixed, converter=converter,
+                                                model=model))
     record_verification(out, results, source.architecture)
     return {"split": (meta.data_spec, meta.img_size, meta.in_channels, meta.split_seed),
             "test": {"images": test_images, "labels": test_labels},

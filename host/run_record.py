@@ -12,14 +12,12 @@ import datetime as _dt
 import json
 import os
 import secrets
-import shutil
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from edgebench.device.manifest import ManifestError, check_name
-from edgebench.device.schema import MANIFEST_JSON
+from edgebench.device.manifest import Manifest, ManifestError, check_name
 from edgebench.host.errors import UserError
 from edgebench.host.files import atomic_path
 
@@ -233,6 +231,10 @@ def _bundle_path(bundle: Path, run_folder: Path) -> str:
 
 def _keep_manifest(bundle: Path, run_folder: Path) -> None:
     """A run away from its bundle keeps the manifest, so report and database find the cards."""
-    src = Path(bundle) / MANIFEST_JSON
-    if src.is_file() and Path(bundle).resolve().parent != run_folder.resolve():
-        shutil.copyfile(src, run_folder / MANIFEST_JSON)
+    if Path(bundle).resolve().parent == run_folder.resolve():
+        return
+    try:
+        manifest = Manifest.load(bundle)
+    except ManifestError:  # no manifest there: nothing to keep
+        return
+    manifest.dump(run_folder)

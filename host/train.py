@@ -168,12 +168,9 @@ def _on_device(x, device: str):
 
 def train(cfg: TrainConfig, progress: bool = True) -> TrainResult:
     import torch
-    from tqdm import tqdm
 
-    from edgebench.host.data import load_dataset, split_dataset, split_of, write_split
-    from edgebench.device.metrics import classification_metrics
     from edgebench.host.registry import lookup
-    from edgebench.host.torch_device import autocast, grad_scaler, resolve_device
+    from edgebench.host.torch_device import resolve_device
     from edgebench.models import MODELS, canonical_name
 
     _check(cfg)
@@ -183,101 +180,175 @@ def train(cfg: TrainConfig, progress: bool = True) -> TrainResult:
     cfg.data = absolute_spec(cfg.data)
     t0 = time.perf_counter()
     torch.manual_seed(cfg.seed)
+    out = Path(cfg.out)
+    splits = _load_splits(cfg, out)
+    loop = _EpochLoop(cfg, dev, spec, splits)
+    best = _BestCheckpoint(cfg, _checkpoint_meta(cfg, splits, dev), out / "best.pt")
+    history: list[dict] = []
+    for epoch in range(1, cfg.epochs + 1):
+        row, val = loop.run_epoch(epoch, progress)
+        history.append(row)
+        best.offer(epoch, val, row["val_loss"], loop.model)
+        if progress:
+            print(f"epoch {epoch}/{cfg.epochs}: train loss {row['train_loss']:.3f} "
+                  f"acc {row['train_accuracy']:.3f} | val loss {row['val_loss']:.3f} "
+                  f"acc {val['accuracy']:.3f} auc {val['auc']:.3f} | {row['seconds']:.1f} s "
+                  f"on {dev.torch}", flush=True)
+        _write_history(out, history)
+    test = _test_best(best.path, dev, splits)
+    (out / "test_metrics.json").write_text(json.dumps(test, indent=2) + "\n")
+    return TrainResult(checkpoint=best.path, best_epoch=best.meta.epoch, history=history,
+                       test_metrics=test, seconds=time.perf_counter() - t0, device=dev.record())
+
+
+@dataclass
+class _Splits:
+    """The train/val/test splits as CPU tensors, normalised as the checkpoint will record."""
+    class_names: list
+    mean: list
+    std: list
+    xs: dict  # "train"/"val"/"test" -> float NCHW tensor
+    ys: dict  # "train"/"val"/"test" -> long tensor of labels
+
+
+def _load_splits(cfg: TrainConfig, out: Path) -> _Splits:
+    """Loads cfg.data, splits it (the split is written to out/split.json) and normalises it."""
+    import torch
+
+    from edgebench.host.data import load_dataset, split_dataset, split_of, write_split
+
     ds = load_dataset(cfg.data, cfg.img_size, channels=cfg.channels, seed=cfg.seed)
     split = split_dataset(ds, seed=cfg.seed, fractions=split_of(cfg.data)[1])
-    out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     write_split(out / "split.json", ds, split, cfg.seed)
-
     if cfg.normalise:
         mean, std = _normalisation(ds.images[split.train])
     else:  # the seed's ToTensor(): pixels / 255, nothing subtracted
         mean, std = [0.0] * cfg.channels, [1.0] * cfg.channels
     xs = {k: to_tensor(ds.images[getattr(split, k)], mean, std) for k in ("train", "val", "test")}
     ys = {k: torch.from_numpy(ds.labels[getattr(split, k)]).long() for k in ("train", "val", "test")}
-    x_train, y_train = _on_device(xs["train"], dev.torch), _on_device(ys["train"], dev.torch)
+    return _Splits(ds.class_names, mean, std, xs, ys)
 
-    model = spec.build(in_channels=cfg.channels, num_classes=len(ds.class_names))
-    # channels_last speeds up convs on CPU and CUDA; MPS handles it poorly, so it stays NCHW.
-    fmt = torch.contiguous_format if dev.type == "mps" else torch.channels_last
-    model = model.to(dev.torch, memory_format=fmt)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    n_train = xs["train"].shape[0]
-    steps_per_epoch = max(1, -(-n_train // cfg.batch))
-    # Cosine annealing: a constant Adam LR left 2-epoch models at chance (TOOLCHAIN.md).
-    sched = CosineSchedule(opt, cfg.schedule, cfg.epochs, steps_per_epoch)
-    scaler = grad_scaler(dev)
-    loss_fn = torch.nn.CrossEntropyLoss()
-    gen = torch.Generator().manual_seed(cfg.seed)
 
-    meta = CheckpointMeta(
-        architecture=cfg.model, in_channels=cfg.channels, num_classes=len(ds.class_names),
-        img_size=cfg.img_size, class_names=list(ds.class_names), mean=mean, std=std,
-        data_spec=cfg.data, split_seed=cfg.seed,
+def _checkpoint_meta(cfg: TrainConfig, splits: _Splits, dev) -> CheckpointMeta:
+    return CheckpointMeta(
+        architecture=cfg.model, in_channels=cfg.channels, num_classes=len(splits.class_names),
+        img_size=cfg.img_size, class_names=list(splits.class_names), mean=splits.mean,
+        std=splits.std, data_spec=cfg.data, split_seed=cfg.seed,
         train_args={k: (str(v) if isinstance(v, Path) else v) for k, v in vars(cfg).items()},
         trained_on=dev.record(),
     )
-    ckpt_path = out / "best.pt"
-    history: list[dict] = []
-    best_key = None
-    # With fewer epochs than min_epoch the last one is kept: a run always leaves a checkpoint.
-    first_eligible = min(cfg.min_epoch, cfg.epochs)
-    for epoch in range(1, cfg.epochs + 1):
+
+
+class _EpochLoop:
+    """The model, optimiser and schedule of one run; `run_epoch` trains one epoch and
+    validates it."""
+
+    def __init__(self, cfg: TrainConfig, dev, spec, splits: _Splits):
+        import torch
+
+        from edgebench.host.torch_device import grad_scaler
+
+        self.cfg, self.dev, self.splits = cfg, dev, splits
+        self.x_train = _on_device(splits.xs["train"], dev.torch)
+        self.y_train = _on_device(splits.ys["train"], dev.torch)
+        model = spec.build(in_channels=cfg.channels, num_classes=len(splits.class_names))
+        # channels_last speeds up convs on CPU and CUDA; MPS handles it poorly, so it stays NCHW.
+        fmt = torch.contiguous_format if dev.type == "mps" else torch.channels_last
+        self.model = model.to(dev.torch, memory_format=fmt)
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr,
+                                    weight_decay=cfg.weight_decay)
+        self.n_train = splits.xs["train"].shape[0]
+        self.steps_per_epoch = max(1, -(-self.n_train // cfg.batch))
+        # Cosine annealing: a constant Adam LR left 2-epoch models at chance (TOOLCHAIN.md).
+        self.sched = CosineSchedule(self.opt, cfg.schedule, cfg.epochs, self.steps_per_epoch)
+        self.scaler = grad_scaler(dev)
+        self.loss_fn = torch.nn.CrossEntropyLoss()
+        self.gen = torch.Generator().manual_seed(cfg.seed)
+
+    def run_epoch(self, epoch: int, progress: bool) -> tuple[dict, dict]:
+        """(history row, validation metrics) of `epoch` (1-based)."""
+        import torch
+
+        from edgebench.device.metrics import classification_metrics
+
         epoch_start = time.perf_counter()
-        model.train()
-        perm = torch.randperm(n_train, generator=gen)
+        total_loss, correct, epoch_lr = self._fit(epoch, progress)
+        ys = self.splits.ys
+        val_logits = predict_logits(self.model, self.splits.xs["val"], device=self.dev.torch)
+        val_loss = float(self.loss_fn(torch.from_numpy(val_logits), ys["val"]))
+        val = classification_metrics(ys["val"].numpy(), val_logits)
+        self.sched.after_epoch()
+        row = {"epoch": epoch, "train_loss": total_loss / self.n_train,
+               "train_accuracy": correct / self.n_train,
+               "val_loss": val_loss, "val_accuracy": val["accuracy"], "val_auc": val["auc"],
+               "lr": epoch_lr, "seconds": round(time.perf_counter() - epoch_start, 3),
+               "device": self.dev.torch}
+        return row, val
+
+    def _fit(self, epoch: int, progress: bool) -> tuple[float, int, float]:
+        """One pass over the shuffled training split: (summed loss, correct, the epoch's LR)."""
+        import torch
+        from tqdm import tqdm
+
+        from edgebench.host.torch_device import autocast
+
+        cfg, dev = self.cfg, self.dev
+        self.model.train()
+        perm = torch.randperm(self.n_train, generator=self.gen)
         total_loss, correct = 0.0, 0
-        bar = tqdm(range(steps_per_epoch), desc=f"{cfg.model} epoch {epoch}/{cfg.epochs}",
+        bar = tqdm(range(self.steps_per_epoch), desc=f"{cfg.model} epoch {epoch}/{cfg.epochs}",
                    unit="batch", disable=not progress, leave=False)
         for step in bar:
             idx = perm[step * cfg.batch:(step + 1) * cfg.batch]
-            xb = x_train[idx].to(dev.torch, non_blocking=True)
-            yb = y_train[idx].to(dev.torch, non_blocking=True)
+            xb = self.x_train[idx].to(dev.torch, non_blocking=True)
+            yb = self.y_train[idx].to(dev.torch, non_blocking=True)
             if cfg.augment:
-                xb = _augment(xb, gen)
+                xb = _augment(xb, self.gen)
             with autocast(dev):
-                logits = model(xb)
-                loss = loss_fn(logits, yb)
-            opt.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            epoch_lr = sched.lr()
-            scaler.step(opt)
-            scaler.update()
-            sched.after_step()
+                logits = self.model(xb)
+                loss = self.loss_fn(logits, yb)
+            self.opt.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            epoch_lr = self.sched.lr()
+            self.scaler.step(self.opt)
+            self.scaler.update()
+            self.sched.after_step()
             total_loss += loss.item() * len(idx)
             correct += int((logits.argmax(1) == yb).sum())
             bar.set_postfix(loss=f"{loss.item():.3f}")
-        val_logits = predict_logits(model, xs["val"], device=dev.torch)
-        val_loss = float(loss_fn(torch.from_numpy(val_logits), ys["val"]))
-        val = classification_metrics(ys["val"].numpy(), val_logits)
-        sched.after_epoch()
-        row = {"epoch": epoch, "train_loss": total_loss / n_train, "train_accuracy": correct / n_train,
-               "val_loss": val_loss, "val_accuracy": val["accuracy"], "val_auc": val["auc"],
-               "lr": epoch_lr, "seconds": round(time.perf_counter() - epoch_start, 3),
-               "device": dev.torch}
-        history.append(row)
-        # best accuracy (lower loss breaks ties), or lowest loss as the seed keeps it
-        key = (val["accuracy"], -val_loss) if cfg.select == "accuracy" else (-val_loss,)
-        if epoch >= first_eligible and (best_key is None or key > best_key):
-            best_key = key
-            meta.epoch, meta.val_metrics = epoch, {"accuracy": val["accuracy"], "auc": val["auc"],
-                                                   "loss": val_loss}
-            save_checkpoint(ckpt_path, meta, {k: v.cpu() for k, v in model.state_dict().items()})
-        if progress:
-            print(f"epoch {epoch}/{cfg.epochs}: train loss {row['train_loss']:.3f} "
-                  f"acc {row['train_accuracy']:.3f} | val loss {val_loss:.3f} "
-                  f"acc {val['accuracy']:.3f} auc {val['auc']:.3f} | {row['seconds']:.1f} s "
-                  f"on {dev.torch}", flush=True)
-        _write_history(out, history)
+        return total_loss, correct, epoch_lr
 
+
+class _BestCheckpoint:
+    """Saves the model at `path` whenever an eligible epoch validates better than the kept one:
+    best accuracy (lower loss breaks ties), or lowest loss as the seed keeps it."""
+
+    def __init__(self, cfg: TrainConfig, meta: CheckpointMeta, path: Path):
+        self.select, self.meta, self.path = cfg.select, meta, path
+        # With fewer epochs than min_epoch the last one is kept: a run always leaves a checkpoint.
+        self.first_eligible = min(cfg.min_epoch, cfg.epochs)
+        self.key = None
+
+    def offer(self, epoch: int, val: dict, val_loss: float, model) -> None:
+        key = (val["accuracy"], -val_loss) if self.select == "accuracy" else (-val_loss,)
+        if epoch >= self.first_eligible and (self.key is None or key > self.key):
+            self.key = key
+            self.meta.epoch, self.meta.val_metrics = epoch, {
+                "accuracy": val["accuracy"], "auc": val["auc"], "loss": val_loss}
+            save_checkpoint(self.path, self.meta,
+                            {k: v.cpu() for k, v in model.state_dict().items()})
+
+
+def _test_best(ckpt_path: Path, dev, splits: _Splits) -> dict:
+    """The kept checkpoint's metrics on the test split."""
+    from edgebench.device.metrics import classification_metrics
     from edgebench.host.checkpoint import build_from_checkpoint
 
     best_model, _ = build_from_checkpoint(ckpt_path)
     best_model = best_model.to(dev.torch)
-    test = classification_metrics(ys["test"].numpy(), predict_logits(best_model, xs["test"]))
-    (out / "test_metrics.json").write_text(json.dumps(test, indent=2) + "\n")
-    return TrainResult(checkpoint=ckpt_path, best_epoch=meta.epoch, history=history,
-                       test_metrics=test, seconds=time.perf_counter() - t0, device=dev.record())
+    return classification_metrics(splits.ys["test"].numpy(),
+                                  predict_logits(best_model, splits.xs["test"]))
 
 
 def _write_history(out: Path, history: list[dict]) -> None:

@@ -7,16 +7,24 @@ import subprocess
 import sys
 from pathlib import Path
 
+from edgebench.device.options import AgentOptions, agent_command
+
 REPO = Path(__file__).resolve().parents[1]
 AGENT = REPO / "device"  # the package that agent.pyz archives
 # Short but real: enough runs for percentiles, little wall time on a 2-core machine.
-FAST = ["--warmup", "2", "--min-runs", "20", "--min-seconds", "0.05", "--max-seconds", "5"]
+FAST = AgentOptions(warmup=2, min_runs=20, min_seconds=0.05, max_seconds=5.0)
 
 
-def run_agent(bundle: Path, out: Path, *extra: str, python: str = sys.executable,
-              env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
-    cmd = [python, str(bundle / "agent.pyz"), "--bundle", str(bundle), "--out", str(out),
-           *FAST, *extra]
+def bundle_command(bundle: Path, out: Path, options: AgentOptions = FAST, *extra,
+                   python: str = sys.executable) -> list:
+    """The command line of the bundle's own agent.pyz: `options`, then `extra` flags."""
+    return agent_command(python, bundle / "agent.pyz", bundle, out, options, extra)
+
+
+def run_agent(bundle: Path, out: Path, *extra: str, options: AgentOptions = FAST,
+              python: str = sys.executable, env: dict | None = None,
+              timeout: float = 300) -> subprocess.CompletedProcess:
+    cmd = bundle_command(bundle, out, options, *extra, python=python)
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
 
 

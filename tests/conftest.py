@@ -10,6 +10,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # test helper modules import by name
 
+# The real sshd fixtures, registered here once: a test module that imported them itself would get
+# its own copy of each session fixture (one more device venv and sshd server per module).
+from sshd import known_hosts, remote_dir, ssh_env, sshd, sshd_factory, tcp_proxy  # noqa: E402,F401
+
 def pytest_report_header(config):
     from kernels import active
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from edgebench.device.options import AgentOptions
 from edgebench.host.errors import UserError
 from edgebench.host.targets import ConnectOptions
 
@@ -21,7 +22,7 @@ from edgebench.host.targets import ConnectOptions
 # fails loudly instead of skipping.
 REQUIRE_ENV = "EDGEBENCH_REQUIRE_EMULATION"
 # Short but real measurements: qemu makes every invoke() ~350x slower than native.
-AGENT_ARGS = ["--warmup", "1", "--min-runs", "5", "--min-seconds", "0.01", "--max-seconds", "5"]
+AGENT_OPTIONS = AgentOptions(warmup=1, min_runs=5, min_seconds=0.01, max_seconds=5.0)
 
 
 def _unavailable(why: str):
@@ -92,5 +93,5 @@ def device_options(state, known_hosts=None, connect_timeout: float = 10) -> Conn
                           look_for_keys=False, connect_timeout=connect_timeout)
 
 
-__all__ = ["AGENT_ARGS", "device_options", "emulated_images",
+__all__ = ["AGENT_OPTIONS", "device_options", "emulated_images",
            "emulation_host", "pi_bookworm", "pi_bullseye"]

@@ -1,7 +1,8 @@
 """Real OpenSSH servers on 127.0.0.1 for the deploy tests (devices, and jump hosts that only
 forward), and the `tcp_proxy` fixture: a TCP proxy that misbehaves (tests/faultproxy.py).
 
-Register from a test file with `pytest_plugins = ["tests.sshd"]` or `from tests.sshd import *`.
+Registered once for the whole suite in conftest.py (a test module must not import the fixtures
+itself: each importing module would get session fixtures of its own).
 Every server has its own config, host key, authorized key and pid, listens on loopback only and is
 stopped by its PID. Logins use a dedicated unprivileged user (`ebtest`, /bin/sh) because root's
 shell start-up here costs 270-430 ms per command. Keys are generated per session in a temp dir.

@@ -6,16 +6,18 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from sshd import known_hosts, remote_dir, ssh_env, sshd  # noqa: F401  (fixtures)
 from agent_helpers import events, read_rows, run_agent
 from delegates.build import BuildError, litert23_python
 from tflite_factory import ARCH, RECIPES, make_bundle
+from edgebench.device.options import AgentOptions, agent_command
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -189,9 +191,10 @@ def test_no_gpu_adapter_and_no_vulkan_loader(bundle, litert23, software_gpu, tmp
     real = os.path.realpath("/usr/lib/x86_64-linux-gnu/libvulkan.so.1")
     if not os.path.isfile(real) or os.geteuid() != 0:
         pytest.fail("this test hides libvulkan.so.1 with a bind mount: needs root and the loader")
-    cmd = ("mount --bind /dev/null %s && exec %s %s --bundle %s --out %s --accelerators gpu "
-           "--models %s.fp32 --warmup 1 --min-runs 5 --min-seconds 0"
-           % (real, litert23, bundle / "agent.pyz", bundle, tmp_path / "o2", ARCH))
+    gpu = AgentOptions(accelerators="gpu", models=f"{ARCH}.fp32", warmup=1, min_runs=5,
+                       min_seconds=0.0)
+    agent = agent_command(litert23, bundle / "agent.pyz", bundle, tmp_path / "o2", gpu)
+    cmd = "mount --bind /dev/null %s && exec %s" % (real, shlex.join(agent))
     done = subprocess.run(["unshare", "-m", "sh", "-c", cmd], capture_output=True, text=True,
                           env=no_xdg_env(), timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -275,8 +278,8 @@ def test_deploy_gpu_over_ssh_then_report_and_doctor(bundle, litert23, software_g
     spec.python, spec.remote_dir = litert23, remote_dir
     options = ConnectOptions(known_hosts=str(known_hosts), identity_files=[str(ssh_env.client_key)],
                              allow_agent=False, look_for_keys=False, connect_timeout=5)
-    [outcome] = deploy(bundle, [spec], tmp_path / "results", [*FAST, "--accelerators", "cpu,gpu"],
-                       options=options, progress=False)
+    [outcome] = deploy(bundle, [spec], tmp_path / "results",
+                       replace(FAST, accelerators="cpu,gpu"), options=options, progress=False)
     assert outcome.ok, outcome.error
     rows = rows_by(outcome.results)
     for recipe in GPU_RECIPES:

@@ -8,12 +8,12 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
+from dataclasses import replace
 
 import pytest
 
-from agent_helpers import FAST, by_model, events, read_rows, run_agent
+from agent_helpers import FAST, bundle_command, by_model, events, read_rows, run_agent
 from tflite_factory import make_bundle
 
 pytestmark = pytest.mark.timeout(600)
@@ -113,8 +113,7 @@ def test_unknown_model_name_lists_the_bundle(bundle, tmp_path):
 
 def test_sigkill_mid_run_keeps_rows_and_rerun_completes_only_the_rest(bundle, tmp_path):
     out = tmp_path / "out"
-    cmd = [sys.executable, str(bundle / "agent.pyz"), "--bundle", str(bundle), "--out", str(out),
-           *FAST, "--min-seconds", "0.7", "--threads", "1,2"]
+    cmd = bundle_command(bundle, out, replace(FAST, min_seconds=0.7, threads="1,2"))
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     rows_seen = 0
     for line in proc.stdout:  # kill right after the second row is reported

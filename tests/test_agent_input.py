@@ -132,6 +132,22 @@ def test_a_bad_manifest_is_one_line_on_the_agent_and_the_host(bundle, tmp_path, 
     assert line == "agent: error: " + str(refused.value)
 
 
+def test_deploy_refuses_a_stale_bundle_before_uploading(bundle, tmp_path):
+    """A bundle whose manifest is of another schema: `bench-host deploy` says so in one line and
+    creates nothing on the target, nor a run in the results folder."""
+    from cli_runner import run_cli
+
+    edit_manifest(bundle, set_top("schema", "edgebench.manifest/0"))
+    device, results = tmp_path / "device", tmp_path / "results"
+    code, out, err = run_cli("deploy", "--bundle", bundle, "--target", "local", "--remote-dir",
+                             device, "--results", results, "--no-progress")
+    assert code == 2 and "Traceback" not in err, err
+    (line,) = err.strip().splitlines()
+    assert "manifest schema 'edgebench.manifest/0'" in line and "bench-host bundle" in line, line
+    assert not device.exists()
+    assert not results.exists() or not any(results.iterdir())
+
+
 def test_no_manifest_is_one_line(tmp_path):
     from edgebench.host.agent_archive import write_archive
     bundle = tmp_path / "bundle"

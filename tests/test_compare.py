@@ -212,7 +212,8 @@ def test_two_real_agent_runs_compared_end_to_end(tmp_path):
     for name, extra in (("before", ()), ("after", ("--xnnpack", "off"))):
         code, out, err = run_cli("deploy", "--bundle", bundle, "--results", tmp_path / name,
                                  "--remote-dir", tmp_path / f"dev-{name}", "--no-progress",
-                                 "--rounds", "2", "--db", tmp_path / "db.sqlite", *FAST, *extra)
+                                 "--rounds", "2", "--db", tmp_path / "db.sqlite",
+                                 *FAST.to_argv(), *extra)
         assert code == 0, out + err
     from agent_helpers import run_folder
     runs = [run_folder(tmp_path / name) for name in ("before", "after")]

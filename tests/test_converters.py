@@ -21,7 +21,7 @@ from edgebench.host.export.converters import (CONVERTERS, converter_of, converte
                                               parse_converters)
 from edgebench.host.export.converters.env import ENVS
 from edgebench.host.export.pipeline import convert_checkpoint, record_verification, reference_for
-from edgebench.host.export.quantize import quantize
+from edgebench.host.export.quantize import QuantizeOptions, quantize
 from edgebench.host.export.verify import normalize
 from edgebench.models import MODELS, ModelSpec
 from test_export import make_checkpoint as export_checkpoint, synthetic  # the same task
@@ -91,8 +91,8 @@ def both_routes(tmp_path_factory):
     verify = reference_for(conv.source, test_images, test_labels)
     results = []
     for converter, recipes in (("onnx2tf", ["fp32", "int8"]), ("litert-torch", LITERT_RECIPES)):
-        results += quantize(conv.saved_model, recipes, calib, out, conv.source, verify=verify,
-                            progress=False, converter=converter)
+        results += quantize(conv.saved_model, recipes, calib, out, conv.source,
+                            QuantizeOptions(verify=verify, progress=False, converter=converter))
     record_verification(out, results, "tinyconv")
     np.savez(out / "testset.npz", images=test_images, labels=test_labels,
              class_names=np.array(["benign", "malignant"]))

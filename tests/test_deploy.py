@@ -11,11 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from sshd import *  # noqa: F401,F403
 from agent_helpers import FAST
+from sshd import SYSTEM_PYTHON
 from edgebench.device.schema import RESULT_COLUMNS
 from edgebench.host.bundle_reader import load_bundle
-from edgebench.host.deploy import deploy, summary
+from edgebench.host.deploy import deploy
+from edgebench.host.deploy_summary import summary
 from edgebench.host.errors import UserError
 from edgebench.host.targets import ConnectOptions, TargetSpec, parse_target
 
@@ -188,7 +189,7 @@ def deploy_models_locally(tmp_path: Path, recipe: str, run_id: str) -> list:
     code, out, err = run_cli("deploy", "--models-dir", models, "--testset",
                              factory_dir() / "testset.npz", "--run-id", run_id,
                              "--remote-dir", tmp_path / "device", "--results", tmp_path / "res",
-                             "--no-progress", *FAST)
+                             "--no-progress", *FAST.to_argv())
     assert code == 0, out + err
     assert (tmp_path / "res" / run_id / "bundle" / "manifest.json").exists()
     return read_csv(tmp_path / "res" / run_id / "local" / "results.csv")[1]
@@ -209,7 +210,8 @@ def test_a_finished_run_id_is_refused_before_its_bundle_is_replaced(tmp_path):
     manifest = (tmp_path / "res" / "same-id" / "bundle" / "manifest.json").read_text()
     from cli_runner import run_cli
     code, out, err = run_cli("deploy", "--models-dir", tmp_path / "models-int8", "--run-id",
-                             "same-id", "--results", tmp_path / "res", "--no-progress", *FAST)
+                             "same-id", "--results", tmp_path / "res", "--no-progress",
+                             *FAST.to_argv())
     assert code == 2 and "run same-id" in err and "is finished" in err
     assert len(err.strip().splitlines()) == 1
     assert (tmp_path / "res" / "same-id" / "bundle" / "manifest.json").read_text() == manifest

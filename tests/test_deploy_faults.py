@@ -8,12 +8,13 @@ import os
 import signal
 import threading
 import time
+from dataclasses import replace
 
 import pytest
 
-from sshd import *  # noqa: F401,F403
 from agent_helpers import FAST, run_folder
 from cli_runner import run_cli
+from sshd import SYSTEM_PYTHON
 from test_deploy import RECIPES, bundle, read_csv, ssh_options, ssh_spec  # noqa: F401
 from edgebench.host.bundle_reader import load_bundle
 from edgebench.host.deploy import deploy
@@ -21,11 +22,11 @@ from edgebench.host.targets import open_target
 from edgebench.host.targets.lock import DeviceLock
 
 pytestmark = pytest.mark.ssh
-SLOW = ["--warmup", "2", "--min-runs", "20", "--min-seconds", "1.5", "--max-seconds", "5"]
+SLOW = replace(FAST, min_seconds=1.5)
 
 
 def fast_cli_args() -> list:
-    return ["--warmup", "2", "--min-runs", "20", "--min-seconds", "0.05", "--max-seconds", "5"]
+    return FAST.to_argv()
 
 
 def test_agent_killed_mid_run_keeps_rows_and_resumes(bundle, ssh_env, sshd, known_hosts,

@@ -14,11 +14,11 @@ import socket
 import subprocess
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from sshd import *  # noqa: F401,F403
 from agent_helpers import FAST
 from test_deploy import RECIPES, bundle, read_csv, ssh_options, ssh_spec, store_is_sound  # noqa: F401
 from edgebench.host.bundle_reader import load_bundle
@@ -124,7 +124,7 @@ def test_silent_cut_during_the_agent_run_stops_the_orphan_and_keeps_rows(
             time.sleep(0.05)
     t = threading.Thread(target=cutter)
     t.start()
-    slow = ["--warmup", "2", "--min-runs", "20", "--min-seconds", "7", "--max-seconds", "9"]
+    slow = replace(FAST, min_seconds=7.0, max_seconds=9.0)
     out = deploy(bundle, [spec], tmp_path / "results", slow, options=opts, retries=1,
                  backoff_s=0.2, progress=False, lease_timeout_s=LONG_LEASE_S)[0]
     t.join()
@@ -246,8 +246,8 @@ def test_orphaned_agent_of_a_killed_run_is_stopped_before_another_bundle_measure
     (other / "manifest.json").write_text(json.dumps(manifest))
     host = subprocess.Popen([str(BENCH_HOST), "deploy", "--bundle", str(bundle), "--target",
                              "local", "--remote-dir", str(device), "--results",
-                             str(tmp_path / "r1"), "--no-progress", "--warmup", "2",
-                             "--min-runs", "20", "--min-seconds", "30", "--max-seconds", "40"],
+                             str(tmp_path / "r1"), "--no-progress",
+                             *replace(FAST, min_seconds=30.0, max_seconds=40.0).to_argv()],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     pid_file = None
     try:

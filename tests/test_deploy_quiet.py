@@ -7,7 +7,6 @@ import pytest
 from cli_runner import run_bench_host
 from agent_helpers import run_folder
 
-from sshd import *  # noqa: F401,F403
 from test_deploy import bundle  # noqa: F401  (fixture)
 from test_deploy_faults import fast_cli_args
 from edgebench.host.bundle_reader import load_bundle

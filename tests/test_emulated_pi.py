@@ -15,6 +15,7 @@ import shutil
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -116,7 +117,7 @@ def test_bookworm_doctor_and_deploy_match_host(pi_bookworm, emulated_images, ful
     inventory.write_text("[pis]\n" + dev.inventory_line() + "\n")
     code, out, err = run_cli("deploy", "--bundle", full_bundle, "--inventory", inventory,
                              "--known-hosts", dev.known_hosts, "--results", tmp_path / "res",
-                             "--no-progress", *AGENT_ARGS)
+                             "--no-progress", *AGENT_OPTIONS.to_argv())
     assert code == 0, out + err
     results = run_folder(tmp_path / "res") / dev.name
     rows = read_rows(results / "results.csv")
@@ -143,7 +144,7 @@ def test_device_powered_off_mid_run_keeps_rows_and_resumes(pi_bookworm, full_bun
     def results_on_disk() -> Path:  # the run's id is chosen by the deploy
         found = sorted(runs.glob("*/out/results.csv")) if runs.is_dir() else []
         return found[0] if found else runs / "none"
-    slow = ["--warmup", "1", "--min-runs", "5", "--min-seconds", "1.0", "--max-seconds", "5"]
+    slow = replace(AGENT_OPTIONS, min_seconds=1.0)
     cut = []
 
     def power_cut():
@@ -222,7 +223,8 @@ def test_rebuilt_device_with_new_host_key_is_refused(pi_bookworm, full_bundle, t
     assert Path(rebuilt.known_hosts).read_text() != old_known.read_text()
     code, out, err = run_cli("deploy", "--bundle", full_bundle, "--target", rebuilt.target,
                              "--known-hosts", old_known, "-i", rebuilt.client_key,
-                             "--results", tmp_path / "res", "--no-progress", *AGENT_ARGS)
+                             "--results", tmp_path / "res", "--no-progress",
+                             *AGENT_OPTIONS.to_argv())
     assert code == 1
     assert "REMOTE HOST IDENTIFICATION HAS CHANGED" in out and "ssh-keygen -R" in out
     assert not (emulate.device_dir(dev.name) / "rootfs" / "home" / dev.user / ".edgebench"
@@ -241,7 +243,8 @@ def test_bullseye_tflite_runtime_2_13(pi_bullseye, emulated_images, full_bundle,
     assert "tflite_runtime 2.13.0" in out and "Python 3.9" in out
     code, out, err = run_cli("deploy", "--bundle", full_bundle, "--target", dev.target,
                              "--known-hosts", dev.known_hosts, "-i", dev.client_key,
-                             "--results", tmp_path / "res", "--no-progress", *AGENT_ARGS)
+                             "--results", tmp_path / "res", "--no-progress",
+                             *AGENT_OPTIONS.to_argv())
     assert code == 0, out + err
     rows = read_rows(next(p for p in run_folder(tmp_path / "res").iterdir() if p.is_dir())
                      / "results.csv")  # the device's folder, beside host.log

@@ -18,7 +18,8 @@ from edgebench.host.errors import UserError
 from edgebench.host.export.card import read_card
 from edgebench.host.export.pipeline import (convert_checkpoint, convert_onnx, record_verification,
                                             reference_for)
-from edgebench.host.export.quantize import convert_isolated, quantize
+from edgebench.host.export.converters.onnx2tf_route import convert_isolated
+from edgebench.host.export.quantize import QuantizeOptions, quantize
 from edgebench.host.export.recipes import DEFAULT_RECIPES, parse_recipes
 from edgebench.host.export.tf_convert import ConversionError
 from edgebench.host.export.verify import (VERIFY_COLUMNS, compare, normalize, quantize_input,
@@ -100,8 +101,8 @@ def quantized(converted, testset):
     calib = normalize(synthetic(64, 3)[0], src.normalization)
     verify = reference_for(src, *testset)
     out = converted.tflite.parent
-    results = quantize(converted.saved_model, list(DEFAULT_RECIPES), calib, out, src, verify=verify,
-                       progress=False)
+    results = quantize(converted.saved_model, list(DEFAULT_RECIPES), calib, out, src,
+                       QuantizeOptions(verify=verify, progress=False))
     record_verification(out, results, ARCH)
     return {r.recipe: r for r in results}
 
@@ -224,8 +225,9 @@ def test_verification_catches_a_wrong_model(quantized, converted, testset):
 def test_uint8_io_for_the_int8_recipe(converted, testset, tmp_path):
     src = converted.source
     calib = normalize(synthetic(32, 3)[0], src.normalization)
-    (r,) = quantize(converted.saved_model, ["int8"], calib, tmp_path, src, io="uint8",
-                    verify=reference_for(src, *testset), progress=False)
+    (r,) = quantize(converted.saved_model, ["int8"], calib, tmp_path, src,
+                    QuantizeOptions(io="uint8", verify=reference_for(src, *testset),
+                                    progress=False))
     card = read_card(r.card)
     assert card["input"]["dtype"] == "uint8" and card["output"]["dtype"] == "uint8"
     assert r.verification["agreement"] >= 0.95
@@ -249,7 +251,7 @@ def test_a_failing_recipe_is_a_row_and_the_others_go_on(tmp_path):
     (tmp_path / "sine.int16x8.tflite").write_bytes(b"stale file from an earlier run")
     calib = np.random.default_rng(0).random((8, 16, 16, 1), dtype=np.float32)
     results = quantize(conv.saved_model, ["fp32", "int8", "int16x8"], calib, tmp_path,
-                       conv.source, progress=False)
+                       conv.source, QuantizeOptions(progress=False))
     by = {r.recipe: r for r in results}
     assert by["fp32"].status == "ok" and by["int8"].status == "ok"
     assert by["int16x8"].status == "failed"
@@ -270,10 +272,11 @@ def test_a_converter_crash_costs_one_recipe(converted, tmp_path):
     assert [(e["recipe"], e["status"]) for e in events] == [("int8", "failed"), ("fp16", "ok")]
     assert "crashed" in events[0]["error"]
     with pytest.raises(UserError, match="NaN"):
-        quantize(converted.saved_model, ["int8"], nan, tmp_path, converted.source, progress=False)
+        quantize(converted.saved_model, ["int8"], nan, tmp_path, converted.source,
+                 QuantizeOptions(progress=False))
     with pytest.raises(UserError, match="shape"):
         quantize(converted.saved_model, ["int8"], np.zeros((2, 16, 16, 1), np.float32), tmp_path,
-                 converted.source, progress=False)
+                 converted.source, QuantizeOptions(progress=False))
 
 
 def test_unknown_recipe_lists_the_valid_ones():
@@ -370,7 +373,7 @@ def test_conversion_opens_no_network_connection(loopback_only, tmp_path):
     images, labels = synthetic(16, 4, channels=3)
     result = convert_checkpoint(ckpt, verify_images=images, verify_labels=labels)
     (r,) = quantize(result.saved_model, ["int8"], normalize(images, result.source.normalization),
-                    tmp_path, result.source, progress=False)
+                    tmp_path, result.source, QuantizeOptions(progress=False))
     assert r.status == "ok", r.error
     assert result.verification["max_abs_diff"] <= 1e-4
     assert read_card(result.card)["input"]["shape"] == [1, IMG, IMG, 3]

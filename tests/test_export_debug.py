@@ -15,7 +15,7 @@ from edgebench.host.export.census import op_census, summary_line
 from edgebench.host.export.debug import LAYER_COLUMNS
 from edgebench.host.export.mixed import ENDS, MixedOptions, choose, rank, schedule
 from edgebench.host.export.pipeline import convert_checkpoint, record_verification, reference_for
-from edgebench.host.export.quantize import VerifyData, quantize
+from edgebench.host.export.quantize import QuantizeOptions, VerifyData, quantize
 from edgebench.host.export.verify import normalize
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600),
@@ -31,8 +31,9 @@ def calib(converted):  # noqa: F811
 def debugged(converted, testset, calib, tmp_path_factory):  # noqa: F811
     out = tmp_path_factory.mktemp("debug")
     results = quantize(converted.saved_model, ["dynamic", "fp16", "int8", "int16x8"], calib, out,
-                       converted.source, verify=reference_for(converted.source, *testset),
-                       progress=False, debug=True)
+                       converted.source,
+                       QuantizeOptions(verify=reference_for(converted.source, *testset),
+                                       progress=False, debug=True))
     return out, {r.recipe: r for r in results}
 
 
@@ -103,7 +104,8 @@ def test_census_names_the_padv2_of_the_maxpool_trap(tmp_path, monkeypatch, tests
                               verify_labels=testset[1][:8])
     assert "PADV2" in op_census(conv.tflite)["op_types"]
     (r,) = quantize(conv.saved_model, ["int8"], normalize(synthetic(16, 3)[0],
-                    conv.source.normalization), tmp_path, conv.source, progress=False)
+                    conv.source.normalization), tmp_path, conv.source,
+                    QuantizeOptions(progress=False))
     assert r.status == "ok", r.error
     census = read_card(r.card)["census"]
     (hit,) = [e for e in census["extreme_scales"] if e["op"] == "PADV2"]
@@ -115,7 +117,8 @@ def test_census_names_the_padv2_of_the_maxpool_trap(tmp_path, monkeypatch, tests
 def test_mixed_keeps_the_k_worst_layers_in_float(converted, testset, calib, tmp_path):  # noqa: F811
     verify = reference_for(converted.source, *testset)
     (r,) = quantize(converted.saved_model, ["int8-mixed"], calib, tmp_path, converted.source,
-                    verify=verify, progress=False, mixed=MixedOptions(keep_float=2))
+                    QuantizeOptions(verify=verify, progress=False,
+                                    mixed=MixedOptions(keep_float=2)))
     assert r.status == "ok", r.error
     card = read_card(r.card)
     rows = read_rows(tmp_path / f"{ARCH}.int8-mixed.layers.csv")
@@ -146,8 +149,8 @@ def test_unreachable_target_keeps_the_best_model_and_says_so(converted, testset,
     ref[:3] = ref[:3, ::-1]
     tricked = VerifyData(verify.inputs, ref, verify.labels, verify.reference_kind)
     (r,) = quantize(converted.saved_model, ["int8-mixed"], calib, tmp_path, converted.source,
-                    verify=tricked, progress=False,
-                    mixed=MixedOptions(target_agreement=1.0, max_float=3))
+                    QuantizeOptions(verify=tricked, progress=False,
+                                    mixed=MixedOptions(target_agreement=1.0, max_float=3)))
     assert r.status == "ok" and r.tflite.is_file()
     m = read_card(r.card)["mixed"]
     assert m["reached"] is False and m["k"] <= 3 and len(m["tried"]) >= 2
@@ -158,8 +161,9 @@ def test_unreachable_target_keeps_the_best_model_and_says_so(converted, testset,
 def test_keep_float_beyond_the_layer_count_fails_that_recipe_only(converted, testset, calib,  # noqa: F811
                                                                    tmp_path):
     results = quantize(converted.saved_model, ["fp16", "int8-mixed"], calib, tmp_path,
-                       converted.source, verify=reference_for(converted.source, *testset),
-                       progress=False, mixed=MixedOptions(keep_float=500))
+                       converted.source,
+                       QuantizeOptions(verify=reference_for(converted.source, *testset),
+                                       progress=False, mixed=MixedOptions(keep_float=500)))
     by = {r.recipe: r for r in results}
     assert by["fp16"].status == "ok"
     assert by["int8-mixed"].status == "failed"

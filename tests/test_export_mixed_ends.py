@@ -18,7 +18,7 @@ from edgebench.host.checkpoint import CheckpointMeta, save_checkpoint
 from edgebench.host.export.card import read_card
 from edgebench.host.export.mixed import ENDS, INPUT_END, MixedOptions
 from edgebench.host.export.pipeline import convert_checkpoint, reference_for
-from edgebench.host.export.quantize import quantize
+from edgebench.host.export.quantize import QuantizeOptions, quantize
 from edgebench.host.export.verify import normalize
 from edgebench.models import MODELS, ModelSpec
 
@@ -78,9 +78,9 @@ def converted(tmp_path_factory):
 def run(converted, tmp_path, recipes, io, options):
     conv, images, labels = converted
     calib = normalize(uniform(calibration_pixels()), conv.source.normalization)
-    results = quantize(conv.saved_model, recipes, calib, tmp_path, conv.source, io=io,
-                       verify=reference_for(conv.source, images, labels), progress=False,
-                       mixed=options)
+    results = quantize(conv.saved_model, recipes, calib, tmp_path, conv.source,
+                       QuantizeOptions(io=io, verify=reference_for(conv.source, images, labels),
+                                       progress=False, mixed=options))
     return {r.recipe: r for r in results}
 
 

@@ -8,11 +8,12 @@ from __future__ import annotations
 import signal
 import subprocess
 import time
+from dataclasses import replace
 
 import psutil
 import pytest
 
-from agent_helpers import FAST, read_rows, run_agent
+from agent_helpers import FAST, bundle_command, read_rows, run_agent
 from test_accelerators import bundle, litert23, no_xdg_env, software_gpu  # noqa: F401 (fixtures)
 from tflite_factory import ARCH
 
@@ -54,9 +55,9 @@ def stream_processes(agent: subprocess.Popen) -> list:
 def test_a_killed_stream_process_costs_the_row_nothing(bundle, litert23,  # noqa: F811
                                                        software_gpu, tmp_path):
     out = tmp_path / "out"
-    cmd = [litert23, str(bundle / "agent.pyz"), "--bundle", str(bundle), "--out", str(out),
-           *FAST, "--accelerators", "gpu", "--models", f"{ARCH}.fp32", "--streams", "2",
-           "--scenario-seconds", "30"]
+    streams = replace(FAST, accelerators="gpu", models=f"{ARCH}.fp32", streams=2,
+                      scenario_seconds=30.0)
+    cmd = bundle_command(bundle, out, streams, python=litert23)
     agent = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                              env=no_xdg_env())
     deadline, killed = time.monotonic() + 300, None

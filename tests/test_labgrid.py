@@ -17,13 +17,13 @@ from pathlib import Path
 
 import pytest
 
-from sshd import *  # noqa: F401,F403
 from sshd import ensure_test_user, make_server
 from agent_helpers import FAST, run_folder
 from cli_runner import BENCH_HOST, run_cli
 from labgrid_farm import Farm, Relay, free_port, start_farm
 from edgebench.host.bundle_reader import load_bundle
-from edgebench.host.deploy import deploy, summary
+from edgebench.host.deploy import deploy
+from edgebench.host.deploy_summary import summary
 from edgebench.host.targets import ConnectOptions, parse_target
 from edgebench.host.targets.labgrid_fleet import deploy_fleet
 from edgebench.host.targets.labgrid_places import LabgridOptions
@@ -114,7 +114,7 @@ def cli_args(lab, bundle, results, rdir) -> list:
     return ["--bundle", bundle, "--results", results, "--coordinator", lab.farm.address,
             "--labgrid-client", lab.farm.client, "-i", lab.env.client_key, "--known-hosts",
             lab.known_hosts, "--remote-python", lab.env.python, "--remote-dir", rdir,
-            "--no-progress", *FAST]
+            "--no-progress", *FAST.to_argv()]
 
 
 def rows_of(path: Path) -> list:

@@ -10,10 +10,11 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import replace
 
 import pytest
 
-from agent_helpers import FAST, events, read_rows, run_agent
+from agent_helpers import FAST, bundle_command, events, read_rows, run_agent
 from edgebench.device.agent import environment
 from edgebench.device.power import MIN_WINDOW_SAMPLES, Meter, check_power, power_help
 from edgebench.device.schema import POWER_SAMPLES, RESULT_COLUMNS
@@ -22,7 +23,7 @@ from power_fixtures import (ORIN_RAILS, PI5_RAILS, RaplWriter, fake_vcgencmd, ii
 from tflite_factory import make_bundle
 
 pytestmark = pytest.mark.timeout(600)
-IDLE = ("--power-idle-seconds", "0.5")
+FAST_IDLE = replace(FAST, power_idle_seconds=0.5)  # a short idle baseline too
 BARE_PATH = "/usr/bin:/bin"  # no vcgencmd: this machine is not a Pi
 
 
@@ -37,7 +38,7 @@ def env_with(path: str = BARE_PATH) -> dict:
 
 def measure(bundle, out, root, power, *extra, env=None, models="tinycnn.fp32"):
     proc = run_agent(bundle, out, "--models", models, "--sysfs-root", str(root), "--power", power,
-                     *IDLE, *extra, env=env or env_with())
+                     *extra, options=FAST_IDLE, env=env or env_with())
     assert proc.returncode == 0, proc.stderr
     return proc, read_rows(out / "results.csv")[1]
 
@@ -180,9 +181,9 @@ def test_named_source_absent_is_an_error_row_per_row_and_a_rerun_retries(bundle,
 def test_source_vanishing_mid_row_keeps_the_row_without_energy(bundle, tmp_path):
     root, out = tmp_path / "orin", tmp_path / "out"
     hw = orin_hwmon(root)
-    cmd = [sys.executable, str(bundle / "agent.pyz"), "--bundle", str(bundle), "--out", str(out),
-           *FAST, "--min-seconds", "6", "--max-seconds", "10", "--models", "tinycnn.fp32",
-           "--sysfs-root", str(root), "--power", "ina3221", *IDLE]
+    options = replace(FAST_IDLE, min_seconds=6.0, max_seconds=10.0, models="tinycnn.fp32",
+                      power="ina3221")
+    cmd = bundle_command(bundle, out, options, "--sysfs-root", root)
     # stderr is read by the watcher alone (line by line, as the agent says them).
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             env=env_with())

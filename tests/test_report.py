@@ -365,16 +365,16 @@ def test_report_from_a_real_agent_run(tmp_path):
     """The real agent on a real bundle (tiny TFLite models in all five recipes), then the report:
     the reader and the writer of results.csv agree."""
     import subprocess
-    import sys
 
+    from agent_helpers import bundle_command
+    from edgebench.device.options import AgentOptions
     from tflite_factory import RECIPES, make_bundle
 
     bundle = make_bundle(tmp_path / "bundle")
     target = tmp_path / "results" / "test-run" / "local"
-    proc = subprocess.run(
-        [sys.executable, str(bundle / "agent.pyz"), "--bundle", str(bundle), "--out", str(target),
-         "--threads", "1", "--warmup", "1", "--min-runs", "5", "--min-seconds", "0.01"],
-        capture_output=True, text=True, timeout=600)
+    short = AgentOptions(threads="1", warmup=1, min_runs=5, min_seconds=0.01)
+    proc = subprocess.run(bundle_command(bundle, target, short), capture_output=True, text=True,
+                          timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     paths = build_report([tmp_path / "results"], tmp_path / "report")
     summary = pd.read_csv(paths.summary_csv)

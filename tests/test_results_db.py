@@ -154,7 +154,7 @@ def test_a_real_deploy_with_the_database_refusing_keeps_its_files(tmp_path, post
     bundle = make_bundle(tmp_path / "bundle", recipes=("int8",))
     code, out, err = run_cli("deploy", "--bundle", bundle, "--results", tmp_path / "res",
                              "--remote-dir", tmp_path / "dev", "--no-progress", "--db",
-                             postgres.url(password="wrong"), *FAST)
+                             postgres.url(password="wrong"), *FAST.to_argv())
     assert code == 0, err
     from agent_helpers import run_folder
     assert (run_folder(tmp_path / "res") / "local" / "latency_samples.csv").is_file()

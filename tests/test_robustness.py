@@ -10,6 +10,7 @@ import math
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -18,7 +19,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from agent_helpers import FAST, read_rows
+from agent_helpers import FAST, bundle_command, read_rows
 from edgebench.device.schema import ROBUSTNESS_COLUMNS
 from edgebench.host.data import corruptions as C
 from edgebench.host.errors import UserError
@@ -144,8 +145,7 @@ def test_agent_measures_corrupted_sets_and_reports_faults_per_set(robust_bundle,
     (bundle / "robustness" / "pixelate-3.npz").unlink()                # missing on the device
     np.savez(bundle / "robustness" / "pixelate-4.npz", images=np.zeros((3, 32, 32, 1), np.uint8))
     out = tmp_path / "out"
-    cmd = [sys.executable, str(bundle / "agent.pyz"), "--bundle", str(bundle), "--out", str(out),
-           *FAST, "--robustness-images", "40"]
+    cmd = bundle_command(bundle, out, replace(FAST, robustness_images=40))
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "robustness: 7 corrupted set(s) x 2 configuration(s) = 560 extra inferences" in proc.stderr

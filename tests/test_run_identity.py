@@ -4,6 +4,7 @@ database refuses a second measurement session under a run id it already holds.""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,8 @@ from edgebench.host.deploy import deploy
 from edgebench.host.errors import UserError
 from edgebench.host.targets import TargetSpec
 
+XNNPACK_OFF = replace(FAST, xnnpack="off")  # other options: another run
+
 
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory) -> Path:
@@ -21,9 +24,9 @@ def bundle(tmp_path_factory) -> Path:
     return make_bundle(tmp_path_factory.mktemp("run-id") / "bundle", recipes=("fp32",))
 
 
-def _deploy(bundle, tmp_path, *extra, **kw):
+def _deploy(bundle, tmp_path, agent=FAST, **kw):
     device = TargetSpec(name="local", kind="local", remote_dir=str(tmp_path / "device"))
-    return deploy(bundle, [device], tmp_path / "results", [*FAST, *extra], progress=False, **kw)[0]
+    return deploy(bundle, [device], tmp_path / "results", agent, progress=False, **kw)[0]
 
 
 def _rows(outcome):
@@ -32,7 +35,7 @@ def _rows(outcome):
 
 def test_each_deploy_of_one_bundle_is_a_run_of_its_own(bundle, tmp_path):
     first = _deploy(bundle, tmp_path)
-    second = _deploy(bundle, tmp_path, "--xnnpack", "off")
+    second = _deploy(bundle, tmp_path, XNNPACK_OFF)
     assert first.ok and second.ok
     assert first.run_id != second.run_id and first.results != second.results
     for o in (first, second):
@@ -58,7 +61,7 @@ def test_only_the_interrupted_last_run_is_resumed_and_it_says_so(bundle, tmp_pat
     run_json.write_text(json.dumps(run))
     rows_before = _rows(first)
 
-    other = _deploy(bundle, tmp_path, "--xnnpack", "off")  # other options: not that run
+    other = _deploy(bundle, tmp_path, XNNPACK_OFF)  # other options: not that run
     assert other.run_id != first.run_id and "is unfinished but" in other.run_note
 
     resumed = _deploy(bundle, tmp_path, run_id=first.run_id)

@@ -4,9 +4,11 @@ models: slowcnn (~15 ms per invoke here) cannot meet a 5 ms deadline, tinycnn (~
 frames.csv, and `--streams 2` gives one line per stream."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
-from agent_helpers import by_model, read_rows, run_agent
+from agent_helpers import FAST, by_model, read_rows, run_agent
 from tflite_factory import make_slow_bundle
 
 SECONDS = "1"
@@ -106,14 +108,15 @@ def test_rows_keep_their_timing_and_a_rerun_keeps_the_scenarios(measured, bundle
 # crash_after counts one kernel's invokes: the cold session's kernel runs 1 + 2 + 20 timed and 48
 # accuracy invokes, the warm session's (loaded after those) the scenario's, so a crash at invoke 80
 # lands in the middle of the 100-frame scenario.
-EXACT = ["--min-seconds", "0", "--min-runs", "20", "--warmup", "2"]
+EXACT = replace(FAST, min_seconds=0.0)  # exactly --min-runs timed invokes
 
 
 def test_a_child_killed_in_a_scenario_keeps_the_rows_timing(bundle, tmp_path, test_delegates):
     out = tmp_path / "out"
     spec = f"{test_delegates['claim']}:crash_after=80"
     proc = run_agent(bundle, out, "--models", "tinycnn.fp32", "--accelerators", "cpu",
-                     "--delegate", spec, "--fps", "100", "--scenario-seconds", SECONDS, *EXACT)
+                     "--delegate", spec, "--fps", "100", "--scenario-seconds", SECONDS,
+                     options=EXACT)
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
     rows = {r["compute_unit"]: r for r in read_rows(out / "results.csv")[1]}
@@ -134,7 +137,7 @@ def test_a_failing_scenario_is_an_error_line_and_the_row_keeps_its_timing(bundle
     spec = f"{test_delegates['claim']}:fail_create_from=3"
     proc = run_agent(bundle, out, "--models", "tinycnn.fp32", "--accelerators", "cpu",
                      "--delegate", spec, "--fps", "10", "--streams", "2",
-                     "--scenario-seconds", SECONDS, *EXACT)
+                     "--scenario-seconds", SECONDS, options=EXACT)
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
     (row,) = [r for r in read_rows(out / "results.csv")[1] if r["compute_unit"] != "cpu"]
@@ -175,7 +178,7 @@ def test_a_failing_warm_load_keeps_the_rows_timing_and_accuracy(bundle, tmp_path
     out = tmp_path / "out"
     spec = f"{test_delegates['claim']}:fail_create_from=2"
     proc = run_agent(bundle, out, "--models", "tinycnn.fp32", "--accelerators", "cpu",
-                     "--delegate", spec, *EXACT)
+                     "--delegate", spec, options=EXACT)
     assert proc.returncode == 0, proc.stderr
     (row,) = [r for r in read_rows(out / "results.csv")[1] if r["compute_unit"] != "cpu"]
     assert row["status"] == "ok" and float(row["p50_ms"]) > 0 and row["accuracy"] != ""

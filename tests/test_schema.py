@@ -72,7 +72,7 @@ def test_every_event_the_agent_emits_is_in_the_schema():
     import ast
 
     emitted = set()
-    for path in (Path(schema.__file__).parent).glob("*.py"):
+    for path in (Path(schema.__file__).parent).rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
             if (isinstance(node, ast.Call) and getattr(node.func, "id", None) == "emit"
                     and node.args and isinstance(node.args[0], ast.Constant)):

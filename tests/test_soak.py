@@ -9,13 +9,13 @@ import os
 import signal
 import stat
 import subprocess
-import sys
 import threading
 import time
+from dataclasses import replace
 
 import pytest
 
-from agent_helpers import FAST, events, read_rows, run_agent
+from agent_helpers import FAST, bundle_command, events, read_rows, run_agent
 from tflite_factory import make_bundle
 
 INTERVAL = 0.5
@@ -136,15 +136,10 @@ def test_soak_curves_follow_the_fixture_sensors(bundle, tmp_path):
         assert event["temp_c"] == pytest.approx(float(line["temp_c"]), abs=1e-6)
 
 
-def agent_cmd(bundle, out, *extra):
-    return [sys.executable, str(bundle / "agent.pyz"), "--bundle", str(bundle), "--out", str(out),
-            *FAST, *extra]
-
-
 def test_a_killed_soak_resumes_without_losing_intervals(bundle, tmp_path):
     out = tmp_path / "out"
-    args = ("--soak", "3", "--soak-interval", str(INTERVAL))
-    proc = subprocess.Popen(agent_cmd(bundle, out, *args), stdout=subprocess.DEVNULL,
+    soaking = replace(FAST, soak=3.0, soak_interval=INTERVAL)
+    proc = subprocess.Popen(bundle_command(bundle, out, soaking), stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     soak = out / "soak.csv"
@@ -160,7 +155,7 @@ def test_a_killed_soak_resumes_without_losing_intervals(bundle, tmp_path):
     assert 2 <= len(before) < 6
     assert read_rows(out / "results.csv")[1] == []  # the row was never written
 
-    again = run_agent(bundle, out, *args)
+    again = run_agent(bundle, out, options=soaking)
     assert again.returncode == 0, again.stderr
     assert f"resumes after interval {len(before)}" in again.stderr
     (row,) = read_rows(out / "results.csv")[1]
@@ -174,7 +169,7 @@ def test_a_killed_soak_resumes_without_losing_intervals(bundle, tmp_path):
     assert 3.0 <= float(lines[-1]["t_end_s"]) < 3.1
     assert len(lines) == 6
 
-    third = run_agent(bundle, out, *args)  # done: skipped, nothing added
+    third = run_agent(bundle, out, options=soaking)  # done: skipped, nothing added
     assert third.returncode == 0 and soak_lines(out) == lines
     assert "soaked" not in third.stderr
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import csv
 import math
 import subprocess
-import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +15,8 @@ import pandas as pd
 import pytest
 from scipy import stats as st
 
-from agent_helpers import FAST, read_rows
+from agent_helpers import FAST, bundle_command, read_rows
+from edgebench.device.options import AgentOptions
 from edgebench.device.schema import (PREDICTION_COLUMNS, RESULT_COLUMNS, RESULTS_SCHEMA_VERSION,
                                      SAMPLE_COLUMNS)
 from edgebench.host.report import build_report, stats
@@ -152,8 +153,7 @@ def test_agent_rounds_and_predictions_then_intervals_in_the_report(tmp_path):
 
     bundle = make_bundle(tmp_path / "bundle")
     out = tmp_path / "results" / "test-run" / "local"
-    cmd = [sys.executable, str(bundle / "agent.pyz"), "--bundle", str(bundle), "--out", str(out),
-           *FAST, "--rounds", "2"]
+    cmd = bundle_command(bundle, out, replace(FAST, rounds=2))
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     header, rows = read_rows(out / "results.csv")
@@ -189,8 +189,7 @@ def test_bad_rounds_is_a_one_line_error(tmp_path):
     from tflite_factory import make_bundle
 
     bundle = make_bundle(tmp_path / "bundle", recipes=("fp32",))
-    proc = subprocess.run([sys.executable, str(bundle / "agent.pyz"), "--bundle", str(bundle),
-                           "--out", str(tmp_path / "o"), "--rounds", "0"],
+    proc = subprocess.run(bundle_command(bundle, tmp_path / "o", AgentOptions(rounds=0)),
                           capture_output=True, text=True)
     assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0
     assert "--rounds takes a positive integer" in proc.stderr

@@ -7,7 +7,7 @@ import shlex
 
 import pytest
 
-from sshd import *  # noqa: F401,F403  (fixtures: ssh_env, sshd, sshd_factory, known_hosts, ...)
+from sshd import keygen
 from edgebench.host.errors import UserError
 from edgebench.host.targets import ConnectOptions, open_target, parse_target
 

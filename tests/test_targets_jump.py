@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from sshd import *  # noqa: F401,F403
 from cli_runner import run_cli
+from sshd import keygen
 from edgebench.host.errors import UserError
 from edgebench.host.targets import ConnectOptions, LinkDropped, open_target
 

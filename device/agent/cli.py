@@ -11,9 +11,11 @@ import platform
 import sys
 
 from ..common import AgentError, emit, one_line, say
-from .guide import GUIDE
-from ..runtimes import RUNTIMES, runtime_help
-from ..units import COMPUTE_UNITS, unit_help
+from .guide import DESCRIPTION, GUIDE
+from ..options import ENERGY, AgentOptions, option_fields
+from ..runtimes import runtime_help
+from ..schema import MANIFEST_JSON, TESTSET_NPZ
+from ..units import unit_help
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -21,61 +23,27 @@ class OneLineParser(argparse.ArgumentParser):
         raise AgentError(message)
 
 
-def parse_args(argv):
-    p = OneLineParser(prog="agent.pyz", description=GUIDE.strip().splitlines()[0],
+def build_parser() -> argparse.ArgumentParser:
+    """The agent's flags: the measurement options as options.py declares them (with the
+    agent's defaults), and the ones only the agent has."""
+    p = OneLineParser(prog="agent.pyz", description=DESCRIPTION,
                       formatter_class=argparse.RawDescriptionHelpFormatter, epilog=GUIDE)
-    p.add_argument("--bundle", help="bundle folder (manifest.json, models/, testset.npz)")
+    p.add_argument("--bundle",
+                   help="bundle folder (%s, models/, %s)" % (MANIFEST_JSON, TESTSET_NPZ))
     p.add_argument("--out", help="results folder; re-running into it resumes")
     p.add_argument("--run-id", help="this measurement run's id, in every row (default: the "
                    "bundle's id); an --out folder holds one run")
-    p.add_argument("--threads", default="1", help="comma-separated thread counts (default 1)")
-    p.add_argument("--warmup", type=int, default=10, help="untimed runs first (default 10)")
-    p.add_argument("--min-runs", type=int, default=50, help="at least this many timed runs")
-    p.add_argument("--min-seconds", type=float, default=2.0, help="and at least this long")
-    p.add_argument("--max-seconds", type=float, default=60.0, help="but never longer than this")
-    p.add_argument("--models", default="", help="comma-separated model names (default: all)")
-    p.add_argument("--runtime", default="auto",
-                   help="auto|" + "|".join(RUNTIMES) + " ('help' lists them)")
-    p.add_argument("--xnnpack", default="on", help="on|off (off: builtin kernels only)")
-    p.add_argument("--accelerators", default="cpu",
-                   help="comma-separated compute units, one row each (default cpu; 'help' "
-                        "lists them): " + ", ".join(COMPUTE_UNITS) + ", gpu!, npu!")
-    p.add_argument("--delegate", action="append", default=[], metavar="LIB[:KEY=VALUE;...]",
-                   help="also measure on an external delegate loaded from LIB (repeatable), "
-                        "e.g. libedgetpu.so.1 or libarmnnDelegate.so:backends=CpuAcc,CpuRef")
-    p.add_argument("--robustness-images", type=int, default=0, metavar="N",
-                   help="measure at most the first N images of each corrupted test set "
-                        "(default: all)")
-    p.add_argument("--rounds", type=int, default=1,
-                   help="run the whole plan this many times, models interleaved (default 1)")
-    p.add_argument("--cooldown-temp", type=float, default=None,
-                   help="before each row (so before every round) wait until the SoC is below "
-                        "this many degrees C")
-    p.add_argument("--cooldown-timeout", type=float, default=300.0,
-                   help="longest wait for --cooldown-temp, seconds (default 300)")
-    e = p.add_argument_group("energy, heat and frame rate")
-    e.add_argument("--power", default="none", metavar="SOURCE",
-                   help="power source read during each row: auto|none|pi5-pmic|ina3221|rapl|nvml|"
-                        "cmd:COMMAND ('help' lists them; default none)")
-    e.add_argument("--power-hz", type=float, default=10.0,
-                   help="power sampling rate (default 10; the achieved rate is in each row)")
-    e.add_argument("--power-idle-seconds", type=float, default=3.0,
-                   help="idle baseline before each row with --power (default 3 s)")
-    e.add_argument("--soak", type=float, default=0.0, metavar="SECONDS",
-                   help="after each row's timed loop, run the model this long and write soak.csv "
-                        "(latency, temperature, frequency, throttling, power per interval)")
-    e.add_argument("--soak-interval", type=float, default=10.0,
-                   help="seconds per soak.csv line (default 10)")
-    e.add_argument("--fps", default="", metavar="RATE,...",
-                   help="frame-rate scenarios: a frame every 1/RATE s, queueing counted "
-                        "(scenarios.csv, frames.csv)")
-    e.add_argument("--scenario-seconds", type=float, default=10.0,
-                   help="length of each --fps / --streams scenario (default 10 s)")
-    e.add_argument("--streams", type=int, default=None, metavar="N",
-                   help="throughput scenario: N interpreters invoking concurrently")
+    groups = {ENERGY: p.add_argument_group(ENERGY)}  # the rest among the general options
+    for _, flag, declared in option_fields():
+        default = [] if declared.repeat else declared.default
+        groups.get(declared.group, p).add_argument(flag, **declared.argparse_kwargs(default))
     p.add_argument("--sysfs-root", default="/", help="root for sensor files (tests)")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-    args = p.parse_args(argv)
+    return p
+
+
+def parse_args(argv):
+    args = build_parser().parse_args(argv)
     if args.child:
         return args
     if args.accelerators.strip() == "help":
@@ -85,7 +53,6 @@ def parse_args(argv):
         sys.stdout.write(runtime_help() + "\n")
         raise SystemExit(0)
     require_numpy()
-    from ..options import AgentOptions
     from ..power import power_help
     if args.power.strip() == "help":
         sys.stdout.write(power_help() + "\n")

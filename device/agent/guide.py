@@ -1,15 +1,28 @@
 """The agent's guide: `python3 agent.pyz --help` prints it (what a row means, the choices worth
-knowing, the progress protocol)."""
+knowing, the progress protocol). Its usage line is made from the options' declarations
+(options.py), so it lists every flag the agent takes."""
+from __future__ import annotations
 
-GUIDE = """
-Usage:
-  python3 agent.pyz --bundle DIR --out DIR [--threads 1,2,4] [--accelerators cpu,gpu,npu]
-      [--delegate LIB[:key=value;...]] [--rounds N] [--warmup N] [--min-runs N] [--min-seconds S]
-      [--max-seconds S] [--models NAME,...] [--runtime auto|litert|tflite-runtime|tensorflow]
-      [--xnnpack on|off] [--robustness-images N] [--cooldown-temp C] [--cooldown-timeout S]
-      [--power auto|none|pi5-pmic|ina3221|rapl|nvml|cmd:COMMAND] [--power-hz HZ]
-      [--power-idle-seconds S] [--soak SECONDS] [--soak-interval S] [--fps RATE,...]
-      [--streams N] [--scenario-seconds S] [--sysfs-root DIR]
+from ..options import option_fields
+
+DESCRIPTION = ("Measures a bundle's models on this device (latency, memory, accuracy; energy,\n"
+               "heat and frame rates when asked) into CSVs in --out.")
+
+
+def usage(width: int = 98) -> str:
+    """`python3 agent.pyz --bundle DIR --out DIR [--threads N,...] ...`, wrapped between flags
+    (never inside one)."""
+    items = ["[%s %s]" % (flag, declared.placeholder()) for _, flag, declared in option_fields()]
+    lines, line = [], "  python3 agent.pyz --bundle DIR --out DIR"
+    for item in items + ["[--run-id ID]", "[--sysfs-root DIR]"]:
+        if len(line) + 1 + len(item) > width:
+            lines.append(line)
+            line = "     "
+        line += " " + item
+    return "\n".join(lines + [line])
+
+
+GUIDE = "\nUsage:\n" + usage() + """
 
 What one row means (results.csv, RESULT_COLUMNS): one model x compute unit x thread count x
 round, measured in a fresh child process (a re-exec of this archive with --child) so that its
@@ -23,10 +36,10 @@ the run and the read of its output); the input is set once before. peak_rss_mb (
 after the timed loop, before the test set is loaded, so it is the model's peak, not the test
 set's. After the accuracy pass the cold session is released and the same model is loaded again
 in the same child (warm_load_ms): the load once the runtime and accelerator are up, which does
-not depend on the model's place in the plan (the
-first GPU row of a run also fills the driver's on-disk shader caches). Accuracy runs the whole testset.npz through the model (inputs normalised per the card,
-quantized with the model's own scale/zero point for int8/uint8/int16 inputs, outputs
-dequantized); it is measured once per model and configuration and copied to the rows of its
+not depend on the model's place in the plan (the first GPU row of a run also fills the driver's
+on-disk shader caches). Accuracy runs the whole testset.npz through the model (inputs normalised
+per the card, quantized with the model's own scale/zero point for int8/uint8/int16 inputs,
+outputs dequantized); it is measured once per model and configuration and copied to the rows of its
 other thread counts and rounds (outputs do not depend on them). MB means 2**20 bytes. Raw
 samples: latency_samples.csv; per-image predictions: predictions.csv. When the bundle carries
 corrupted test sets (bench-host bundle --robustness), the same child runs each of them after the

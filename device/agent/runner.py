@@ -194,25 +194,46 @@ class Agent:
 
     def _run_model(self, entry: dict, path: str, threads: int, unit: dict, key: tuple,
                    on_message=None) -> dict:
-        args, tests = self.args, self.tests
-        cache_key = output_key_of(entry, self.runtime, args.xnnpack, unit)
-        block = tests.block(entry)
+        cache_key = output_key_of(entry, self.runtime, self.args.xnnpack, unit)
+        block = self.tests.block(entry)
         need_accuracy = block is None and cache_key not in self.accuracy_cache
-        job = {"path": path, "runtime": self.runtime, "runtime_version": self.runtime_version,
-               "threads": threads,
-               "xnnpack": args.xnnpack == "on", "warmup": args.warmup, "min_runs": args.min_runs,
-               "min_seconds": args.min_seconds, "max_seconds": args.max_seconds,
-               "input": entry.get("input") or {}, "output": entry.get("output") or {},
-               "testset": tests.path, "accuracy": need_accuracy, "unit": unit,
-               "robustness": tests.corrupted if need_accuracy else [],
-               "robustness_images": args.robustness_images or None,
-               "sysfs_root": args.sysfs_root, "fps": getattr(args, "fps_rates", None) or [],
-               "streams": args.streams, "scenario_seconds": args.scenario_seconds}
+        job = self._child_job(entry, path, threads, unit, need_accuracy)
         job.update(self._soak_job(key))
+        title = "%s threads=%d unit=%s" % (entry.get("name"), threads, unit["spec"])
+        result = self._run_child_metered(job, title, on_message)
+        if result.get("status") != "ok":
+            return result
+        # An ok row's `error` holds its notes: what could not be measured, and how.
+        notes = [n for n in (result.get("error"), result.pop("note", None), block) if n]
+        if notes:
+            result["error"] = "; ".join(notes)
+        if need_accuracy and not block:
+            self._score(result, entry, unit, cache_key)
+        result["accuracy_fields"] = self.accuracy_cache.get(cache_key)
+        return result
+
+    def _child_job(self, entry: dict, path: str, threads: int, unit: dict,
+                   need_accuracy: bool) -> dict:
+        """What the row's child is asked to do (timing.py reads it), the soak aside."""
+        args, tests = self.args, self.tests
+        return {"path": path, "runtime": self.runtime, "runtime_version": self.runtime_version,
+                "threads": threads,
+                "xnnpack": args.xnnpack == "on", "warmup": args.warmup, "min_runs": args.min_runs,
+                "min_seconds": args.min_seconds, "max_seconds": args.max_seconds,
+                "input": entry.get("input") or {}, "output": entry.get("output") or {},
+                "testset": tests.path, "accuracy": need_accuracy, "unit": unit,
+                "robustness": tests.corrupted if need_accuracy else [],
+                "robustness_images": args.robustness_images or None,
+                "sysfs_root": args.sysfs_root, "fps": getattr(args, "fps_rates", None) or [],
+                "streams": args.streams, "scenario_seconds": args.scenario_seconds}
+
+    def _run_child_metered(self, job: dict, title: str, on_message) -> dict:
+        """The child's result, with the power meter (--power) around it: its columns, notes and
+        samples added to the result."""
+        args, unit = self.args, job["unit"]
         # The soak and the scenarios run in the child too: its time limit grows by theirs.
         timeout = CHILD_TIMEOUT_S + float(job.get("soak") or 0.0) + args.scenario_seconds * (
             len(job["fps"]) + (1 if args.streams else 0))
-        title = "%s threads=%d unit=%s" % (entry.get("name"), threads, unit["spec"])
         # The sampler (--power) runs from the idle baseline before the child to the child's end,
         # so the timed loop, the scenarios and the soak each get their own window's energy.
         power = self.meter.begin_row() if self.meter else {}
@@ -237,26 +258,23 @@ class Agent:
         if unit["delegate"] and "child killed by signal" in (result.get("error") or ""):
             # also on an ok row whose child died after its timed loop (in a scenario or soak)
             result["error"] += " (in delegate %s)" % unit["delegate"]["library"]
-        if result.get("status") != "ok":
-            return result
-        # An ok row's `error` holds its notes: what could not be measured, and how.
-        notes = [n for n in (result.get("error"), result.pop("note", None), block) if n]
-        if notes:
-            result["error"] = "; ".join(notes)
-        if need_accuracy and not block:
-            reference = None
-            ref_name = entry.get("reference")
-            if ref_name and os.path.isfile(os.path.join(self.bundle, ref_name)):
-                reference = np.load(os.path.join(self.bundle, ref_name))
-            positive = int(entry.get("positive_class", 1))
-            logits = result.pop("logits")
-            self.accuracy_cache[cache_key] = accuracy_fields(logits, tests.labels, reference,
-                                                             positive)
-            result["predictions"] = per_image(logits, tests.labels, positive)
-            result["robustness_rows"] = self._robustness_rows(
-                entry, unit, result.pop("robustness_logits", {}), result["predictions"])
-        result["accuracy_fields"] = self.accuracy_cache.get(cache_key)
         return result
+
+    def _score(self, result: dict, entry: dict, unit: dict, cache_key: tuple) -> None:
+        """Accuracy from the child's logits (cached for the model's other rows), its per-image
+        predictions and its robustness rows, into result."""
+        tests = self.tests
+        reference = None
+        ref_name = entry.get("reference")
+        if ref_name and os.path.isfile(os.path.join(self.bundle, ref_name)):
+            reference = np.load(os.path.join(self.bundle, ref_name))
+        positive = int(entry.get("positive_class", 1))
+        logits = result.pop("logits")
+        self.accuracy_cache[cache_key] = accuracy_fields(logits, tests.labels, reference,
+                                                         positive)
+        result["predictions"] = per_image(logits, tests.labels, positive)
+        result["robustness_rows"] = self._robustness_rows(
+            entry, unit, result.pop("robustness_logits", {}), result["predictions"])
 
     def _robustness_rows(self, entry: dict, unit: dict, corrupted: dict, predictions: list):
         base = {"schema_version": RESULTS_SCHEMA_VERSION, "run_id": self.run_id,

@@ -8,60 +8,15 @@ sources and their one-second reading (doctor does; deploy's preflight does not w
 
 
 def main():
-    import glob, json, os, platform, shutil, subprocess, sys
-    def read(p):
-        try:
-            with open(p) as f: return f.read().strip().strip("\x00")
-        except Exception: return None
-    def dist_version(*names):
-        try:
-            from importlib import metadata
-        except ImportError:
-            return "present"
-        for n in names:
-            try: return metadata.version(n)
-            except Exception: pass
-        return "present"
-    def find(mod, *dists):
-        try:
-            import importlib.util
-            if importlib.util.find_spec(mod) is None: return None
-        except Exception: return None
-        return dist_version(*dists)
-    def run(argv):
-        try:
-            return subprocess.check_output(argv, stderr=subprocess.STDOUT, timeout=5).decode().strip()
-        except Exception: return None
+    import json, os, platform, shutil, sys
     root = sys.argv[1]
-    sysroot = sys.argv[2] if len(sys.argv) > 2 else "/"
-    def sp(p): return os.path.join(sysroot, p.lstrip("/"))
-    def sysglob(pat): return ["/" + os.path.relpath(p, sp("/")) for p in sorted(glob.glob(sp(pat)))]
-    probe = root
-    while probe and not os.path.isdir(probe): probe = os.path.dirname(probe)
-    free = None
-    try:
-        st = os.statvfs(probe or "/"); free = st.f_bavail * st.f_frsize
-    except Exception: pass
-    np = None
-    try:
-        import numpy; np = numpy.__version__
-    except Exception: pass
-    zones = []
-    for z in sysglob("/sys/class/thermal/thermal_zone*"):
-        t = read(sp(z + "/temp"))
-        if t and t.lstrip("-").isdigit():
-            zones.append([read(sp(z + "/type")) or z, int(t) / 1000.0])
-    rails = []
-    for lab in sysglob("/sys/bus/i2c/drivers/ina3221*/*/hwmon/hwmon*/in*_label"):
-        base = lab[:-len("_label")]; idx = base[len(os.path.dirname(base)) + 3:]
-        d = os.path.dirname(lab)
-        rails.append([read(sp(lab)), read(sp(d + "/in" + idx + "_input")),
-                      read(sp(d + "/curr" + idx + "_input"))])
+    sp, sysglob = rooted(sys.argv[2] if len(sys.argv) > 2 else "/")
+    probe, free = free_space(root)
     vc = shutil.which("vcgencmd") if hasattr(shutil, "which") else None
     out = {
         "python": list(sys.version_info[:3]), "executable": sys.executable,
         "machine": platform.machine(), "glibc": platform.libc_ver()[1] or None,
-        "numpy": np, "psutil": find("psutil", "psutil"),
+        "numpy": numpy_version(), "psutil": find("psutil", "psutil"),
         "interpreters": {"ai_edge_litert": find("ai_edge_litert", "ai-edge-litert"),
                          "tflite_runtime": find("tflite_runtime", "tflite-runtime"),
                          "tensorflow": find("tensorflow", "tensorflow", "tensorflow-cpu",
@@ -70,15 +25,98 @@ def main():
         "model": read(sp("/proc/device-tree/model")), "cores": os.cpu_count(),
         "governor": read(sp("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor")),
         "freq_khz": read(sp("/sys/devices/system/cpu/cpu0/cpufreq/scaling_cur_freq")),
-        "thermal_zones": zones,
+        "thermal_zones": thermal_zones(sp, sysglob),
         "vcgencmd_temp": run([vc, "measure_temp"]) if vc else None,
         "throttled": run([vc, "get_throttled"]) if vc else None,
         "tegrastats": bool(shutil.which("tegrastats")) if hasattr(shutil, "which") else False,
-        "power_rails": rails,
+        "power_rails": ina3221_rails(sp, sysglob),
         "power": power_facts(sp, sysglob, vc) if "power" in sys.argv[3:] else None,
         "sensor_files": sensor_files(sp, sysglob),
     }
     sys.stdout.write(json.dumps(out) + "\n")
+
+
+def read(p):
+    try:
+        with open(p) as f: return f.read().strip().strip("\x00")
+    except Exception: return None
+
+
+def dist_version(*names):
+    try:
+        from importlib import metadata
+    except ImportError:
+        return "present"
+    for n in names:
+        try: return metadata.version(n)
+        except Exception: pass
+    return "present"
+
+
+def find(mod, *dists):
+    """The installed version of module `mod` (from the first of its distributions that names
+    one), "present" without one, None when it is not importable."""
+    try:
+        import importlib.util
+        if importlib.util.find_spec(mod) is None: return None
+    except Exception: return None
+    return dist_version(*dists)
+
+
+def run(argv):
+    import subprocess
+    try:
+        return subprocess.check_output(argv, stderr=subprocess.STDOUT, timeout=5).decode().strip()
+    except Exception: return None
+
+
+def rooted(sysroot):
+    """(sp, sysglob): a sensor path under SYSFS_ROOT, and a glob under it answering the paths as
+    the device names them (so tests can re-root /sys)."""
+    import glob, os
+    def sp(p): return os.path.join(sysroot, p.lstrip("/"))
+    def sysglob(pat): return ["/" + os.path.relpath(p, sp("/")) for p in sorted(glob.glob(sp(pat)))]
+    return sp, sysglob
+
+
+def free_space(root):
+    """(the deepest folder of REMOTE_ROOT that exists, its free bytes): the root itself may not
+    be there yet."""
+    import os
+    probe = root
+    while probe and not os.path.isdir(probe): probe = os.path.dirname(probe)
+    free = None
+    try:
+        st = os.statvfs(probe or "/"); free = st.f_bavail * st.f_frsize
+    except Exception: pass
+    return probe, free
+
+
+def numpy_version():
+    try:
+        import numpy; return numpy.__version__
+    except Exception: return None
+
+
+def thermal_zones(sp, sysglob):
+    zones = []
+    for z in sysglob("/sys/class/thermal/thermal_zone*"):
+        t = read(sp(z + "/temp"))
+        if t and t.lstrip("-").isdigit():
+            zones.append([read(sp(z + "/type")) or z, int(t) / 1000.0])
+    return zones
+
+
+def ina3221_rails(sp, sysglob):
+    """[label, millivolts, milliamps] of each INA3221 channel the hwmon driver exposes."""
+    import os
+    rails = []
+    for lab in sysglob("/sys/bus/i2c/drivers/ina3221*/*/hwmon/hwmon*/in*_label"):
+        base = lab[:-len("_label")]; idx = base[len(os.path.dirname(base)) + 3:]
+        d = os.path.dirname(lab)
+        rails.append([read(sp(lab)), read(sp(d + "/in" + idx + "_input")),
+                      read(sp(d + "/curr" + idx + "_input"))])
+    return rails
 
 
 def sensor_files(sp, sysglob):
@@ -103,7 +141,17 @@ def power_facts(sp, sysglob, vc):
     """Each power source of the agent's --power that is present here: its rails and board
     figure over one second (a counter's difference, else the mean of two readings 1 s apart), or
     why it cannot be read (with the hint). Sources that are absent are listed with the reason."""
-    import errno, os, re, subprocess, time
+    num = number_reader(sp)
+    # [name, read() -> {rail: W or J}, counter, board rails or None (= all)]; read() None: absent,
+    # and counter then says why
+    sources = [pmic_source(vc), ina3221_source(sp, sysglob, num), rapl_source(sp, sysglob, num),
+               nvml_source()]
+    return one_second_readings(sources)
+
+
+def number_reader(sp):
+    """num(path): a sensor file's number, or ValueError saying why it cannot be read."""
+    import errno
     def num(p):
         try:
             with open(sp(p)) as f: return float(f.read().strip())
@@ -112,18 +160,25 @@ def power_facts(sp, sysglob, vc):
                 raise ValueError(p + " is not readable by this user: run the agent as root, or "
                                  "make it readable (udev rule / chmod a+r)")
             raise ValueError("cannot read " + p)
+    return num
+
+
+def pmic_source(vc):
+    import re, subprocess
     def pmic():
         out = subprocess.check_output([vc, "pmic_read_adc"], timeout=5).decode()
         a, v = {}, {}
         for m in re.finditer(r"(\S+)_([AV])\s+(?:current|volt)\(\d+\)=([-0-9.eE+]+)", out):
             (a if m.group(2) == "A" else v)[m.group(1)] = float(m.group(3))
         return dict((r, a[r] * v[r]) for r in a if r in v)
-    sources = []  # [name, read() -> {rail: W or J}, counter, board rails or None (= all)]
     if vc:
-        sources.append(["pi5-pmic", pmic, False, None])
-    else:
-        sources.append(["pi5-pmic", None, "vcgencmd not on PATH (Raspberry Pi OS: apt install "
-                        "raspi-utils; the PMIC is on the Pi 5 only)", None])
+        return ["pi5-pmic", pmic, False, None]
+    return ["pi5-pmic", None, "vcgencmd not on PATH (Raspberry Pi OS: apt install "
+            "raspi-utils; the PMIC is on the Pi 5 only)", None]
+
+
+def ina3221_source(sp, sysglob, num):
+    import os
     ina = {}
     for lab in sysglob("/sys/bus/i2c/drivers/ina3221/*/hwmon/hwmon*/in[1-3]_label"):
         d, i = os.path.dirname(lab), os.path.basename(lab)[2]
@@ -139,26 +194,36 @@ def power_facts(sp, sysglob, vc):
         return dict((r, num(f[0]) * num(f[1]) / 1e6 if len(f) == 2 else num(f[0]) / 1e3)
                     for r, f in ina.items())
     board = [r for r in ("VDD_IN", "POM_5V_IN", "5V_IN") if r in ina][:1] or None
-    sources.append(["ina3221", ina_read if ina else None, False if ina else
-                    "no INA3221 rails under /sys/bus/i2c/drivers/ina3221*", board])
+    return ["ina3221", ina_read if ina else None, False if ina else
+            "no INA3221 rails under /sys/bus/i2c/drivers/ina3221*", board]
+
+
+def rapl_source(sp, sysglob, num):
     rapl = dict((read_name(sp(d + "/name")) or d, d) for d in
                 sysglob("/sys/class/powercap/intel-rapl:[0-9]*") if d.count(":") == 1)
     def rapl_read():
         return dict((r, num(d + "/energy_uj") / 1e6) for r, d in rapl.items())
     pk = [r for r in rapl if r.startswith("package")] or None
-    sources.append(["rapl", rapl_read if rapl else None,
-                    True if rapl else "no RAPL domains under /sys/class/powercap", pk])
+    return ["rapl", rapl_read if rapl else None,
+            True if rapl else "no RAPL domains under /sys/class/powercap", pk]
+
+
+def nvml_source():
     try:
         import pynvml
         pynvml.nvmlInit()
         hs = [pynvml.nvmlDeviceGetHandleByIndex(i) for i in range(pynvml.nvmlDeviceGetCount())]
-        sources.append(["nvml", lambda: dict(("gpu%d" % i, pynvml.nvmlDeviceGetPowerUsage(h)
-                                               / 1e3) for i, h in enumerate(hs)), False, None])
+        return ["nvml", lambda: dict(("gpu%d" % i, pynvml.nvmlDeviceGetPowerUsage(h)
+                                      / 1e3) for i, h in enumerate(hs)), False, None]
     except ImportError:
-        sources.append(["nvml", None, "nvidia-ml-py not installed (pip install nvidia-ml-py)",
-                        None])
+        return ["nvml", None, "nvidia-ml-py not installed (pip install nvidia-ml-py)", None]
     except Exception as e:
-        sources.append(["nvml", None, "NVML did not start (no NVIDIA driver?): %s" % e, None])
+        return ["nvml", None, "NVML did not start (no NVIDIA driver?): %s" % e, None]
+
+
+def one_second_readings(sources):
+    """Every present source read twice, one second apart (all of them in the same second)."""
+    import time
     first, out = {}, []
     for name, fn, counter, board in sources:
         if fn is None:

@@ -7,77 +7,101 @@ same way. Says "held"/"busy"/"agent-busy" with JSON details on stdout, then beat
 for every byte the host sends and lets go at EOF.
 Python 3.8 compatible (preflight's minimum), stdlib only. Exit 3: busy; 4: an agent that cannot
 be stopped."""
+# edgebench-lease-v2: this marker is in every lease holder's command line (the source is its
+# argv), which is how a holder is told to be ours before it is stopped.
+import fcntl
+import json
+import os
+import signal
+import sys
+import time
+
+MARK = b"edgebench-lease-v2"
+AGENT_MARK = b"/agent.pyz\x00"  # our agent's cmdline: python3 .../bundle/agent.pyz --bundle ...
+HEAD = '{"heartbeat": '
+MINE = ("owner", "host", "pid", "run_id")
 
 
-def main():
-    # edgebench-lease-v2
-    import fcntl, json, os, signal, sys, time
-    path, info, timeout, wait_s = sys.argv[1], json.loads(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
-    MARK = b"edgebench-lease-v2"
-    AGENT_MARK = b"/agent.pyz\x00"  # our agent's cmdline: python3 .../bundle/agent.pyz --bundle ...
-    HEAD = '{"heartbeat": '
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    def read(f):
-        for _ in range(20):
-            os.lseek(f, 0, 0)
-            raw = os.read(f, 65536).decode("utf-8", "replace").strip()
-            try:
-                return json.loads(raw) if raw else {}
-            except ValueError:
-                time.sleep(0.05)
-        return {}
-    def ours(pid, needle):
+def read(f):
+    """The JSON a lock file holds ({} when empty); a holder mid-write is read again."""
+    for _ in range(20):
+        os.lseek(f, 0, 0)
+        raw = os.read(f, 65536).decode("utf-8", "replace").strip()
         try:
-            if os.stat("/proc/%d" % pid).st_uid != os.getuid():
-                return False
-            with open("/proc/%d/cmdline" % pid, "rb") as f:
-                return needle in f.read()
-        except (OSError, ValueError, TypeError):
+            return json.loads(raw) if raw else {}
+        except ValueError:
+            time.sleep(0.05)
+    return {}
+
+
+def ours(pid, needle):
+    """Whether process `pid` is this user's and its command line holds `needle`."""
+    try:
+        if os.stat("/proc/%d" % pid).st_uid != os.getuid():
             return False
-    def say(state, obj):
-        sys.stdout.write(state + " " + json.dumps(obj) + "\n"); sys.stdout.flush()
-    def grab(f):
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB); return True
-        except (IOError, OSError):
-            return False
-    def end(pid, f):
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            try:
-                os.kill(pid, sig)
-            except OSError:
-                pass
-            deadline = time.time() + 5
-            while time.time() < deadline:
-                if grab(f):
-                    return True
-                time.sleep(0.05)
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            return needle in f.read()
+    except (OSError, ValueError, TypeError):
         return False
-    recovered = took = None
+
+
+def say(state, obj):
+    sys.stdout.write(state + " " + json.dumps(obj) + "\n")
+    sys.stdout.flush()
+
+
+def grab(f):
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except (IOError, OSError):
+        return False
+
+
+def end(pid, f):
+    """Stop `pid` (TERM, then KILL) until its lock on `f` is ours; False if it never is."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.kill(pid, sig)
+        except OSError:
+            pass
+        deadline = time.time() + 5
+        while time.time() < deadline:
+            if grab(f):
+                return True
+            time.sleep(0.05)
+    return False
+
+
+def take(fd, info, timeout, wait_s):
+    """Hold the lease on `fd`: (recovered, took) holders' details, or exit 3 (busy)."""
     deadline = time.time() + wait_s
     while not grab(fd):
         holder = read(fd)
         beat, pid = holder.get("heartbeat"), holder.get("device_pid")
         age = time.time() - beat if isinstance(beat, (int, float)) else None
-        mine = all(holder.get(k) == info.get(k) for k in ("owner", "host", "pid", "run_id"))
+        silent = dict(holder, silent_s=None if age is None else round(age, 1))
+        mine = all(holder.get(k) == info.get(k) for k in MINE)
         # Our own deploy's earlier attempt: its host side is gone (attempts follow one another),
         # only its link's dead session keeps it alive, so its lease is ours to take now.
         if mine and isinstance(pid, int) and ours(pid, MARK) and end(pid, fd):
-            took = dict(holder, silent_s=None if age is None else round(age, 1))
-            break
+            return None, silent
         if age is not None and age > timeout and isinstance(pid, int) and ours(pid, MARK):
             if end(pid, fd):
-                recovered = dict(holder, silent_s=round(age, 1))
-                break
+                return silent, None
         elif holder.get("owner") == info["owner"] and age is not None and time.time() < deadline:
             time.sleep(0.2)
             continue
-        say("busy", dict(holder, silent_s=None if age is None else round(age, 1)))
+        say("busy", silent)
         sys.exit(3)
-    previous = None if recovered or took else read(fd)
+    return None, None
+
+
+def stop_orphan_agent(path):
+    """An agent of ours still measuring under this folder is stopped (its details, "stopped");
+    one that cannot be is exit 4 (agent-busy). None when there is none."""
     orphan = None
-    agent_lock = os.path.join(os.path.dirname(path), "agent.lock")
-    afd = os.open(agent_lock, os.O_RDWR | os.O_CREAT, 0o644)
+    afd = os.open(os.path.join(os.path.dirname(path), "agent.lock"), os.O_RDWR | os.O_CREAT, 0o644)
     if not grab(afd):
         orphan = read(afd)
         apid = orphan.get("pid")
@@ -85,19 +109,37 @@ def main():
             say("agent-busy", orphan)
             sys.exit(4)
         orphan["stopped"] = True
-    fcntl.flock(afd, fcntl.LOCK_UN); os.close(afd)
+    fcntl.flock(afd, fcntl.LOCK_UN)
+    os.close(afd)
+    return orphan
+
+
+def write_lease(fd, info):
     info["device_pid"] = os.getpid()
     rest = json.dumps(info)[1:]
-    def beat():
-        os.pwrite(fd, ("%20.6f" % time.time()).encode(), len(HEAD))
     os.ftruncate(fd, 0)
     os.pwrite(fd, (HEAD + "%20.6f" % time.time() + ", " + rest).encode(), 0)
     os.fsync(fd)
+
+
+def beat_until_eof(fd):
+    """The heartbeat, beaten for every byte the host sends; the lease let go at EOF."""
+    while os.read(0, 64):
+        os.pwrite(fd, ("%20.6f" % time.time()).encode(), len(HEAD))
+    os.ftruncate(fd, 0)
+
+
+def main():
+    path, info, timeout, wait_s = (sys.argv[1], json.loads(sys.argv[2]), float(sys.argv[3]),
+                                   float(sys.argv[4]))
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    recovered, took = take(fd, info, timeout, wait_s)
+    previous = None if recovered or took else read(fd)
+    orphan = stop_orphan_agent(path)
+    write_lease(fd, info)
     say("held", {"previous": previous or None, "recovered": recovered, "took_over": took,
                  "orphan": orphan})
-    while os.read(0, 64):
-        beat()
-    os.ftruncate(fd, 0)
+    beat_until_eof(fd)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from edgebench.device.schema import MANIFEST_JSON
 from edgebench.host.commands.registry_args import add_registry_option
 
 
@@ -12,7 +13,7 @@ def register(subparsers) -> None:
         "bundle", help="pack models + test set + agent + manifest into a bundle folder",
         description="Search MODELS_DIR recursively for .tflite models and their .json model "
                     "cards; write BUNDLE_DIR with models/, testset.npz, reference/, agent.pyz and "
-                    "manifest.json. A .tflite without a card is timed and measured; it gets "
+                    f"{MANIFEST_JSON}. A .tflite without a card is timed and measured; it gets "
                     "accuracy only with --testset.")
     p.add_argument("models_dir", metavar="MODELS_DIR", type=Path,
                    help="folder that convert/quantize wrote (searched recursively)")
@@ -32,7 +33,7 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from edgebench.device.manifest import load_manifest
+    from edgebench.device.manifest import Manifest
     from edgebench.host.bundle import build_bundle
     from edgebench.host.data import corruptions
     from edgebench.host.export.census import summary_line
@@ -40,14 +41,14 @@ def run(args) -> int:
     robustness = corruptions.parse(args.robustness) if args.robustness else None
     out = build_bundle(args.models_dir, args.out, testset=args.testset, run_id=args.run_id,
                        robustness=robustness)
-    manifest = load_manifest(out)
-    for entry in manifest["models"]:
+    manifest = Manifest.load(out)
+    for entry in manifest.models:
         print(f"  {entry['name']:<28} {entry['recipe']:<10} {entry['size_bytes'] / 1024:8.1f} KiB"
               f"  reference: {entry['reference'] or '-'}")
         if entry.get("census"):
             print(f"  {'':<28} ops: {summary_line(entry['census'])}")
-    sets = (manifest.get("robustness") or {}).get("sets", [])
-    print(f"bundle {manifest['run_id']}: {len(manifest['models'])} model(s), test set "
-          f"{manifest['testset'] or 'none'}"
+    sets = (manifest.robustness or {}).get("sets", [])
+    print(f"bundle {manifest.run_id}: {len(manifest.models)} model(s), test set "
+          f"{manifest.testset or 'none'}"
           + (f", {len(sets)} corrupted set(s)" if sets else "") + f" -> {out}")
     return 0

@@ -46,7 +46,7 @@ def _other_route(args, converter: str) -> int:
     from edgebench.host.errors import UserError
     from edgebench.host.export.pipeline import (_test_split, checkpoint_source,
                                                 record_verification, reference_for)
-    from edgebench.host.export.quantize import quantize
+    from edgebench.host.export.quantize import QuantizeOptions, quantize
 
     path = args.source
     if path.suffix.lower() == ".onnx" or not path.is_file():
@@ -62,8 +62,9 @@ def _other_route(args, converter: str) -> int:
                                      meta.split_seed)
         verify = reference_for(source, images, labels, model)
     out = args.out or path.parent
-    results = quantize(path, ["fp32"], None, out, source, verify=verify,
-                       progress=not args.quiet, converter=converter, model=model)
+    results = quantize(path, ["fp32"], None, out, source,
+                       QuantizeOptions(verify=verify, progress=not args.quiet,
+                                       converter=converter, model=model))
     print_results(results, record_verification(out, results, meta.architecture))
     return 0 if all(r.status == "ok" for r in results) else 1
 

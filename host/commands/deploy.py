@@ -9,7 +9,6 @@ from functools import partial
 from pathlib import Path
 
 from edgebench.host.commands.target_args import add_target_args, targets_from_args
-from edgebench.host.commands.registry_args import add_registry_option
 
 
 def register(subparsers) -> None:
@@ -38,17 +37,10 @@ def register(subparsers) -> None:
     src.add_argument("--new-run", action="store_true",
                      help="a new run even when the last one in RESULTS was interrupted")
     add_target_args(p)
+    from edgebench.device.options import ENERGY, MEASUREMENT, RUNNING
     from edgebench.host.commands.agent_options import add_agent_args
 
-    add_agent_args(p)
-    a = p.add_argument_group("agent (passed to the agent on the device)")
-    a.add_argument("--warmup", type=int, help="untimed runs first")
-    a.add_argument("--min-runs", type=int, help="at least this many timed runs")
-    a.add_argument("--min-seconds", type=float, help="and at least this long")
-    a.add_argument("--max-seconds", type=float, help="but never longer than this")
-    a.add_argument("--only", metavar="NAME,...", help="measure only these models")
-    add_registry_option(a, "--runtime", help="auto|litert|tflite-runtime|tensorflow")
-    a.add_argument("--xnnpack", choices=("on", "off"))
+    add_agent_args(p, groups=(MEASUREMENT, RUNNING, ENERGY), renamed={"models": "--only"})
     o = p.add_argument_group("output")
     o.add_argument("--results", type=Path, default=Path("results"), metavar="DIR",
                    help="results root (default results/)")
@@ -71,7 +63,8 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from edgebench.host.deploy import deploy, summary
+    from edgebench.host.deploy import deploy
+    from edgebench.host.deploy_summary import summary
     from edgebench.host.errors import UserError
 
     if args.verbose:

@@ -45,7 +45,7 @@ def run(args) -> int:
     from edgebench.host.commands.export_args import (converters_from, mixed_options,
                                                      ready_converters)
     from edgebench.host.errors import UserError
-    from edgebench.host.export.recipes import DEFAULT_RECIPES, RECIPES, parse_recipes
+    from edgebench.host.export.recipes import DEFAULT_RECIPES, parse_recipes
 
     converters = converters_from(args)
     if converters is None:
@@ -56,30 +56,56 @@ def run(args) -> int:
     mixed = mixed_options(args)
 
     from edgebench.host.export.calibration import pick_images
-    from edgebench.host.export.pipeline import convert_any, record_verification, reference_for
-    from edgebench.host.export.quantize import quantize
-    from edgebench.host.export.source import load_source
+    from edgebench.host.export.quantize import QuantizeOptions, quantize
     from edgebench.host.export.verify import normalize
+
+    source, out_dir = _source(args, converters)
+    ready_converters(converters)
+    calib, test_images, test_labels = pick_images(source, args.calib_data, args.data, args.calib,
+                                                  args.seed)
+    _check_inputs(args, recipes, calib, mixed)
+    verify = _verification(source, test_images, test_labels) if args.verify else None
+    calib_inputs = normalize(calib, source.normalization) if calib is not None else None
+    results = []
+    for converter in converters:  # the same calibration and verification images for each route
+        results += quantize(Path(source.saved_model), recipes, calib_inputs, out_dir, source,
+                            QuantizeOptions(io=args.io or "int8", verify=verify,
+                                            progress=not args.quiet, debug=args.debug,
+                                            mixed=mixed, converter=converter))
+    return _report(results, out_dir, source)
+
+
+def _source(args, converters):
+    """(SourceInfo, output folder) of args.source: a converted folder as it is, a checkpoint
+    as it is when only routes that need no SavedModel run, else converted first (without its
+    own verification)."""
+    from edgebench.host.errors import UserError
+    from edgebench.host.export.pipeline import convert_any
+    from edgebench.host.export.source import load_source
 
     path = args.source
     if path.is_dir():  # the folder as given: it may have moved since `convert` wrote it
         source, out_dir = load_source(path), args.out or path.parent
         source.saved_model = str(path.resolve())
-    elif "onnx2tf" not in converters and path.suffix.lower() != ".onnx":  # no SavedModel needed
+        return source, out_dir
+    if "onnx2tf" not in converters and path.suffix.lower() != ".onnx":  # no SavedModel needed
         from edgebench.host.checkpoint import build_from_checkpoint
         from edgebench.host.export.pipeline import checkpoint_source
 
         if not path.is_file():
             raise UserError(f"not found: {path}")
-        source = checkpoint_source(path, build_from_checkpoint(path)[1])
-        out_dir = args.out or path.parent
-    else:  # a checkpoint or an .onnx file: convert first (without its own verification)
-        result = convert_any(path, args.out, args.input_shape, verify=False, data=args.data,
-                             quiet=args.quiet)
-        source, out_dir = result.source, result.tflite.parent
-    ready_converters(converters)
-    calib, test_images, test_labels = pick_images(source, args.calib_data, args.data, args.calib,
-                                                  args.seed)
+        return checkpoint_source(path, build_from_checkpoint(path)[1]), args.out or path.parent
+    result = convert_any(path, args.out, args.input_shape, verify=False, data=args.data,
+                         quiet=args.quiet)
+    return result.source, result.tflite.parent
+
+
+def _check_inputs(args, recipes: list[str], calib, mixed) -> None:
+    """Refuse up front what a recipe would fail on: no calibration images, or int8-mixed with
+    neither verification images to search on nor a fixed K."""
+    from edgebench.host.errors import UserError
+    from edgebench.host.export.recipes import RECIPES
+
     needs_calib = [r for r in recipes if RECIPES[r].calibrated]
     if needs_calib and calib is None:
         raise UserError(f"recipe(s) {', '.join(needs_calib)} need calibration images: give "
@@ -87,21 +113,24 @@ def run(args) -> int:
     if "int8-mixed" in recipes and not args.verify and mixed.keep_float is None:
         raise UserError("int8-mixed searches for its target agreement on the verification "
                         "images: give --keep-float K with --no-verify")
-    verify = None
-    if args.verify:
-        if test_images is None:  # a model from elsewhere with no data: fixed random images
-            import numpy as np
 
-            h, w, c = source.input_shape[1:]
-            test_images = np.random.default_rng(0).integers(0, 256, (32, h, w, c), dtype=np.uint8)
-        verify = reference_for(source, test_images, test_labels)
-    calib_inputs = normalize(calib, source.normalization) if calib is not None else None
-    results = []
-    for converter in converters:  # the same calibration and verification images for each route
-        results += quantize(Path(source.saved_model), recipes, calib_inputs, out_dir, source,
-                            io=args.io or "int8", verify=verify, progress=not args.quiet,
-                            debug=args.debug,
-                            mixed=mixed, converter=converter)
+
+def _verification(source, test_images, test_labels):
+    from edgebench.host.export.pipeline import reference_for
+
+    if test_images is None:  # a model from elsewhere with no data: fixed random images
+        import numpy as np
+
+        h, w, c = source.input_shape[1:]
+        test_images = np.random.default_rng(0).integers(0, 256, (32, h, w, c), dtype=np.uint8)
+    return reference_for(source, test_images, test_labels)
+
+
+def _report(results, out_dir: Path, source) -> int:
+    """verify.csv and the results table; the exit status (1: a recipe failed or int8-mixed
+    missed its target)."""
+    from edgebench.host.export.pipeline import record_verification
+
     csv_path = record_verification(out_dir, results, source.architecture)
     print_results(results, csv_path)
     for r in results:

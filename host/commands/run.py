@@ -98,7 +98,7 @@ def run(args) -> int:
                           mixed=mixed if mixed != type(mixed)() else None, device=args.device,
                           amp=args.amp, report_links=report_links(args, args.results),
                           converters=converters)
-    from edgebench.host.deploy import summary
+    from edgebench.host.deploy_summary import summary
 
     print(summary(result.outcomes))
     print(result.report.headline)

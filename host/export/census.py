@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgebench.host.errors import UserError
@@ -58,8 +59,25 @@ def op_census(path: Path) -> dict:
 
 
 def _census(model, schema) -> dict:
+    codes = _op_codes(model, schema)
+    if model.SubgraphsLength() < 1:
+        raise UserError("the model has no subgraph")
+    graph = model.Subgraphs(0)
+    tensors = _Tensors(model, graph, schema)
+    tally = _Tally(inputs={int(graph.Inputs(i)) for i in range(graph.InputsLength())},
+                   outputs={int(graph.Outputs(i)) for i in range(graph.OutputsLength())})
+    for i in range(graph.OperatorsLength()):
+        op = graph.Operators(i)
+        ins = [int(t) for t in (op.InputsAsNumpy() if op.InputsLength() else []) if t >= 0]
+        outs = [int(t) for t in (op.OutputsAsNumpy() if op.OutputsLength() else []) if t >= 0]
+        tally.add(i, codes[op.OpcodeIndex()], ins, outs,
+                  [tensors.describe(t) for t in ins], [tensors.describe(t) for t in outs])
+    return tally.summary(tensors)
+
+
+def _op_codes(model, schema) -> list[str]:
+    """Each operator code's name: the builtin's, or CUSTOM:<the custom code>."""
     op_names = _enum_names(schema.BuiltinOperator)
-    type_names = {k: v.lower() for k, v in _enum_names(schema.TensorType).items()}
     codes = []
     for i in range(model.OperatorCodesLength()):
         code = model.OperatorCodes(i)
@@ -68,84 +86,103 @@ def _census(model, schema) -> dict:
             codes.append("CUSTOM:" + (code.CustomCode() or b"?").decode(errors="replace"))
         else:
             codes.append(op_names.get(builtin, f"BUILTIN_{builtin}"))
-    if model.SubgraphsLength() < 1:
-        raise UserError("the model has no subgraph")
-    graph = model.Subgraphs(0)
+    return codes
 
-    def constant(t: int) -> bool:
-        b = graph.Tensors(t).Buffer()
-        if b <= 0 or b >= model.BuffersLength():
+
+class _Tensors:
+    """One subgraph's tensors as plain dicts: name, type, largest scale, and whether constant."""
+
+    def __init__(self, model, graph, schema):
+        self.model, self.graph = model, graph
+        self.type_names = {k: v.lower() for k, v in _enum_names(schema.TensorType).items()}
+
+    def constant(self, t: int) -> bool:
+        b = self.graph.Tensors(t).Buffer()
+        if b <= 0 or b >= self.model.BuffersLength():
             return False
-        buffer = model.Buffers(b)
+        buffer = self.model.Buffers(b)
         return buffer.DataLength() > 0 or buffer.Offset() > 1  # offset: weights outside the table
 
-    def tensor(t: int) -> dict:
-        ten = graph.Tensors(t)
+    def describe(self, t: int) -> dict:
+        ten = self.graph.Tensors(t)
         q = ten.Quantization()
         scales = q.ScaleAsNumpy() if q is not None and q.ScaleLength() else None
         return {"name": (ten.Name() or b"").decode(errors="replace"),
-                "type": type_names.get(ten.Type(), str(ten.Type())),
+                "type": self.type_names.get(ten.Type(), str(ten.Type())),
                 "scale": float(scales.max()) if scales is not None else None,
-                "const": constant(t)}
+                "const": self.constant(t)}
 
-    inputs = {int(graph.Inputs(i)) for i in range(graph.InputsLength())}
-    outputs = {int(graph.Outputs(i)) for i in range(graph.OutputsLength())}
-    counts: Counter = Counter()
-    signatures: dict[str, Counter] = {}
-    float_ops, int_ops, extreme, custom = [], 0, [], []
-    dequantize_in_graph = quantize_in_graph = requantize = 0
-    weight_types: Counter = Counter()
-    for i in range(graph.OperatorsLength()):
-        op = graph.Operators(i)
-        name = codes[op.OpcodeIndex()]
-        ins = [int(t) for t in (op.InputsAsNumpy() if op.InputsLength() else []) if t >= 0]
-        outs = [int(t) for t in (op.OutputsAsNumpy() if op.OutputsLength() else []) if t >= 0]
-        tin, tout = [tensor(t) for t in ins], [tensor(t) for t in outs]
-        counts[name] += 1
+
+@dataclass
+class _Tally:
+    """What the census counts, one operator at a time (`add`), in graph order."""
+    inputs: set
+    outputs: set
+    counts: Counter = field(default_factory=Counter)
+    signatures: dict = field(default_factory=dict)  # op -> Counter of "in,types->out,types"
+    float_ops: list = field(default_factory=list)
+    int_ops: int = 0
+    extreme: list = field(default_factory=list)
+    custom: list = field(default_factory=list)
+    dequantize_in_graph: int = 0
+    quantize_in_graph: int = 0
+    requantize: int = 0
+    weight_types: Counter = field(default_factory=Counter)
+
+    def add(self, index: int, name: str, ins: list, outs: list, tin: list, tout: list) -> None:
+        self.counts[name] += 1
         sig = ",".join(t["type"] for t in tin) + "->" + ",".join(t["type"] for t in tout)
-        signatures.setdefault(name, Counter())[sig] += 1
+        self.signatures.setdefault(name, Counter())[sig] += 1
         if name.startswith("CUSTOM:"):
-            custom.append(name[len("CUSTOM:"):])
+            self.custom.append(name[len("CUSTOM:"):])
         for t in tin:
             if t["const"]:
-                weight_types[t["type"]] += 1
-        acts = [t["type"] for t in tin + tout if not t["const"]]
-        if name == "DEQUANTIZE":
-            if tin and not tin[0]["const"] and not set(outs) <= outputs:
-                dequantize_in_graph += 1  # an activation leaves the integer domain mid-graph
-        elif name == "QUANTIZE":
-            if tin and tin[0]["type"] in _INT_TYPES:
-                requantize += 1  # int -> int rescale (e.g. before a CONCATENATION): not a boundary
-            elif not set(ins) <= inputs:
-                quantize_in_graph += 1
-        elif any(a in _FLOAT_TYPES for a in acts):
-            float_ops.append({"index": i, "op": name,
-                              "output": tout[0]["name"] if tout else ""})
-        elif any(a in _INT_TYPES for a in acts):
-            int_ops += 1
+                self.weight_types[t["type"]] += 1
+        self._classify(index, name, ins, outs, tin, tout)
         for t in tout:
             s = t["scale"]
             if s is not None and (not math.isfinite(s) or s > EXTREME_SCALE):
-                extreme.append({"index": i, "op": name, "tensor": t["name"], "scale": s})
-    kind = _kind(int_ops, len(float_ops), weight_types, counts)
-    io_type = lambda ids: [tensor(t)["type"] for t in sorted(ids)]  # noqa: E731
-    return {
-        "ops": int(sum(counts.values())),
-        "kind": kind,
-        "op_types": {k: {"count": n, "types": dict(signatures[k].most_common())}
-                     for k, n in counts.most_common()},
-        "io": {"input": io_type(inputs), "output": io_type(outputs)},
-        "integer_ops": int_ops,
-        "float_op_count": len(float_ops),
-        # Float ops in a model that is integer elsewhere; in a float model every op is float.
-        "float_ops": float_ops[:LISTED] if int_ops else [],
-        "q_dq_pairs": min(dequantize_in_graph, quantize_in_graph),
-        "dequantize_in_graph": dequantize_in_graph,
-        "quantize_in_graph": quantize_in_graph,
-        "requantize": requantize,
-        "custom_ops": sorted(set(custom)),
-        "extreme_scales": extreme[:LISTED],
-    }
+                self.extreme.append({"index": index, "op": name, "tensor": t["name"], "scale": s})
+
+    def _classify(self, index: int, name: str, ins: list, outs: list, tin: list,
+                  tout: list) -> None:
+        """A domain boundary (QUANTIZE/DEQUANTIZE), a float op or an integer op."""
+        acts = [t["type"] for t in tin + tout if not t["const"]]
+        if name == "DEQUANTIZE":
+            if tin and not tin[0]["const"] and not set(outs) <= self.outputs:
+                self.dequantize_in_graph += 1  # an activation leaves the integer domain mid-graph
+        elif name == "QUANTIZE":
+            if tin and tin[0]["type"] in _INT_TYPES:
+                # an int -> int rescale (e.g. before a CONCATENATION): not a boundary
+                self.requantize += 1
+            elif not set(ins) <= self.inputs:
+                self.quantize_in_graph += 1
+        elif any(a in _FLOAT_TYPES for a in acts):
+            self.float_ops.append({"index": index, "op": name,
+                                   "output": tout[0]["name"] if tout else ""})
+        elif any(a in _INT_TYPES for a in acts):
+            self.int_ops += 1
+
+    def summary(self, tensors: _Tensors) -> dict:
+        kind = _kind(self.int_ops, len(self.float_ops), self.weight_types, self.counts)
+        io_type = lambda ids: [tensors.describe(t)["type"] for t in sorted(ids)]  # noqa: E731
+        return {
+            "ops": int(sum(self.counts.values())),
+            "kind": kind,
+            "op_types": {k: {"count": n, "types": dict(self.signatures[k].most_common())}
+                         for k, n in self.counts.most_common()},
+            "io": {"input": io_type(self.inputs), "output": io_type(self.outputs)},
+            "integer_ops": self.int_ops,
+            "float_op_count": len(self.float_ops),
+            # Float ops in a model that is integer elsewhere; in a float model every op is float.
+            "float_ops": self.float_ops[:LISTED] if self.int_ops else [],
+            "q_dq_pairs": min(self.dequantize_in_graph, self.quantize_in_graph),
+            "dequantize_in_graph": self.dequantize_in_graph,
+            "quantize_in_graph": self.quantize_in_graph,
+            "requantize": self.requantize,
+            "custom_ops": sorted(set(self.custom)),
+            "extreme_scales": self.extreme[:LISTED],
+        }
 
 
 def _kind(int_ops: int, n_float: int, weight_types: Counter, counts: Counter) -> str:

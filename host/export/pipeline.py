@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from edgebench.host.errors import UserError
-from edgebench.host.export.quantize import RecipeResult, VerifyData, fp32_size, quantize
+from edgebench.host.export.quantize import (QuantizeOptions, RecipeResult, VerifyData, fp32_size,
+                                            quantize)
 from edgebench.host.export.source import SourceInfo
 from edgebench.host.export.tf_convert import ConversionError
 from edgebench.host.export.verify import (VERIFY_COLUMNS, normalize, onnx_logits, torch_logits,
@@ -139,8 +140,8 @@ def _finish(onnx_path: Path, out_dir: Path, arch: str, onnx_s: float, verify: Ve
                         notes=tf_info["notes"], **meta)
     source.save()
     # float32 needs no calibration and has not been seen to crash the converter: in-process
-    (fp32,) = quantize(saved_model, ["fp32"], None, out_dir, source, verify=verify,
-                       progress=False, isolate=False)
+    (fp32,) = quantize(saved_model, ["fp32"], None, out_dir, source,
+                       QuantizeOptions(verify=verify, progress=False, isolate=False))
     bar.update(1)
     bar.close()
     if fp32.status != "ok":

@@ -2,11 +2,10 @@
 A recipe that fails becomes a failed result with the reason; the others go on."""
 from __future__ import annotations
 
-import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -53,191 +52,131 @@ class RecipeResult:
                 "accuracy": v.get("accuracy"), "n": v.get("n")}
 
 
-def convert_isolated(saved_model: Path, recipes: list[str], calib_inputs: np.ndarray | None,
-                     io: str, out_dir: Path, name: str, debug: bool = False,
-                     mixed: MixedOptions | None = None, verify: VerifyData | None = None):
-    """Run the converter in a child process (recipe_worker) and yield one result event per recipe,
-    in order. A crash fails the recipe it happened in, and a fresh child takes the rest."""
-    import dataclasses
-    import signal
-    import subprocess
-    import sys
-
-    with tempfile.TemporaryDirectory(prefix="edgebench-quantize-") as tmp:
-        log = Path(tmp) / "converter.log"
-        opts = {"io": io, "calib": None, "log": str(log), "debug": debug,
-                "mixed": dataclasses.asdict(mixed) if mixed else None,
-                "verify_inputs": None, "verify_reference": None}
-        if calib_inputs is not None:
-            opts["calib"] = str(Path(tmp) / "calib.npy")
-            np.save(opts["calib"], np.asarray(calib_inputs, dtype=np.float32))
-        if verify is not None and any(RECIPES[r].mixed for r in recipes):
-            opts["verify_inputs"] = str(Path(tmp) / "verify_inputs.npy")
-            opts["verify_reference"] = str(Path(tmp) / "verify_reference.npy")
-            np.save(opts["verify_inputs"], verify.inputs)
-            np.save(opts["verify_reference"], verify.reference)
-        options_path = Path(tmp) / "options.json"
-        options_path.write_text(json.dumps(opts))
-        pending = list(recipes)
-        while pending:
-            cmd = [sys.executable, "-m", "edgebench.host.export.recipe_worker", str(saved_model),
-                   str(out_dir), name, str(options_path), *pending]
-            with open(Path(tmp) / "worker.err", "wb") as err:
-                proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True)
-                current = None
-                for line in proc.stdout:
-                    if not line.startswith("{"):
-                        continue  # a library printing on stdout
-                    event = json.loads(line)
-                    if event["event"] == "start":
-                        current = event["recipe"]
-                    elif event["recipe"] in pending:
-                        pending.remove(event["recipe"])
-                        current = None
-                        yield event
-                rc = proc.wait()
-            if not pending:
-                break
-            crashed = current or pending[0]
-            pending.remove(crashed)
-            how = f"signal {signal.Signals(-rc).name}" if rc < 0 else f"exit status {rc}"
-            text = (log.read_text(errors="replace") if log.is_file() else "") + \
-                (Path(tmp) / "worker.err").read_text(errors="replace")
-            hint = [ln.strip() for ln in text.splitlines() if ln.strip()][-1:] or [""]
-            yield {"recipe": crashed, "event": "done", "status": "failed", "size_bytes": None,
-                   "seconds": 0.0, "extra": {},
-                   "error": f"converter crashed ({how}) {hint[0]}".strip()[:300]}
-
-
-def convert_here(saved_model: Path, recipes: list[str], calib_inputs: np.ndarray | None,
-                 io: str, out_dir: Path, name: str, debug: bool = False,
-                 mixed: MixedOptions | None = None, verify: VerifyData | None = None):
-    """convert_isolated's events, with the converter in this process."""
-    from edgebench.host.export import recipe_worker
-
-    pair = (verify.inputs, verify.reference) if verify is not None else None
-    for recipe in recipes:
-        yield recipe_worker.convert_one(Path(saved_model), Path(out_dir), name, recipe,
-                                        calib_inputs, io, None, debug, mixed, pair)
+@dataclass
+class QuantizeOptions:
+    """How quantize() builds its recipes (every field has the command line's default)."""
+    io: str = "int8"  # the integer recipes' input/output type (recipes.IO_TYPES)
+    verify: VerifyData | None = None  # check each .tflite against the float model
+    progress: bool = True
+    isolate: bool = True  # convert in a child process: a native crash costs one recipe, not the run
+    debug: bool = False  # <arch>.<recipe>.layers.csv for the integer recipes (export/debug.py)
+    mixed: MixedOptions | None = None  # int8-mixed's float layers (export/mixed.py)
+    converter: str = "onnx2tf"  # the route (converters/__init__.py)
+    model: Any = None  # litert-torch's PyTorch model (None: the checkpoint the source names)
 
 
 def quantize(saved_model: Path, recipes: list[str], calib_inputs: np.ndarray | None,
-             out_dir: Path, source: SourceInfo, *, io: str = "int8",
-             verify: VerifyData | None = None, progress: bool = True,
-             isolate: bool = True, debug: bool = False,
-             mixed: MixedOptions | None = None, converter: str = "onnx2tf",
-             model=None) -> list[RecipeResult]:
+             out_dir: Path, source: SourceInfo,
+             options: QuantizeOptions | None = None) -> list[RecipeResult]:
     """Build each recipe from `saved_model` into `out_dir/<arch>.<recipe>.tflite` with its card
-    `<arch>.<recipe>.json`; verify each against `verify` when given. Never raises for one
-    recipe's failure: that recipe's result has status "failed" and the reason. `isolate` runs
-    the converter in a child process (a native crash then costs one recipe, not the run);
-    without it the converter runs here, which saves the child's TensorFlow start-up. `debug`
-    writes `<arch>.<recipe>.layers.csv` for the integer recipes (export/debug.py); `mixed`
-    chooses int8-mixed's float layers (export/mixed.py). `converter` picks the route
-    (converters/__init__.py): litert-torch builds from the PyTorch `model` (default: the
-    checkpoint `source` names) into `<arch>.litert-torch.<recipe>.tflite`; a recipe it cannot build
+    `<arch>.<recipe>.json`; verify each against `options.verify` when given. Never raises for one
+    recipe's failure: that recipe's result has status "failed" and the reason. Without
+    `options.isolate` the converter runs in this process, which saves the child's TensorFlow
+    start-up. `options.converter` picks the route (converters/__init__.py): litert-torch builds
+    from the PyTorch model into `<arch>.litert-torch.<recipe>.tflite`; a recipe it cannot build
     is an "unsupported" result with the reason."""
     from tqdm import tqdm
 
-    from edgebench.host.export.census import op_census
     from edgebench.host.export.converters import CONVERTERS
-    from edgebench.host.export.verify import verify_tflite
+    from edgebench.host.export.converters.job import ConversionJob
 
-    if io not in IO_TYPES:
-        raise UserError(f"unknown --io {io!r}; choose one of: {', '.join(IO_TYPES)}")
+    opts = options or QuantizeOptions()
+    if opts.io not in IO_TYPES:
+        raise UserError(f"unknown --io {opts.io!r}; choose one of: {', '.join(IO_TYPES)}")
     recipes = parse_recipes(",".join(recipes))
     if calib_inputs is not None:
         _check_calibration(np.asarray(calib_inputs), source)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    route = CONVERTERS[converter]
+    route = CONVERTERS[opts.converter]
     stem = route.stem(source.architecture)
     tools = tool_versions()
-    results = [RecipeResult(r, "unsupported", route.unsupported[r], converter=converter)
+    results = [RecipeResult(r, "unsupported", route.unsupported[r], converter=route.name)
                for r in recipes if r in route.unsupported]
     recipes = [r for r in recipes if r not in route.unsupported]
     bar = tqdm(total=len(recipes), desc=f"quantize {stem}", unit="recipe",
-               disable=not progress)
-    mixed = (mixed or MixedOptions()).check()
-    timings = {"upstream_s": source.upstream_seconds}  # seconds before the TFLite step
-    if converter == "onnx2tf":
-        run = convert_isolated if isolate else convert_here
-        events = run(saved_model, recipes, calib_inputs, io, out_dir, stem, debug, mixed, verify)
-    else:
-        events, timings, tools = _litert(source, model, recipes, calib_inputs, io, out_dir, stem,
-                                          tools)
-    for event in events:
-        recipe, seconds = event["recipe"], event["seconds"]
+               disable=not opts.progress)
+    job = ConversionJob(saved_model, source, opts.model, recipes, calib_inputs, opts.io, out_dir,
+                        stem, debug=opts.debug, mixed=(opts.mixed or MixedOptions()).check(),
+                        verify=opts.verify, isolate=opts.isolate, tools=tools)
+    conversion = route.run(job)
+    finish = _RecipeFinisher(job, opts, route, conversion)
+    for event in conversion.events:
         bar.update(1)
-        bar.set_postfix_str(recipe)
-        if event["status"] != "ok":
-            for stale in out_dir.glob(f"{stem}.{recipe}.*"):
-                if stale.suffix in (".tflite", ".json") or stale.name.endswith(".layers.csv"):
-                    stale.unlink()  # from an earlier run: not this result
-            results.append(RecipeResult(recipe, "failed", event["error"], seconds=seconds,
-                                        converter=converter))
-            continue
-        if debug and converter != "onnx2tf" and RECIPES[recipe].activations != "float":
-            event["error"] = ("--debug: the layer debugger is TensorFlow's QuantizationDebugger, "
-                              "which the litert-torch route does not use")
-        path = out_dir / f"{stem}.{recipe}.tflite"
-        blob_size = path.stat().st_size
-        result = RecipeResult(recipe, "ok", event.get("error", ""), tflite=path,
-                              size_bytes=blob_size, seconds=seconds, converter=converter,
-                              extra=dict(event.get("extra") or {}, census=op_census(path),
-                                         converter=converter))
-        if not debug and not RECIPES[recipe].mixed:  # a layers table of an earlier --debug run
-            stale_layers = out_dir / f"{stem}.{recipe}.layers.csv"
-            stale_layers.unlink(missing_ok=True)
-        if verify is not None:
-            try:
-                result.verification = verify_tflite(path, verify.inputs, verify.reference,
-                                                    verify.labels,
-                                                    desc=f"verify {recipe}" if progress else False)
-                result.verification["reference"] = verify.reference_kind
-            except Exception as exc:  # converted but does not run: not a model to ship
-                path.replace(path.with_suffix(".tflite.failed"))
-                results.append(RecipeResult(recipe, "failed", f"does not run: {type(exc).__name__}: "
-                                            f"{str(exc).splitlines()[0][:250] if str(exc) else ''}",
-                                            size_bytes=blob_size, seconds=seconds,
-                                            converter=converter))
-                continue
-        card = build_card(path, recipe=recipe, architecture=source.architecture,
-                          normalization=source.normalization, class_names=source.class_names,
-                          positive_class=source.positive_class, source=source.card_source(),
-                          conversion_seconds=timings.get("upstream_s", 0.0) + seconds,
-                          tools=tools,
-                          verification=result.verification, extra=result.extra)
-        result.card = write_card(card_path_for(path), card)
-        results.append(result)
+        bar.set_postfix_str(event["recipe"])
+        results.append(finish(event))
     bar.close()
     order = {n: i for i, n in enumerate(RECIPES)}
     return sorted(results, key=lambda r: order[r.recipe])
 
 
-def _litert(source: SourceInfo, model, recipes, calib_inputs, io, out_dir, stem, tools):
-    """(events, timings {upstream_s: torch.export's seconds} filled as they run, tool versions)
-    of the litert-torch route: the tools of its own venv, not the host's."""
-    from edgebench.host.export.converters.litert_route import litert_events
+class _RecipeFinisher:
+    """One converter event -> its RecipeResult: the .tflite censused, verified and given its
+    card, or a failed result with no file of an earlier run left under its name."""
 
-    if model is None:
-        if not source.checkpoint or not Path(source.checkpoint).is_file():
-            why = ("litert-torch converts PyTorch models: this SavedModel came from an .onnx file"
-                   if not source.checkpoint else f"checkpoint {source.checkpoint} is gone")
-            return iter([{"recipe": r, "event": "done", "status": "failed", "error": why,
-                          "seconds": 0.0} for r in recipes]), {}, tools
-        from edgebench.host.checkpoint import build_from_checkpoint
+    def __init__(self, job, opts: QuantizeOptions, route, conversion):
+        self.job, self.opts, self.route, self.conversion = job, opts, route, conversion
 
-        model, _ = build_from_checkpoint(Path(source.checkpoint))
-    from edgebench.host.export.converters.env import ENVS
+    def __call__(self, event: dict) -> RecipeResult:
+        if event["status"] != "ok":
+            return self._failed(event)
+        from edgebench.host.export.census import op_census
 
-    timings: dict = {}
-    pins = ENVS["litert-torch"].pins()
-    tools = dict({k: None for k in tools}, torch=pins.get("torch"), numpy=pins.get("numpy"),
-                 ai_edge_litert=pins.get("ai-edge-litert"), litert_torch=pins.get("litert-torch"),
-                 ai_edge_quantizer=pins.get("ai-edge-quantizer"))
-    return litert_events(model, source.input_shape, recipes, calib_inputs, io, out_dir, stem,
-                         timings), timings, tools
+        recipe, converter = event["recipe"], self.route.name
+        if self.opts.debug and self.route.debug_unsupported and \
+                RECIPES[recipe].activations != "float":
+            event["error"] = self.route.debug_unsupported
+        path = self.job.out_dir / f"{self.job.stem}.{recipe}.tflite"
+        result = RecipeResult(recipe, "ok", event.get("error", ""), tflite=path,
+                              size_bytes=path.stat().st_size, seconds=event["seconds"],
+                              converter=converter,
+                              extra=dict(event.get("extra") or {}, census=op_census(path),
+                                         converter=converter))
+        if not self.opts.debug and not RECIPES[recipe].mixed:  # an earlier --debug run's table
+            (self.job.out_dir / f"{self.job.stem}.{recipe}.layers.csv").unlink(missing_ok=True)
+        if self.opts.verify is not None:
+            failed = self._verify(result)
+            if failed is not None:
+                return failed
+        result.card = write_card(card_path_for(path), self._card(result))
+        return result
+
+    def _failed(self, event: dict) -> RecipeResult:
+        recipe = event["recipe"]
+        for stale in self.job.out_dir.glob(f"{self.job.stem}.{recipe}.*"):
+            if stale.suffix in (".tflite", ".json") or stale.name.endswith(".layers.csv"):
+                stale.unlink()  # from an earlier run: not this result
+        return RecipeResult(recipe, "failed", event["error"], seconds=event["seconds"],
+                            converter=self.route.name)
+
+    def _verify(self, result: RecipeResult) -> RecipeResult | None:
+        """Fill result.verification; a model that converted but does not run is set aside
+        (.tflite.failed) and its failed result returned: not a model to ship."""
+        from edgebench.host.export.verify import verify_tflite
+
+        verify, path = self.opts.verify, result.tflite
+        try:
+            result.verification = verify_tflite(
+                path, verify.inputs, verify.reference, verify.labels,
+                desc=f"verify {result.recipe}" if self.opts.progress else False)
+            result.verification["reference"] = verify.reference_kind
+        except Exception as exc:
+            path.replace(path.with_suffix(".tflite.failed"))
+            return RecipeResult(result.recipe, "failed", f"does not run: {type(exc).__name__}: "
+                                f"{str(exc).splitlines()[0][:250] if str(exc) else ''}",
+                                size_bytes=result.size_bytes, seconds=result.seconds,
+                                converter=self.route.name)
+        return None
+
+    def _card(self, result: RecipeResult) -> dict:
+        source = self.job.source
+        upstream = self.conversion.timings.get("upstream_s", 0.0)
+        return build_card(result.tflite, recipe=result.recipe, architecture=source.architecture,
+                          normalization=source.normalization, class_names=source.class_names,
+                          positive_class=source.positive_class, source=source.card_source(),
+                          conversion_seconds=upstream + result.seconds,
+                          tools=self.conversion.tools,
+                          verification=result.verification, extra=result.extra)
 
 
 def _check_calibration(calib: np.ndarray, source: SourceInfo) -> None:

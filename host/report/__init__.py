@@ -4,7 +4,7 @@
     print(paths.headline)
 
 load.py finds and reads results.csv files, tables.py computes the comparisons and views,
-plots.py draws the PNGs, render.py writes Markdown and HTML."""
+plots.py draws the PNGs, render.py writes Markdown and HTML and the terminal's headline."""
 from __future__ import annotations
 
 import datetime as _dt
@@ -49,7 +49,7 @@ def headline_table(result_dirs: list[Path]) -> str:
     """The headline table (per device: model, recipe, threads, size, accuracy, Δ, p50, speedup,
     flags) as plain text, straight from results folders."""
     rs = load_results(result_dirs)
-    return _tables.headline(_tables.build_summary(rs.rows, rs.samples, rs.predictions,
+    return _render.headline(_tables.build_summary(rs.rows, rs.samples, rs.predictions,
                                                   rs.power))
 
 
@@ -96,33 +96,7 @@ def _document(rs: ResultSet, summary, plots: dict[str, Path], out_dir: Path,
     for dev in devs:
         blocks += [("h2", _tables.device_heading(summary, dev)),
                    ("table", _tables.device_table(summary, dev))]
-    paper = _tables.paper_view(summary)
-    if paper:
-        blocks += [("h1", "Accuracy by model and recipe (the paper's view)"),
-                   ("p", "Accuracy (%) on the test set; rows are models, columns recipes; † = "
-                         "differs from fp32 on the same images (McNemar's exact test, "
-                         "p < 0.05).")]
-        for label, table in paper.items():
-            if len(devs) > 1:
-                blocks.append(("h2", label))
-            corrupted = _robust.mean_corrupted_column(
-                robust, (lambda d: d == d) if label == "all devices" else (lambda d: d == label))
-            if corrupted:
-                table = table.assign(**{"mean corrupted (%)": table["model"].map(corrupted)
-                                        .fillna("")})
-            blocks.append(("table", table))
-    if robust is not None and not robust.empty:
-        blocks += [("h1", "Robustness under ultrasound corruptions (MedMNIST-C)"),
-                   ("p", "Accuracy on the test set under the seven corruptions MedMNIST-C "
-                         "defines for breast ultrasound, five severities each, measured on the "
-                         "device. Clean gap = fp32's clean accuracy − the recipe's; robustness "
-                         "gap = fp32's mean accuracy over the corrupted sets − the recipe's. The "
-                         "interval is a bootstrap over images of (robustness gap − clean gap); "
-                         "'loses more under corruption' needs all of it above 0.")]
-        for dev in devs:
-            table = _robust.gap_table(robust, dev)
-            if not table.empty:
-                blocks += [("h2", dev), ("table", table)]
+    blocks += _paper_blocks(summary, devs, robust) + _robustness_blocks(robust, devs)
     blocks += list(sustained)  # energy, soak and scenario sections (schema 4), when measured
     cross = _tables.cross_device_view(summary)
     if not cross.empty:
@@ -140,6 +114,45 @@ def _document(rs: ResultSet, summary, plots: dict[str, Path], out_dir: Path,
                               for dev, path in rs.sources.items()]
     blocks += [("h1", "Sources and notes"), ("ul", notes)]
     return _render.Document(title="edgebench report", blocks=blocks)
+
+
+def _paper_blocks(summary, devs: list, robust) -> list:
+    """The paper's view: accuracy by model and recipe, per device when there are several, with
+    the mean over the corrupted sets where they were measured."""
+    paper = _tables.paper_view(summary)
+    if not paper:
+        return []
+    blocks: list = [("h1", "Accuracy by model and recipe (the paper's view)"),
+                    ("p", "Accuracy (%) on the test set; rows are models, columns recipes; † = "
+                          "differs from fp32 on the same images (McNemar's exact test, "
+                          "p < 0.05).")]
+    for label, table in paper.items():
+        if len(devs) > 1:
+            blocks.append(("h2", label))
+        corrupted = _robust.mean_corrupted_column(
+            robust, (lambda d: d == d) if label == "all devices" else (lambda d: d == label))
+        if corrupted:
+            table = table.assign(**{"mean corrupted (%)": table["model"].map(corrupted)
+                                    .fillna("")})
+        blocks.append(("table", table))
+    return blocks
+
+
+def _robustness_blocks(robust, devs: list) -> list:
+    if robust is None or robust.empty:
+        return []
+    blocks: list = [("h1", "Robustness under ultrasound corruptions (MedMNIST-C)"),
+                    ("p", "Accuracy on the test set under the seven corruptions MedMNIST-C "
+                          "defines for breast ultrasound, five severities each, measured on the "
+                          "device. Clean gap = fp32's clean accuracy − the recipe's; robustness "
+                          "gap = fp32's mean accuracy over the corrupted sets − the recipe's. "
+                          "The interval is a bootstrap over images of (robustness gap − clean "
+                          "gap); 'loses more under corruption' needs all of it above 0.")]
+    for dev in devs:
+        table = _robust.gap_table(robust, dev)
+        if not table.empty:
+            blocks += [("h2", dev), ("table", table)]
+    return blocks
 
 
 def build_report(result_dirs: list[Path], out_dir: Path | None = None,
@@ -196,7 +209,7 @@ def build_report(result_dirs: list[Path], out_dir: Path | None = None,
     return ReportPaths(out_dir=out_dir, markdown=markdown, html=html_path,
                        summary_csv=summary_csv,
                        plots=list(plots.values()) + [b[2] for b in sustained if b[0] == "img"],
-                       headline=_tables.headline(summary) + (
+                       headline=_render.headline(summary) + (
                            "\n\nconverters (McNemar between routes)\n" + converters.headline(pairs)
                            if not pairs.empty else ""), rows=len(summary),
                        devices=_tables.devices(summary))

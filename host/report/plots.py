@@ -95,8 +95,6 @@ def latency_accuracy_plot(summary: pd.DataFrame, device: str, path: Path, x: str
     """p50 latency (log x) against accuracy, one panel per thread count, Pareto front marked.
     None when the device has no successful row to plot. `x`, its interval columns and the
     labels put another cost on the x axis (energy.py: mJ per inference)."""
-    from matplotlib.lines import Line2D
-
     d = summary[(summary["device"] == device) & (summary["status"] == "ok")]
     d = d.dropna(subset=[x, "accuracy"])
     if d.empty:
@@ -109,50 +107,77 @@ def latency_accuracy_plot(summary: pd.DataFrame, device: str, path: Path, x: str
     for ax, thr in zip(axes, threads):
         t = d[d["threads"] == thr].reset_index(drop=True)
         pts = list(zip(t[x].astype(float), t["accuracy"].astype(float) * 100))
-        for (lat, acc), (_, row) in zip(pts, t.iterrows()):
-            style, color = _unit_style(row["compute_unit"]), colors[row["model"]]
-            # 95 % intervals where the raw files gave them: p50 (block bootstrap), accuracy
-            # (Wilson); an overlap of two bars says their difference is not established.
-            xerr = _err(lat, row.get(x_ci[0]), row.get(x_ci[1]))
-            yerr = _err(acc, 100 * row.get("accuracy_ci_low", float("nan")),
-                        100 * row.get("accuracy_ci_high", float("nan")))
-            if xerr is not None or yerr is not None:
-                ax.errorbar(lat, acc, xerr=xerr, yerr=yerr, fmt="none", ecolor=color,
-                            elinewidth=0.9, alpha=0.55, capsize=2, zorder=2)
-            ax.scatter(lat, acc, s=55, marker=MARKERS.get(row["recipe"], "X"),
-                       facecolors="none" if style else color,
-                       edgecolors=color if style else "black",
-                       linewidths=2.0 if style else 0.5,
-                       linestyles=style.get("linestyle", "-"), zorder=3)
-        front = pareto_front(pts)
-        fx, fy = [pts[i][0] for i in front], [pts[i][1] for i in front]
-        ax.step(fx, fy, where="post", color="0.35", linestyle="--", linewidth=1.2, zorder=2)
-        ax.scatter(fx, fy, s=190, facecolors="none", edgecolors="crimson", linewidths=1.4,
-                   zorder=4)
-        # Name the optimal configurations: overlapping markers alone do not say which they are.
-        for i in front:
-            unit = t.loc[i, "compute_unit"]
-            ax.annotate(f"{t.loc[i, 'model']} {t.loc[i, 'recipe']}"
-                        + ("" if unit == BASELINE_UNIT else f" ({unit})"), pts[i], fontsize=7.5,
-                        xytext=(7, -11), textcoords="offset points", color="crimson")
-        ax.set_xscale("log")
-        _plain_log_axis(ax.xaxis)
-        ax.set_xlabel(x_label)
-        ax.set_ylabel("accuracy on the test set (%)")
-        ax.set_title(f"{int(thr)} thread{'s' if thr != 1 else ''}", fontsize=10)
-        ax.grid(True, which="both", alpha=0.3)
-        lows = [100 * v for v in t["accuracy_ci_low"].dropna()] if "accuracy_ci_low" in t else []
-        highs = [100 * v for v in t["accuracy_ci_high"].dropna()] if "accuracy_ci_high" in t else []
-        lo, hi = min([p[1] for p in pts] + lows), max([p[1] for p in pts] + highs)
-        pad = max(1.0, (hi - lo) * 0.15)
-        ax.set_ylim(lo - pad, min(100.0 + pad / 3, hi + pad))
+        _plot_points(ax, t, pts, x_ci, colors)
+        _mark_front(ax, t, pts)
+        _latency_accuracy_axes(ax, t, pts, x_label, thr)
     fig.suptitle(f"{title} on {device} (better: up and to the left; bars: 95 % "
                  f"intervals)", fontsize=12)
+    units = list(dict.fromkeys(d["compute_unit"]))
+    title = "model / recipe" + (" / unit" if units != [BASELINE_UNIT] else "")
+    fig.legend(handles=_legend_handles(d, models, colors, units), loc="outside right center",
+               fontsize=9, title=title)
+    fig.savefig(path, dpi=DPI)
+    return path
+
+
+def _plot_points(ax, t: pd.DataFrame, pts: list, x_ci: tuple, colors: dict) -> None:
+    """One marker per row (colour: model, shape: recipe, outline: compute unit) with its
+    intervals."""
+    for (lat, acc), (_, row) in zip(pts, t.iterrows()):
+        style, color = _unit_style(row["compute_unit"]), colors[row["model"]]
+        # 95 % intervals where the raw files gave them: p50 (block bootstrap), accuracy
+        # (Wilson); an overlap of two bars says their difference is not established.
+        xerr = _err(lat, row.get(x_ci[0]), row.get(x_ci[1]))
+        yerr = _err(acc, 100 * row.get("accuracy_ci_low", float("nan")),
+                    100 * row.get("accuracy_ci_high", float("nan")))
+        if xerr is not None or yerr is not None:
+            ax.errorbar(lat, acc, xerr=xerr, yerr=yerr, fmt="none", ecolor=color,
+                        elinewidth=0.9, alpha=0.55, capsize=2, zorder=2)
+        ax.scatter(lat, acc, s=55, marker=MARKERS.get(row["recipe"], "X"),
+                   facecolors="none" if style else color,
+                   edgecolors=color if style else "black",
+                   linewidths=2.0 if style else 0.5,
+                   linestyles=style.get("linestyle", "-"), zorder=3)
+
+
+def _mark_front(ax, t: pd.DataFrame, pts: list) -> None:
+    front = pareto_front(pts)
+    fx, fy = [pts[i][0] for i in front], [pts[i][1] for i in front]
+    ax.step(fx, fy, where="post", color="0.35", linestyle="--", linewidth=1.2, zorder=2)
+    ax.scatter(fx, fy, s=190, facecolors="none", edgecolors="crimson", linewidths=1.4,
+               zorder=4)
+    # Name the optimal configurations: overlapping markers alone do not say which they are.
+    for i in front:
+        unit = t.loc[i, "compute_unit"]
+        ax.annotate(f"{t.loc[i, 'model']} {t.loc[i, 'recipe']}"
+                    + ("" if unit == BASELINE_UNIT else f" ({unit})"), pts[i], fontsize=7.5,
+                    xytext=(7, -11), textcoords="offset points", color="crimson")
+
+
+def _latency_accuracy_axes(ax, t: pd.DataFrame, pts: list, x_label: str, thr) -> None:
+    """Log x, labels, and a y range that holds every point and accuracy interval."""
+    ax.set_xscale("log")
+    _plain_log_axis(ax.xaxis)
+    ax.set_xlabel(x_label)
+    ax.set_ylabel("accuracy on the test set (%)")
+    ax.set_title(f"{int(thr)} thread{'s' if thr != 1 else ''}", fontsize=10)
+    ax.grid(True, which="both", alpha=0.3)
+    lows = [100 * v for v in t["accuracy_ci_low"].dropna()] if "accuracy_ci_low" in t else []
+    highs = [100 * v for v in t["accuracy_ci_high"].dropna()] if "accuracy_ci_high" in t else []
+    lo, hi = min([p[1] for p in pts] + lows), max([p[1] for p in pts] + highs)
+    pad = max(1.0, (hi - lo) * 0.15)
+    ax.set_ylim(lo - pad, min(100.0 + pad / 3, hi + pad))
+
+
+def _legend_handles(d: pd.DataFrame, models: list, colors: dict, units: list) -> list:
+    """Models by colour, recipes by marker, compute units by outline (when not all on the
+    baseline unit), and the Pareto front."""
+    from matplotlib.lines import Line2D
+
     handles = [Line2D([], [], color=colors[m], marker="o", linestyle="", markersize=8, label=m)
                for m in models]
     handles += [Line2D([], [], color="0.4", marker=MARKERS.get(r, "X"), linestyle="",
                        markersize=8, label=r) for r in _recipes(d)]
-    units = list(dict.fromkeys(d["compute_unit"]))
     if units != [BASELINE_UNIT]:
         for unit in units:
             style = _unit_style(unit)
@@ -163,10 +188,7 @@ def latency_accuracy_plot(summary: pd.DataFrame, device: str, path: Path, x: str
                                   markeredgewidth=2.0 if style else 0.5, label=label))
     handles += [Line2D([], [], color="crimson", marker="o", markerfacecolor="none",
                        linestyle="--", markersize=11, label="Pareto front")]
-    title = "model / recipe" + (" / unit" if units != [BASELINE_UNIT] else "")
-    fig.legend(handles=handles, loc="outside right center", fontsize=9, title=title)
-    fig.savefig(path, dpi=DPI)
-    return path
+    return handles
 
 
 def speedup_plot(summary: pd.DataFrame, path: Path) -> Path | None:

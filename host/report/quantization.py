@@ -3,7 +3,7 @@ each integer model, and what int8-mixed bought back against int8 (accuracy, late
 
 Read from the model cards (the `census`, `worst_layers` and `mixed` keys, see export/card.py) that
 lie under the report's folders: `models/**/<name>.json` as convert/quantize wrote them, or the
-entries of a bundle's manifest.json. Each function returns plain data (rows, DataFrames) or the
+entries of a bundle's manifest. Each function returns plain data (rows, DataFrames) or the
 report's blocks, so render.py stays the only writer of Markdown and HTML."""
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from edgebench.device.manifest import Manifest, ManifestError
 from edgebench.device.schema import MANIFEST_JSON, MODEL_CARD_SCHEMA
 
 TOP_LAYERS = 5
@@ -19,8 +20,8 @@ _SKIP_DIRS = {"reference", "robustness", "__pycache__"}
 
 
 def find_cards(dirs: list[Path]) -> list[dict]:
-    """Every model card under `dirs` (and every manifest.json entry), once per sha256, in a stable
-    order; a card that lies beside its model wins over the manifest's copy."""
+    """Every model card under `dirs` (and every bundle manifest's entry), once per sha256, in a
+    stable order; a card that lies beside its model wins over the manifest's copy."""
     found: dict[str, dict] = {}
     for root in dict.fromkeys(Path(d) for d in dirs):
         if root.is_file():
@@ -30,18 +31,29 @@ def find_cards(dirs: list[Path]) -> list[dict]:
         for path in sorted(root.rglob("*.json")):
             if _SKIP_DIRS & set(path.parts):
                 continue
-            try:
-                blob = json.loads(path.read_text())
-            except (OSError, ValueError):
-                continue
-            entries = blob.get("models", []) if isinstance(blob, dict) and \
-                path.name == MANIFEST_JSON else [blob]
-            for card in entries:
+            in_manifest = path.name == MANIFEST_JSON
+            for card in (_manifest_entries(path) if in_manifest else _json_file(path)):
                 if isinstance(card, dict) and card.get("schema") == MODEL_CARD_SCHEMA:
                     key = card.get("sha256") or card.get("name")
-                    if key not in found or path.name != MANIFEST_JSON:
+                    if key not in found or not in_manifest:
                         found[key] = card
     return sorted(found.values(), key=lambda c: (str(c.get("architecture")), str(c.get("name"))))
+
+
+def _manifest_entries(path: Path) -> list:
+    """The model entries of the manifest at `path` (none from one the agent would refuse)."""
+    try:
+        return Manifest.load(path.parent).models
+    except ManifestError:
+        return []
+
+
+def _json_file(path: Path) -> list:
+    """[the JSON in `path`] (a card, if its schema says so), or [] when it cannot be read."""
+    try:
+        return [json.loads(path.read_text())]
+    except (OSError, ValueError):
+        return []
 
 
 def census_table(cards: list[dict]) -> pd.DataFrame:

@@ -1,5 +1,6 @@
 """The report as a short list of blocks (headings, paragraphs, tables, images, lists), written out
-twice: Markdown beside its PNGs, and one self-contained HTML file with the PNGs embedded."""
+twice: Markdown beside its PNGs, and one self-contained HTML file with the PNGs embedded; and the
+headline table as plain text for the terminal."""
 from __future__ import annotations
 
 import base64
@@ -10,7 +11,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from edgebench.host.report.formats import looks_numeric
+from edgebench.host.report.formats import fmt_delta_short, looks_numeric, text_table
+from edgebench.host.report.tables import device_table, devices
 
 Block = tuple  # ("h1"|"h2"|"h3"|"p", text) | ("table", DataFrame) | ("img", caption, Path)
 #                | ("ul", [text, ...])
@@ -165,3 +167,27 @@ def to_html(doc: Document) -> str:
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>{html.escape(doc.title)}</title><style>{_CSS}</style></head>"
             f"<body>\n{chr(10).join(parts)}\n</body></html>\n")
+
+
+# ----------------------------------------------------------------------------------------------
+# The terminal
+
+HEADLINE_COLUMNS = ("model", "recipe", "unit", "threads", "size (MB)", "accuracy (%)",
+                    "Δ acc vs fp32 (pp)", "p50 (ms)", "speedup vs fp32", "speedup vs CPU", "flags")
+
+
+def headline(summary: pd.DataFrame) -> str:
+    """The headline table as text, one block per device: what `bench-host run` prints at the
+    end."""
+    blocks = []
+    for dev in devices(summary):
+        t = device_table(summary, dev)
+        d = summary[summary["device"] == dev].reset_index(drop=True)
+        # The terminal gets the difference and its p-value, the report the whole sentence.
+        t["Δ acc vs fp32 (pp)"] = [fmt_delta_short(v, p)
+                                  for v, p in zip(d["delta_accuracy_pp"], d["mcnemar_p"])]
+        t = t[[c for c in HEADLINE_COLUMNS if c in t.columns]].copy()
+        # A long stack message would wrap every line of a terminal table.
+        t["flags"] = t["flags"].map(lambda f: f if len(f) <= 70 else f[:67] + "...")
+        blocks.append(f"{dev}\n{text_table(t)}")
+    return "\n\n".join(blocks)

@@ -1,8 +1,8 @@
 """The report's numbers: one summary row per device × run × model × recipe × compute unit ×
 threads, with the comparisons against that model's fp32 row on the device's CPU and against the
 same recipe on the CPU, and the three views built from it (per device, the
-paper's accuracy table, across devices). Formatting for people lives here too, so the Markdown,
-HTML and terminal renderings show the same rounded numbers."""
+paper's accuracy table, across devices) as display strings. The strings come from formats.py, so
+the Markdown, HTML and terminal renderings (render.py) show the same rounded numbers."""
 from __future__ import annotations
 
 import math
@@ -12,9 +12,10 @@ import pandas as pd
 from edgebench.device.schema import OUTPUT_KEY
 from edgebench.device.units import BASELINE_UNIT, unit_rank
 from edgebench.host.report.energy import ENERGY_COLUMNS, add_energy, energy_draws
-from edgebench.host.report.formats import (fmt_ci, fmt_mb, fmt_mj, fmt_ms, fmt_num, fmt_p,
-                                           fmt_pct, fmt_pp, fmt_speedup, fmt_threads, fmt_unit,
-                                           text_table)
+from edgebench.host.report.formats import (fmt_column_ci, fmt_delta, fmt_load, fmt_mb,
+                                           fmt_mj, fmt_ms, fmt_num, fmt_pct, fmt_rounds,
+                                           fmt_runtime, fmt_speedup_ci, fmt_threads, fmt_unit,
+                                           significance)
 from edgebench.host.report.uncertainty import (UNCERTAINTY_COLUMNS, RawData, add_uncertainty,
                                                fold_rounds)
 
@@ -93,6 +94,25 @@ def build_summary(rows: pd.DataFrame, samples: pd.DataFrame | None = None,
     predictions (load_results' raw files) give every figure its interval (uncertainty.py), power
     (power_samples.csv) the energy figures theirs (energy.py)."""
     draws = energy_draws(rows, power)  # per round, so before the rounds are folded
+    df = _one_row_per_configuration(rows)
+    ok = df["status"] == "ok"
+    df = _compare_with_baselines(df, ok)
+    df = add_uncertainty(df, RawData(samples, predictions))
+    df = add_energy(df, draws)
+    df.loc[~ok, ["accuracy", "sensitivity", "specificity", "auc", "agreement",
+                 "p50_ms", "p90_ms", "mean_ms", "std_ms", "energy_mj",
+                 "energy_above_idle_mj"]] = math.nan
+    df["flags"] = df.apply(_flags, axis=1)
+    # rename maps each label once, so the two model columns swap names without clashing.
+    df = df.rename(columns={"architecture": "model", "model": "model_file",
+                            "file_size_mb": "size_mb"})
+    out = _in_measured_order(df)[list(SUMMARY_COLUMNS)].reset_index(drop=True)
+    return _rounded(out)
+
+
+def _one_row_per_configuration(rows: pd.DataFrame) -> pd.DataFrame:
+    """Rounds folded, labgrid's columns filled, and each model split into its architecture and
+    conversion route."""
     df = fold_rounds(rows.copy())
     for col in ("place", "place_tags"):   # labgrid place and tags; empty for other devices
         df[col] = df[col].fillna("") if col in df else ""
@@ -103,7 +123,24 @@ def build_summary(rows: pd.DataFrame, samples: pd.DataFrame | None = None,
     df["converter"] = df["model"].map(converter_of)
     df["architecture"] = [CONVERTERS[c].stem(a) if isinstance(a, str) else a
                           for a, c in zip(df["architecture"], df["converter"])]
-    ok = df["status"] == "ok"
+    return df
+
+
+def _compared_rows(frame: pd.DataFrame, on: list, prefix: str, values: dict) -> pd.DataFrame:
+    """The rows compared with, once per key `on`: the `values` columns renamed, and which row it
+    is (OUTPUT_KEY, for its raw files) under `prefix`."""
+    frame = frame.drop_duplicates(on)
+    out = frame[on].copy()
+    for col, name in values.items():
+        out[name] = frame[col]
+    for col in OUTPUT_KEY:
+        out[prefix + col] = frame[col]
+    return out
+
+
+def _compare_with_baselines(df: pd.DataFrame, ok: pd.Series) -> pd.DataFrame:
+    """speedup_vs_fp32, speedup_vs_cpu and delta_accuracy_pp, with the rows they compare with
+    (_base_*: fp32 on the CPU; _cpu_*: the same recipe on the CPU) for the intervals."""
     on_cpu = df["compute_unit"] == CPU
     # Same runtime and XNNPACK setting too: a run may measure both, and each is its own baseline.
     # An accelerator row (LiteRT's CompiledModel) is compared with the CPU rows of its run.
@@ -114,42 +151,28 @@ def build_summary(rows: pd.DataFrame, samples: pd.DataFrame | None = None,
     key = ["device", "run_id", "architecture", "threads", "_rt", "xnnpack"]
     # A duplicated baseline (two copies of one run) must not multiply rows in the merge.
     cpu_ok = df[ok & on_cpu]
-    ident = list(OUTPUT_KEY)  # which row it is, for its raw files
-
-    def compared(frame: pd.DataFrame, on: list, prefix: str, values: dict) -> pd.DataFrame:
-        frame = frame.drop_duplicates(on)
-        out = frame[on].copy()
-        for col, name in values.items():
-            out[name] = frame[col]
-        for col in ident:
-            out[prefix + col] = frame[col]
-        return out
-
-    base = compared(cpu_ok[cpu_ok["recipe"] == BASELINE], key, "_base_",
-                    {"p50_ms": "_base_p50", "accuracy": "_base_acc"})
-    same = compared(cpu_ok, key + ["recipe"], "_cpu_", {"p50_ms": "_cpu_p50"})
+    base = _compared_rows(cpu_ok[cpu_ok["recipe"] == BASELINE], key, "_base_",
+                          {"p50_ms": "_base_p50", "accuracy": "_base_acc"})
+    same = _compared_rows(cpu_ok, key + ["recipe"], "_cpu_", {"p50_ms": "_cpu_p50"})
     df = df.merge(base, on=key, how="left", sort=False)
     df = df.merge(same, on=key + ["recipe"], how="left", sort=False)
     df["speedup_vs_fp32"] = (df["_base_p50"] / df["p50_ms"]).where(ok)
     df["speedup_vs_cpu"] = (df["_cpu_p50"] / df["p50_ms"]).where(ok & (df["compute_unit"] != CPU))
     df["delta_accuracy_pp"] = ((df["accuracy"] - df["_base_acc"]) * 100.0).where(ok)
-    df = add_uncertainty(df, RawData(samples, predictions))
-    df = add_energy(df, draws)
-    df.loc[~ok, ["accuracy", "sensitivity", "specificity", "auc", "agreement",
-                 "p50_ms", "p90_ms", "mean_ms", "std_ms", "energy_mj",
-                 "energy_above_idle_mj"]] = math.nan
-    df["flags"] = df.apply(_flags, axis=1)
-    # rename maps each label once, so the two model columns swap names without clashing.
-    df = df.rename(columns={"architecture": "model", "model": "model_file",
-                            "file_size_mb": "size_mb"})
+    return df
 
-    # Models and devices keep the order the agent measured them in (the manifest's order).
+
+def _in_measured_order(df: pd.DataFrame) -> pd.DataFrame:
+    """Models and devices keep the order the agent measured them in (the manifest's order),
+    recipes and compute units theirs."""
     model_rank = {m: i for i, m in enumerate(dict.fromkeys(df["model"]))}
     device_rank = {d: i for i, d in enumerate(dict.fromkeys(df["device"]))}
     df = df.assign(_d=df["device"].map(device_rank), _m=df["model"].map(model_rank),
                    _r=df["recipe"].map(_recipe_rank), _u=df["compute_unit"].map(_unit_rank))
-    df = df.sort_values(["_d", "_m", "_r", "recipe", "_u", "threads"], kind="stable")
-    out = df[list(SUMMARY_COLUMNS)].reset_index(drop=True)
+    return df.sort_values(["_d", "_m", "_r", "recipe", "_u", "threads"], kind="stable")
+
+
+def _rounded(out: pd.DataFrame) -> pd.DataFrame:
     for col, digits in _ROUND.items():
         out[col] = out[col].round(digits)
     # A ratio: significant digits, since int16x8 can be 0.0363× and int8 12.34×.
@@ -167,12 +190,6 @@ def build_summary(rows: pd.DataFrame, samples: pd.DataFrame | None = None,
     for col in ENERGY_COLUMNS[7:-1]:  # energies, their inverses and ratios: significant digits
         out[col] = out[col].map(lambda v: _round_sig(v, 5))
     return out
-
-
-def _runtime(row: pd.Series) -> str:
-    parts = [str(row[c]) for c in ("runtime", "runtime_version") if pd.notna(row[c])]
-    off = pd.notna(row["xnnpack"]) and not row["xnnpack"]
-    return " ".join(parts) + (" (XNNPACK off)" if off else "")
 
 
 def devices(summary: pd.DataFrame) -> list[str]:
@@ -196,42 +213,6 @@ def has_accelerators(d: pd.DataFrame) -> bool:
     return bool((d["compute_unit"] != CPU).any())
 
 
-def _with_ci(d: pd.DataFrame, col: str, fmt, low: str | None = None, high: str | None = None):
-    low, high = low or f"{col}_ci_low", high or f"{col}_ci_high"
-    return d.apply(lambda r: fmt_ci(fmt(r[col]), r[low], r[high], fmt), axis=1)
-
-
-def fmt_delta(row: pd.Series) -> str:
-    """"−1.4 (1 of 72 images changed, p = 1.00: no evidence of a difference)": the accuracy
-    difference against fp32 on the CPU with McNemar's exact test on the same images."""
-    text = fmt_pp(row["delta_accuracy_pp"])
-    if not text or pd.isna(row["mcnemar_p"]):
-        return text
-    verdict = ("differs" if row["mcnemar_p"] < 0.05 else "no evidence of a difference")
-    return (f"{text} ({int(row['images_changed'])} of {int(row['n_test'])} images changed, "
-            f"p = {fmt_p(row['mcnemar_p'])}: {verdict})")
-
-
-def fmt_speedup_ci(row: pd.Series, col: str) -> str:
-    text = fmt_ci(fmt_speedup(row[col]), row[f"{col}_ci_low"], row[f"{col}_ci_high"],
-                  fmt_speedup)
-    if row.get(f"{col}_verdict") == "no measurable difference":
-        text += ", no measurable difference"
-    return text
-
-
-def significance(row: pd.Series) -> str:
-    """The "significant?" column: which of this row's differences from fp32 on the CPU are
-    beyond the noise (accuracy: McNemar p < 0.05; speed: the speedup's interval excludes 1)."""
-    parts = []
-    if pd.notna(row["mcnemar_p"]):
-        parts.append("accuracy " + ("yes" if row["mcnemar_p"] < 0.05 else "no"))
-    verdict = row["speedup_vs_fp32_verdict"]
-    if isinstance(verdict, str) and verdict:
-        parts.append("speed " + ("no" if verdict == "no measurable difference" else "yes"))
-    return ", ".join(parts)
-
-
 def device_table(summary: pd.DataFrame, device: str) -> pd.DataFrame:
     """The per-device table as display strings, headers with units; values carry their 95 %
     intervals in parentheses where the raw files allowed one."""
@@ -244,24 +225,21 @@ def device_table(summary: pd.DataFrame, device: str) -> pd.DataFrame:
         "API": d["api"].fillna(""),
         "threads": d["threads"].map(fmt_threads),
         "size (MB)": d["size_mb"].map(fmt_mb),
-        "accuracy (%)": _with_ci(d, "accuracy", fmt_pct),
+        "accuracy (%)": fmt_column_ci(d, "accuracy", fmt_pct),
         "Δ acc vs fp32 (pp)": d.apply(fmt_delta, axis=1),
-        "sensitivity (%)": _with_ci(d, "sensitivity", fmt_pct),
-        "specificity (%)": _with_ci(d, "specificity", fmt_pct),
-        "AUC": _with_ci(d, "auc", fmt_num),
-        "p50 (ms)": _with_ci(d, "p50_ms", fmt_ms, "p50_ci_low", "p50_ci_high"),
+        "sensitivity (%)": fmt_column_ci(d, "sensitivity", fmt_pct),
+        "specificity (%)": fmt_column_ci(d, "specificity", fmt_pct),
+        "AUC": fmt_column_ci(d, "auc", fmt_num),
+        "p50 (ms)": fmt_column_ci(d, "p50_ms", fmt_ms, "p50_ci_low", "p50_ci_high"),
         "p90 (ms)": d["p90_ms"].map(fmt_ms),
-        "mJ/inference": d.apply(lambda r: fmt_ci(fmt_mj(r["energy_mj"]), r["energy_ci_low"],
-                                                 r["energy_ci_high"], fmt_mj), axis=1),
-        "rounds (p50 spread)": [f"{int(n)} ({100 * v:.1f} %)" if pd.notna(v) else
-                                (str(int(n)) if n else "") for n, v in
-                                zip(rounds, d["p50_round_spread"])],
+        "mJ/inference": fmt_column_ci(d, "energy_mj", fmt_mj, "energy_ci_low", "energy_ci_high"),
+        "rounds (p50 spread)": [fmt_rounds(n, v) for n, v in zip(rounds, d["p50_round_spread"])],
         "speedup vs fp32": d.apply(lambda r: fmt_speedup_ci(r, "speedup_vs_fp32"), axis=1),
         "speedup vs CPU": d.apply(lambda r: fmt_speedup_ci(r, "speedup_vs_cpu"), axis=1),
         "significant?": d.apply(significance, axis=1),
-        "load (ms): warm (cold, init)": d.apply(_load, axis=1),
+        "load (ms): warm (cold, init)": d.apply(fmt_load, axis=1),
         "peak memory (MB)": d["peak_rss_mb"].map(lambda v: fmt_num(v, 1)),
-        "runtime": d.apply(_runtime, axis=1),
+        "runtime": d.apply(fmt_runtime, axis=1),
         "flags": d["flags"],
     }).reset_index(drop=True)
     if not has_accelerators(d):  # a CPU-only device: the unit columns would say "cpu" only
@@ -273,19 +251,6 @@ def device_table(summary: pd.DataFrame, device: str) -> pd.DataFrame:
     if d["warm_load_ms"].isna().all():  # results before schema 4 time the cold load only
         table = table.drop(columns=["load (ms): warm (cold, init)"])
     return table
-
-
-def _load(row: pd.Series) -> str:
-    """"12.3 (cold 45.6, init 300)": the warm load, which compares recipes fairly (it does not
-    depend on where the model sits in the plan), then the cold load and the accelerator's
-    start-up that the first model of a process pays (results schema 4)."""
-    warm = fmt_ms(row["warm_load_ms"])
-    extra = [f"{name} {fmt_ms(row[col])}" for name, col in (("cold", "load_ms"),
-                                                            ("init", "accelerator_init_ms"))
-             if pd.notna(row[col])]
-    if not warm:
-        return ", ".join(extra)
-    return warm + (f" ({', '.join(extra)})" if extra else "")
 
 
 def _accuracy_pivot(d: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -366,22 +331,3 @@ def cross_device_view(summary: pd.DataFrame) -> pd.DataFrame:
         table[head] = p50
         table[f"{dev} accuracy (%)"] = acc
     return table
-
-
-def headline(summary: pd.DataFrame) -> str:
-    """The headline table as text, one block per device: what `bench-host run` prints at the
-    end."""
-    blocks = []
-    for dev in devices(summary):
-        t = device_table(summary, dev)
-        d = summary[summary["device"] == dev].reset_index(drop=True)
-        # The terminal gets the difference and its p-value, the report the whole sentence.
-        t["Δ acc vs fp32 (pp)"] = [fmt_pp(v) + (f" (p {fmt_p(p)})" if pd.notna(p) else "")
-                                  for v, p in zip(d["delta_accuracy_pp"], d["mcnemar_p"])]
-        cols = ["model", "recipe", "unit", "threads", "size (MB)", "accuracy (%)",
-                "Δ acc vs fp32 (pp)", "p50 (ms)", "speedup vs fp32", "speedup vs CPU", "flags"]
-        t = t[[c for c in cols if c in t.columns]].copy()
-        # A long stack message would wrap every line of a terminal table.
-        t["flags"] = t["flags"].map(lambda f: f if len(f) <= 70 else f[:67] + "...")
-        blocks.append(f"{dev}\n{text_table(t)}")
-    return "\n\n".join(blocks)

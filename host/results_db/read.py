@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
+from edgebench.device.schema import RESULT_KEY
 from edgebench.host.errors import UserError
 from edgebench.host.report.load import (BOOL_COLUMNS, NUMERIC_COLUMNS, RAW_KINDS, ResultSet,
                                         typed_raw)
@@ -63,7 +64,7 @@ def stored_samples(conn, rows: pd.DataFrame) -> pd.DataFrame | None:
     df = pd.concat(frames, ignore_index=True)
     if df.empty:
         return None
-    cols = ["device", "run_id", "sha256", "threads", "xnnpack", "runtime", "compute_unit", "round"]
+    cols = ["device", "run_id", *RESULT_KEY]
     return df.join(by_pk[cols], on="_pk").drop(columns="_pk")
 
 

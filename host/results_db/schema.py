@@ -9,8 +9,29 @@ from __future__ import annotations
 from sqlalchemy import (Column, Float, ForeignKey, Integer, MetaData, PrimaryKeyConstraint,
                         String, Table, Text, UniqueConstraint)
 
+from edgebench.device.schema import OUTPUT_KEY, RESULT_KEY
+
 SCHEMA_VERSION = 1
 metadata = MetaData()
+
+# The agent's key columns (device/schema.py's RESULT_KEY and OUTPUT_KEY) as the database types
+# them; store.stored_key fills an older file's blanks. A key column added there must get a type
+# here (and a SCHEMA_VERSION step).
+KEY_TYPES = {
+    "sha256": String(64),
+    "threads": Integer,        # -1: not recorded
+    "xnnpack": String(8),      # on | off | "" (not recorded)
+    "runtime": String(100),
+    "compute_unit": String(300),
+    "round": Integer,
+}
+# A row's key within its run: RESULT_KEY with the model's sha256 as rows.model_pk.
+ROW_KEY = tuple(c for c in RESULT_KEY if c != "sha256")
+
+
+def key_columns(names) -> list:
+    return [Column(name, KEY_TYPES[name], nullable=False) for name in names]
+
 
 meta = Table("edgebench_meta", metadata,
              Column("key", String(64), primary_key=True), Column("value", Text))
@@ -52,17 +73,12 @@ rows = Table(
     Column("id", Integer, primary_key=True),
     Column("run_pk", Integer, ForeignKey("runs.id"), nullable=False),
     Column("model_pk", Integer, ForeignKey("models.id"), nullable=False),
-    Column("threads", Integer, nullable=False),     # -1: not recorded
-    Column("xnnpack", String(8), nullable=False),   # on | off | "" (not recorded)
-    Column("runtime", String(100), nullable=False),
-    Column("compute_unit", String(300), nullable=False),
-    Column("round", Integer, nullable=False),
+    *key_columns(ROW_KEY),
     Column("status", String(20)),
     Column("p50_ms", Float), Column("accuracy", Float), Column("peak_rss_mb", Float),
     Column("energy_mj", Float),
     Column("data", Text, nullable=False),  # the whole results.csv row, as JSON
-    UniqueConstraint("run_pk", "model_pk", "threads", "xnnpack", "runtime", "compute_unit",
-                     "round"),
+    UniqueConstraint("run_pk", "model_pk", *ROW_KEY),
 )
 
 samples = Table(
@@ -76,16 +92,12 @@ samples = Table(
 predictions = Table(
     "predictions", metadata,
     Column("run_pk", Integer, ForeignKey("runs.id"), nullable=False),
-    Column("sha256", String(64), nullable=False),
-    Column("runtime", String(100), nullable=False),
-    Column("xnnpack", String(8), nullable=False),
-    Column("compute_unit", String(300), nullable=False),
+    *key_columns(OUTPUT_KEY),
     Column("testset", String(100), nullable=False),
     Column("image", Integer, nullable=False),
     Column("label", Integer), Column("predicted", Integer), Column("score", Float),
     Column("positive_class", Integer),
-    PrimaryKeyConstraint("run_pk", "sha256", "runtime", "xnnpack", "compute_unit", "testset",
-                         "image"),
+    PrimaryKeyConstraint("run_pk", *OUTPUT_KEY, "testset", "image"),
 )
 
 # power_samples.csv, soak.csv, scenarios.csv and frames.csv, under ResultSet's names for them

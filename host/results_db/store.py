@@ -13,7 +13,8 @@ from pathlib import Path
 import pandas as pd
 import sqlalchemy as sa
 
-from edgebench.device.schema import MANIFEST_JSON
+from edgebench.device.manifest import Manifest, ManifestError
+from edgebench.device.schema import OUTPUT_KEY, RESULT_KEY, key_values
 from edgebench.host.errors import UserError
 from edgebench.host.report.load import ResultSet, find_results, load_results
 from edgebench.host.results_db import schema as S
@@ -61,6 +62,27 @@ def _threads(value) -> int:
     return -1 if pd.isna(value) else int(value)
 
 
+def _text(value) -> str:
+    return "" if value is None else str(value)
+
+
+# How the database stores each key column (schema.py's rows and predictions tables); the rest
+# are text.
+_STORED = {"threads": _threads, "xnnpack": xnnpack_text, "round": int}
+
+
+def stored_key(row, key: tuple = RESULT_KEY) -> dict:
+    """`key`'s columns of a row (a dict or a DataFrame row) as the database stores them: blanks an
+    older file left filled in as device/schema.py's key_values says, then typed for the table."""
+    values = key_values({c: plain(row[c]) for c in key}, key)
+    return {c: _STORED.get(c, _text)(v) for c, v in values.items()}
+
+
+def _row_ident(row) -> tuple:
+    """A row's key as the database stores it (the run aside), in RESULT_KEY's order."""
+    return tuple(stored_key(row).values())
+
+
 def _get_or_create(conn, table, key: dict, values: dict) -> tuple[int, bool]:
     where = sa.and_(*(table.c[k] == v for k, v in key.items()))
     found = conn.execute(sa.select(table.c.id).where(where)).scalar()
@@ -73,14 +95,12 @@ def _cards(folder: Path) -> dict[str, dict]:
     """The bundle's manifest entries by sha256 (the bundle or its manifest sits beside the target
     folders)."""
     # a run away from its bundle keeps a copy beside its target folders (host/run_record.py)
-    for manifest in (folder / MANIFEST_JSON, folder.parent / MANIFEST_JSON,
-                     folder.parent / "bundle" / MANIFEST_JSON):
+    for bundle in (folder, folder.parent, folder.parent / "bundle"):
         try:
-            data = json.loads(manifest.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            entries = Manifest.load(bundle).models
+        except ManifestError:  # none there, or one the agent would refuse
             continue
-        entries = data.get("models", []) if isinstance(data, dict) else []
-        return {e["sha256"]: e for e in entries if isinstance(e, dict) and "sha256" in e}
+        return {e["sha256"]: e for e in entries}
     return {}
 
 
@@ -116,23 +136,20 @@ def _import_file(conn, csv_path: Path) -> Imported:
         if run_id not in run_pks:
             run_pks[run_id], new = _run_pk(conn, csv_path, rs.rows, run_id, name, device_pk, now)
             added.runs += new
-        sha = str(row["sha256"])
+        stored = stored_key(row)
+        sha = stored["sha256"]
         model_pk, _ = _get_or_create(conn, S.models, {"sha256": sha}, {
             "name": plain(row["model"]), "architecture": plain(row["architecture"]),
             "recipe": plain(row["recipe"]), "file_size_mb": plain(row["file_size_mb"]),
             "card": json.dumps(cards[sha], sort_keys=True) if sha in cards else None})
         key = {"run_pk": run_pks[run_id], "model_pk": model_pk,
-               "threads": _threads(row["threads"]), "xnnpack": xnnpack_text(row["xnnpack"]),
-               "runtime": str(plain(row["runtime"]) or ""),
-               "compute_unit": str(plain(row["compute_unit"]) or "cpu"),
-               "round": int(plain(row["round"]) or 1)}
+               **{c: stored[c] for c in S.ROW_KEY}}
         data = {k: plain(v) for k, v in row.items() if k not in ("device", "source")}
         pk, new = _get_or_create(conn, S.rows, key, {
             "status": row["status"], "p50_ms": plain(row["p50_ms"]),
             "accuracy": plain(row["accuracy"]), "peak_rss_mb": plain(row["peak_rss_mb"]),
             "energy_mj": plain(row.get("energy_mj")), "data": json.dumps(data, sort_keys=True)})
-        ident = (run_id, sha, key["threads"], key["xnnpack"], key["runtime"],
-                 key["compute_unit"], key["round"])
+        ident = (run_id,) + tuple(stored.values())
         every_pk[ident] = pk
         if new:
             added.rows += 1
@@ -145,21 +162,14 @@ def _import_file(conn, csv_path: Path) -> Imported:
     return added
 
 
-_ROW_COLUMNS = ["run_id", "sha256", "threads", "xnnpack", "runtime", "compute_unit", "round"]
-
-
-def _row_ident(sha, threads, xnn, runtime, unit, rnd) -> tuple:
-    """A row's key as the database stores it (the run aside)."""
-    return (str(sha), _threads(threads), xnnpack_text(xnn), str(plain(runtime) or ""),
-            str(plain(unit) or "cpu"), int(plain(rnd) or 1))
-
-
 def _stored_rows(conn, run_pk: int) -> dict:
-    """{row key: (status, started_utc)} of a run in the database."""
-    q = (sa.select(S.models.c.sha256, S.rows.c.threads, S.rows.c.xnnpack, S.rows.c.runtime,
-                   S.rows.c.compute_unit, S.rows.c.round, S.rows.c.status, S.rows.c.data)
+    """{row key (_row_ident's): (status, started_utc)} of a run in the database."""
+    q = (sa.select(S.models.c.sha256, *(S.rows.c[c] for c in S.ROW_KEY), S.rows.c.status,
+                   S.rows.c.data)
          .join(S.models, S.models.c.id == S.rows.c.model_pk).where(S.rows.c.run_pk == run_pk))
-    return {tuple(r[:6]): (r.status, json.loads(r.data).get("started_utc")) for r in conn.execute(q)}
+    width = 1 + len(S.ROW_KEY)
+    return {tuple(r[:width]): (r.status, json.loads(r.data).get("started_utc"))
+            for r in conn.execute(q)}
 
 
 def _run_pk(conn, csv_path: Path, rows: pd.DataFrame, run_id: str, device: str, device_pk: int,
@@ -171,8 +181,7 @@ def _run_pk(conn, csv_path: Path, rows: pd.DataFrame, run_id: str, device: str, 
     mine = rows[rows["run_id"].fillna("") == run_id]
     started = mine["started_utc"].dropna()
     started = str(started.min()) if len(started) else None
-    here = {_row_ident(r.sha256, r.threads, r.xnnpack, r.runtime, r.compute_unit, r["round"]):
-            (r.status, plain(r.started_utc)) for _, r in mine.iterrows()}
+    here = {_row_ident(r): (r.status, plain(r.started_utc)) for _, r in mine.iterrows()}
     stored = conn.execute(sa.select(S.runs.c.id, S.runs.c.started_utc, S.runs.c.source)
                           .where(S.runs.c.run_id == run_id, S.runs.c.device_id == device_pk)
                           .order_by(S.runs.c.started_utc != started)).all()
@@ -200,11 +209,8 @@ def _run_pk(conn, csv_path: Path, rows: pd.DataFrame, run_id: str, device: str, 
 
 def _row_groups(df: pd.DataFrame, row_pks: dict):
     """(row pk, the lines of `df` that belong to it) for each row of `row_pks` with lines."""
-    for key, group in df.groupby(_ROW_COLUMNS, sort=False, dropna=False):
-        run_id, sha, threads, xnn, runtime, unit, rnd = key
-        pk = row_pks.get((str(plain(run_id) or ""), str(sha), _threads(threads),
-                          xnnpack_text(xnn), str(plain(runtime) or ""), str(plain(unit) or "cpu"),
-                          int(plain(rnd) or 1)))
+    for (run_id, *key), group in df.groupby(["run_id", *RESULT_KEY], sort=False, dropna=False):
+        pk = row_pks.get((str(plain(run_id) or ""),) + _row_ident(dict(zip(RESULT_KEY, key))))
         if pk is not None:
             yield pk, group
 
@@ -254,15 +260,13 @@ def _insert_predictions(conn, preds: pd.DataFrame | None, run_pks: dict) -> int:
     if preds is None or preds.empty:
         return 0
     count = 0
-    cols = ["run_id", "sha256", "runtime", "xnnpack", "compute_unit", "testset"]
-    for key, group in preds.groupby(cols, sort=False, dropna=False):
-        run_id, sha, runtime, xnn, unit, testset = key
+    cols = ["run_id", *OUTPUT_KEY, "testset"]
+    for (run_id, *key, testset), group in preds.groupby(cols, sort=False, dropna=False):
         run_pk = run_pks.get(str(plain(run_id) or ""))
         if run_pk is None:
             continue
-        ident = {"run_pk": run_pk, "sha256": str(sha), "runtime": str(plain(runtime) or ""),
-                 "xnnpack": xnnpack_text(xnn), "compute_unit": str(plain(unit) or "cpu"),
-                 "testset": str(plain(testset) or "clean")}
+        ident = {"run_pk": run_pk, **stored_key(dict(zip(OUTPUT_KEY, key)), OUTPUT_KEY),
+                 "testset": str(plain(testset) or "clean")}  # testset.npz's name (metrics.py)
         where = sa.and_(*(S.predictions.c[k] == v for k, v in ident.items()))
         if conn.execute(sa.select(sa.func.count()).select_from(S.predictions)
                         .where(where)).scalar():

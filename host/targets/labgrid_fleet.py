@@ -37,8 +37,9 @@ def deploy_fleet(deploy_fn: Callable, bundle_dir, specs: Sequence, results_dir,
                  agent=None, *, lab: LabgridOptions,
                  progress: bool = True, **deploy_kwargs) -> list:
     """deploy_fn's outcomes for the plain targets, then one per place, in order."""
+    from edgebench.device.options import AgentOptions
     from edgebench.host.bundle_reader import load_bundle
-    from edgebench.host.deploy import DeployOptions, DeployOutcome, target_dirname
+    from edgebench.host.deploy import DeployOptions, target_dirname
     from edgebench.host.run_record import choose_run
 
     plain = [s for s in specs if not is_labgrid(s)]
@@ -47,7 +48,7 @@ def deploy_fleet(deploy_fn: Callable, bundle_dir, specs: Sequence, results_dir,
                                                lab.tags)}
     names = list(listed)
     # One run for the fleet: every place deploys into it, each when it has been acquired.
-    settings = deploy_kwargs.get("settings") or DeployOptions(agent=agent or ())
+    settings = deploy_kwargs.get("settings") or DeployOptions(agent=agent or AgentOptions())
     run = choose_run(results_dir, load_bundle(bundle_dir),
                      [target_dirname(s) for s in plain] + [target_dirname(n) for n in names],
                      settings.agent_argv(), deploy_kwargs.pop("run_id", None),
@@ -70,22 +71,8 @@ def deploy_fleet(deploy_fn: Callable, bundle_dir, specs: Sequence, results_dir,
         start = time.monotonic()
         hold = PlaceHold(client, name, lab, note=say, listed=listed[name])
         holds[name] = hold
-        try:
-            with hold:
-                folder = run.folder / target_dirname(hold.spec)
-                folder.mkdir(parents=True, exist_ok=True)
-                (folder / PLACE_FILE).write_text(json.dumps(place_info(hold), indent=1) + "\n")
-                say(f"{name}: acquired in {hold.acquire_s:.1f} s, deploying to "
-                    f"{hold.spec.label()}")
-                outcome = deploy_fn(bundle_dir, [hold.spec], results_dir, agent,
-                                    progress=bars, **deploy_kwargs)[0]
-        except UserError as exc:
-            outcome = DeployOutcome(target=name, ok=False, error=str(exc), run_id=run.run_id)
-            run.mark(target_dirname(name), "failed")
-        except Exception as exc:  # a bug or an odd answer: this place only
-            outcome = DeployOutcome(target=name, ok=False, error=f"{type(exc).__name__}: {exc}",
-                                    run_id=run.run_id)
-            run.mark(target_dirname(name), "failed")
+        outcome = _deploy_held(hold, run, say, lambda spec: deploy_fn(
+            bundle_dir, [spec], results_dir, agent, progress=bars, **deploy_kwargs)[0])
         outcome.notes = list(hold.notes) + list(outcome.notes)
         outcome.seconds = time.monotonic() - start
         results[name] = outcome
@@ -97,6 +84,43 @@ def deploy_fleet(deploy_fn: Callable, bundle_dir, specs: Sequence, results_dir,
     if plain:
         jobs.append(threading.Thread(target=run_plain, daemon=True))
     jobs += [threading.Thread(target=run_place, args=(n,), daemon=True) for n in names]
+    def release_all() -> None:
+        # Ctrl-C (or SIGTERM): give every place back now, from this thread; the deploys'
+        # measured rows stay on their devices and a re-run resumes them.
+        for hold in list(holds.values()):
+            hold.release()
+
+    _run_threads(jobs, on_interrupt=release_all)
+    return list(results.get(None, [])) + [results[n] for n in names]
+
+
+def _deploy_held(hold: PlaceHold, run, say: Callable, deploy_one: Callable):
+    """deploy_one(spec)'s outcome on the place `hold` acquires, with its place.json written in
+    the run's folder first; a place that fails (cannot be had, or an odd answer) is a failed
+    outcome, marked failed in the run, and the other places go on."""
+    from edgebench.host.deploy import DeployOutcome, target_dirname
+
+    name = hold.name
+    try:
+        with hold:
+            folder = run.folder / target_dirname(hold.spec)
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / PLACE_FILE).write_text(json.dumps(place_info(hold), indent=1) + "\n")
+            say(f"{name}: acquired in {hold.acquire_s:.1f} s, deploying to "
+                f"{hold.spec.label()}")
+            return deploy_one(hold.spec)
+    except UserError as exc:
+        outcome = DeployOutcome(target=name, ok=False, error=str(exc), run_id=run.run_id)
+    except Exception as exc:  # a bug or an odd answer: this place only
+        outcome = DeployOutcome(target=name, ok=False, error=f"{type(exc).__name__}: {exc}",
+                                run_id=run.run_id)
+    run.mark(target_dirname(name), "failed")
+    return outcome
+
+
+def _run_threads(jobs: list, on_interrupt: Callable | None = None) -> None:
+    """Starts every job and waits for all, in short joins so that Ctrl-C (and SIGTERM, raised
+    as it) reaches this thread; `on_interrupt` runs before the interrupt goes on."""
     with _sigterm_as_interrupt():
         try:
             for job in jobs:
@@ -105,12 +129,9 @@ def deploy_fleet(deploy_fn: Callable, bundle_dir, specs: Sequence, results_dir,
                 while job.is_alive():
                     job.join(0.2)
         except KeyboardInterrupt:
-            # Ctrl-C (or SIGTERM): give every place back now, from this thread; the deploys'
-            # measured rows stay on their devices and a re-run resumes them.
-            for hold in list(holds.values()):
-                hold.release()
+            if on_interrupt is not None:
+                on_interrupt()
             raise
-    return list(results.get(None, [])) + [results[n] for n in names]
 
 
 class _sigterm_as_interrupt:
@@ -172,12 +193,7 @@ def doctor_places(check_fn: Callable, specs: Sequence, lab: LabgridOptions) -> l
     jobs = [threading.Thread(target=one_plain, args=(i, s), daemon=True)
             for i, s in enumerate(plain)]
     jobs += [threading.Thread(target=one_place, args=(n,), daemon=True) for n in names]
-    with _sigterm_as_interrupt():
-        for job in jobs:
-            job.start()
-        for job in jobs:
-            while job.is_alive():
-                job.join(0.2)
+    _run_threads(jobs)
     return [out[i] for i in range(len(plain))] + [out[n] for n in names]
 
 

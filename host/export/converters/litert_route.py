@@ -1,7 +1,7 @@
 """The litert-torch route, parent side: PyTorch model -> torch.export (here, with the host's
 torch) -> a child process in the converter's own venv (litert_worker.py) that converts and
-quantizes. Yields the same events as export/quantize.py's convert_isolated, so one loop verifies,
-censuses and writes cards for both routes.
+quantizes. Yields the same events as onnx2tf_route.convert_isolated, so one loop (quantize.py)
+verifies, censuses and writes cards for both routes.
 
 The model is wrapped to take NHWC input, the layout every model card declares and the device
 agent feeds; litert-torch folds the transpose into its layout pass."""
@@ -16,7 +16,32 @@ from pathlib import Path
 
 import numpy as np
 
-from edgebench.host.export.converters.env import ensure_env
+from edgebench.host.export.converters.env import ENVS, ensure_env
+from edgebench.host.export.converters.job import Conversion, ConversionJob
+
+
+def run(job: ConversionJob) -> Conversion:
+    """The route's events, timings ({upstream_s: torch.export's seconds}, filled as they run) and
+    tool versions: those of its own venv, not the host's."""
+    model = job.model
+    if model is None:
+        if not job.source.checkpoint or not Path(job.source.checkpoint).is_file():
+            why = ("litert-torch converts PyTorch models: this SavedModel came from an .onnx file"
+                   if not job.source.checkpoint else f"checkpoint {job.source.checkpoint} is gone")
+            return Conversion(iter([{"recipe": r, "event": "done", "status": "failed",
+                                     "error": why, "seconds": 0.0} for r in job.recipes]),
+                              {}, job.tools)
+        from edgebench.host.checkpoint import build_from_checkpoint
+
+        model, _ = build_from_checkpoint(Path(job.source.checkpoint))
+    timings: dict = {}
+    pins = ENVS["litert-torch"].pins()
+    tools = dict({k: None for k in job.tools}, torch=pins.get("torch"), numpy=pins.get("numpy"),
+                 ai_edge_litert=pins.get("ai-edge-litert"), litert_torch=pins.get("litert-torch"),
+                 ai_edge_quantizer=pins.get("ai-edge-quantizer"))
+    events = litert_events(model, job.source.input_shape, job.recipes, job.calib_inputs, job.io,
+                           job.out_dir, job.stem, timings)
+    return Conversion(events, timings, tools)
 
 
 def nhwc_module(model):
