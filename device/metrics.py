@@ -22,6 +22,37 @@ def to_model_input(images_u8, normalization, dtype, scale: float, zero_point: in
     return x.astype(dtype)
 
 
+# A model input's layout -> where each of its axes is in an N×H×W×C image batch (the test set's
+# and to_model_input's order): an ONNX model exported from PyTorch takes NCHW.
+LAYOUT_AXES = {"NHWC": (0, 1, 2, 3), "NCHW": (0, 3, 1, 2)}
+
+
+def layout_axes(layout) -> tuple:
+    axes = LAYOUT_AXES.get(layout or "NHWC")
+    if axes is None:
+        raise ValueError("unknown input layout %r; the agent knows %s"
+                         % (layout, ", ".join(LAYOUT_AXES)))
+    return axes
+
+
+def to_layout(x_nhwc, layout):
+    """An N×H×W×C batch in the model's layout (contiguous: runtimes want dense tensors)."""
+    axes = layout_axes(layout)
+    return x_nhwc if axes == LAYOUT_AXES["NHWC"] else np.ascontiguousarray(x_nhwc.transpose(axes))
+
+
+def image_shape(shape, layout) -> list:
+    """The N×H×W×C shape of the images a model input of `shape` in `layout` takes (a shape of
+    another rank as it is: it fits no image batch either way)."""
+    axes = layout_axes(layout)
+    if len(shape) != len(axes):
+        return [int(s) for s in shape]
+    nhwc = [0] * len(shape)
+    for position, axis in enumerate(axes):
+        nhwc[axis] = int(shape[position])
+    return nhwc
+
+
 def dequantize(values, scale: float, zero_point: int):
     values = np.asarray(values)
     if values.dtype.kind in "iu" and scale:

@@ -101,7 +101,8 @@ class AgentOptions:
     models: Optional[str] = option(str, "", "comma-separated names of the models to measure",
                                    shown="all", metavar="NAME,...", group=RUNNING)
     runtime: Optional[str] = option(
-        str, "auto", "the TFLite interpreter; 'help' lists them",
+        str, "auto", "the TFLite interpreter of .tflite rows (.onnx rows always run on "
+        "onnxruntime); 'help' lists them",
         metavar="|".join(("auto",) + tuple(RUNTIMES)), group=RUNNING)
     xnnpack: Optional[str] = option(str, "on", "off: builtin kernels only",
                                     choices=("on", "off"), group=RUNNING)

@@ -1,5 +1,7 @@
-"""The TFLite runtimes the agent can use (ai_edge_litert, tflite_runtime, tensorflow.lite): import
-one, build an Interpreter, load an external delegate."""
+"""The runtimes the agent can use: the TFLite ones (ai_edge_litert, tflite_runtime,
+tensorflow.lite: import one, build an Interpreter, load an external delegate), which --runtime
+picks for every .tflite row, and the runtimes a model's file format fixes (FILE_RUNTIMES: ONNX
+Runtime for .onnx), imported only by the rows of such a model."""
 from __future__ import annotations
 
 import os
@@ -20,19 +22,87 @@ RUNTIME_HELP = {
     "tensorflow": "full TensorFlow's tf.lite (heavy; when nothing else is installed)",
 }
 
+# The runtime a model's file format fixes, by file extension (a .tflite runs on the --runtime
+# above): its module, the distributions that may provide it (for the version without importing
+# it), the API the rows name (the api column, and sessions.SESSIONS' key), the compute units it
+# runs on here and what to install where it is missing.
+ONNXRUNTIME = "onnxruntime"
+FILE_RUNTIMES = {
+    ".onnx": {"name": ONNXRUNTIME, "module": "onnxruntime",
+              "dists": ("onnxruntime", "onnxruntime-gpu"), "api": "inference_session",
+              "units": ("cpu",), "provider": "CPUExecutionProvider",
+              "elsewhere": "CUDA and TensorRT execution providers are a later step",
+              "install": "pip install onnxruntime",
+              # ORT 1.20 dropped Python 3.8 and 3.9; 1.19.2 has their wheels (x86_64, aarch64)
+              "install_before": ((3, 10), "pip install onnxruntime==1.19.2 (the last with "
+                                          "wheels for Python 3.8 and 3.9)"),
+              "help": "ONNX Runtime's CPUExecutionProvider, always, for .onnx models "
+                      "(--threads: intra-op threads, no spinning)"},
+}
+BY_NAME = dict((spec["name"], spec) for spec in FILE_RUNTIMES.values())
+
 
 def runtime_help() -> str:
-    return "runtimes:\n" + "\n".join("  %-15s %s" % item for item in RUNTIME_HELP.items())
+    lines = ["runtimes (of .tflite models):"]
+    lines += ["  %-15s %s" % item for item in RUNTIME_HELP.items()]
+    lines.append("fixed by the model's file (not a --runtime choice):")
+    lines += ["  %-15s %s" % (spec["name"], spec["help"]) for spec in FILE_RUNTIMES.values()]
+    return "\n".join(lines)
+
+
+def file_runtime(path: str):
+    """The FILE_RUNTIMES entry of a model file, or None for a .tflite (the --runtime's)."""
+    return FILE_RUNTIMES.get(os.path.splitext(path or "")[1].lower())
+
+
+def install_hint(name: str) -> str:
+    """What to pip install for a file-format runtime on this Python."""
+    spec = BY_NAME[name]
+    before = spec.get("install_before")
+    if before and sys.version_info[:2] < before[0]:
+        return before[1]
+    return spec["install"]
+
+
+def installed_version(name: str):
+    """A file-format runtime's version from its distribution's metadata, without importing it
+    (the parent never imports ONNX Runtime); None where it is not installed."""
+    from importlib import metadata
+    for dist in BY_NAME[name]["dists"]:
+        try:
+            return metadata.version(dist)
+        except Exception:
+            continue
+    return None
+
+
+def import_file_runtime(name: str):
+    """(module, version) of a file-format runtime; AgentError naming the install when it is
+    missing or does not import (a broken install: a numpy ABI mismatch, a missing library)."""
+    spec = BY_NAME[name]
+    try:
+        module = __import__(spec["module"])
+    except ImportError as exc:
+        if getattr(exc, "name", None) == spec["module"]:
+            raise AgentError("%s is not installed: %s" % (name, install_hint(name))) from None
+        raise AgentError("%s does not import (%s): %s" % (name, one_line(exc, 160),
+                                                          install_hint(name))) from None
+    return module, getattr(module, "__version__", None) or installed_version(name) or "unknown"
 
 
 def check_runtime(name: str) -> None:
     if name != "auto" and name not in RUNTIMES:
-        raise AgentError("unknown runtime %r; choose one of: auto, %s"
-                         % (name, ", ".join(RUNTIMES)))
+        raise AgentError("unknown runtime %r; choose one of: auto, %s (the TFLite interpreter of "
+                         ".tflite models; %s)" % (name, ", ".join(RUNTIMES), "; ".join(
+                             "%s models always run on %s" % (ext, spec["name"])
+                             for ext, spec in FILE_RUNTIMES.items())))
 
 
 def import_runtime(name: str):
-    """Import the interpreter module of a runtime; returns (module, version)."""
+    """Import the interpreter module of a runtime (or a file-format runtime's module); returns
+    (module, version)."""
+    if name in BY_NAME:
+        return import_file_runtime(name)
     module_name, dist = RUNTIMES[name]
     module = __import__(module_name, fromlist=["Interpreter"])
     if name == "tensorflow":

@@ -18,7 +18,7 @@ RESULTS_SCHEMA_VERSION = 5
 
 # Model card (JSON beside every .tflite, and one entry per model in the bundle's manifest):
 #   schema, name ("resnet18.int8"), file, sha256, size_bytes, recipe, architecture,
-#   input:  {shape [1,H,W,C], dtype, layout "NHWC", scale, zero_point,
+#   input:  {shape [1,H,W,C], dtype, layout "NHWC" (.onnx: [1,C,H,W], "NCHW"), scale, zero_point,
 #            normalization {pixel_scale, mean [C], std [C]}}   # x = (u8*pixel_scale - mean)/std
 #   output: {shape, dtype, scale, zero_point}
 #   class_names, positive_class (index of the positive class, "malignant"),
@@ -40,7 +40,8 @@ RESULTS_SCHEMA_VERSION = 5
 #           note, ranking}   (int8-mixed only)
 # Manifest (bundle/MANIFEST_JSON; its type, reader and writer: manifest.Manifest):
 #   schema, run_id, created (ISO 8601 UTC), testset ("testset.npz" or null),
-#   models: [card + {"file": "models/<name>.tflite", "reference": "reference/<arch>.npy" or null}]
+#   models: [card + {"file": "models/<name>.tflite" (or .onnx: ONNX Runtime's rows),
+#                    "reference": "reference/<arch>.npy" or null}]
 # testset.npz: images uint8 N×H×W×C, labels int64 N, class_names str[K]
 # reference/<arch>.npy: float32 N×K logits of the float (PyTorch) model on the test set
 

@@ -1,10 +1,12 @@
 """The bundle: everything the device needs, in one folder (DESIGN.md "The bundle").
 
-    bundle/   the manifest (schema.MANIFEST_JSON)   models/*.tflite   testset.npz
+    bundle/   the manifest (schema.MANIFEST_JSON)   models/*.tflite, *.onnx   testset.npz
               reference/<arch>.npy   agent.pyz
 
-Models are found recursively in MODELS_DIR as `*.tflite` with a `<same stem>.json` model card
-(edgebench.device.schema; read as plain JSON). A `.tflite` without a card gets one
+Models are found recursively in MODELS_DIR as `*.tflite` and ONNX Runtime `*.onnx` with a
+`<same stem>.json` model card (edgebench.device.schema; read as plain JSON). An `.onnx` without a
+card is not a model of ours but the export every route starts from (`convert` leaves
+`<arch>.onnx` beside the models): it is left out. A `.tflite` without a card gets one
 derived from the file (shapes, dtypes, quantization, via the interpreter). Such a card has no
 input normalization unless `--testset` is given, and the agent measures accuracy only with one:
 so a bare model gets accuracy only when the user hands in a test set (then its normalization is
@@ -29,7 +31,7 @@ from edgebench.device.manifest import Manifest
 from edgebench.device.schema import MANIFEST_JSON, MODEL_CARD_SCHEMA, TESTSET_NPZ, ModelCard
 from edgebench.host.agent_archive import write_archive
 from edgebench.host.errors import UserError
-from edgebench.host.export.census import op_census
+from edgebench.host.export.model_census import model_census
 from edgebench.host.files import sha256_file
 
 DEFAULT_NORMALIZATION = {"pixel_scale": 1.0 / 255.0, "mean": [0.0], "std": [1.0]}
@@ -108,7 +110,7 @@ def derive_testset(cards: list[dict]) -> dict | None:
     for card in cards:
         src = card.get("source") or {}
         if src.get("data_spec") and src.get("img_size") and src.get("split_seed") is not None:
-            key = (src["data_spec"], int(src["img_size"]), int(card["input"]["shape"][-1]),
+            key = (src["data_spec"], int(src["img_size"]), int(input_hwc(card)[-1]),
                    int(src["split_seed"]))
             sources.setdefault(key, []).append(card["name"])
     if not sources:
@@ -161,15 +163,36 @@ def reference_logits(checkpoint: Path, images: np.ndarray, card: dict) -> np.nda
     return np.concatenate(out).astype(np.float32)
 
 
+# model suffix -> whether a file without a card is a model (a .tflite: its card is derived) or
+# not one of ours (an .onnx: the export `convert` keeps, or a file no route made)
+MODEL_SUFFIXES = {".tflite": True, ".onnx": False}
+
+
 def find_models(models_dir: Path) -> list[tuple[Path, Path | None]]:
     models_dir = Path(models_dir)
     if not models_dir.is_dir():
         raise UserError(f"models folder not found: {models_dir}")
-    found = sorted(p for p in models_dir.rglob("*.tflite") if p.is_file())
+    found, bare_onnx = [], []
+    for p in sorted(p for p in models_dir.rglob("*") if p.suffix in MODEL_SUFFIXES):
+        card = p.with_suffix(".json")
+        if not p.is_file():
+            continue
+        if card.is_file() or MODEL_SUFFIXES[p.suffix]:
+            found.append((p, card if card.is_file() else None))
+        else:
+            bare_onnx.append(p.name)
     if not found:
-        raise UserError(f"no .tflite files under {models_dir}")
-    return [(p, p.with_suffix(".json") if p.with_suffix(".json").is_file() else None)
-            for p in found]
+        hint = (f" ({', '.join(bare_onnx[:3])} without a card: `bench-host quantize "
+                f"CHECKPOINT --converter ort` builds ONNX Runtime models with theirs)"
+                if bare_onnx else "")
+        raise UserError(f"no .tflite files or carded .onnx models under {models_dir}{hint}")
+    return found
+
+
+def input_hwc(card: dict) -> list[int]:
+    """The model's input image size [H, W, C] whatever its layout (NHWC .tflite, NCHW .onnx)."""
+    shape = [int(d) for d in card["input"]["shape"]]
+    return shape[2:] + shape[1:2] if card["input"].get("layout") == "NCHW" else shape[1:]
 
 
 def _checkpoint_of(card: dict) -> Path | None:
@@ -204,7 +227,7 @@ def _write_references(cards: list[dict], testset: dict, staging: Path,
         ckpt = _checkpoint_of(card)
         if ckpt is None:
             continue
-        if card["input"]["shape"][1:] != list(testset["images"].shape[1:]):
+        if input_hwc(card) != list(testset["images"].shape[1:]):
             continue
         key = str(Path(ckpt).resolve())
         if key not in by_checkpoint:
@@ -226,7 +249,7 @@ def _write_references(cards: list[dict], testset: dict, staging: Path,
 
 def build_bundle(models_dir, out_dir, testset=None, run_id=None, robustness=None,
                  references=None) -> Path:
-    """Pack MODELS_DIR's .tflite models (+ cards) into OUT_DIR; returns OUT_DIR's path.
+    """Pack MODELS_DIR's .tflite and .onnx models (+ cards) into OUT_DIR; returns OUT_DIR's path.
     `testset`: an .npz path, or what an earlier stage already loaded ({"images" uint8 NHWC,
     "labels", optionally "class_names"}); `references`: {checkpoint path: float logits on that
     test set} an earlier stage computed, so neither is loaded or computed again here.
@@ -243,7 +266,7 @@ def build_bundle(models_dir, out_dir, testset=None, run_id=None, robustness=None
         card = (read_card(card_path, model_path) if card_path
                 else derive_card(model_path, given["class_names"] if given else None))
         if not card.get("census"):  # a bare model, or a card older than the census
-            card["census"] = op_census(model_path)
+            card["census"] = model_census(model_path)
         card["_path"] = model_path
         cards.append(card)
     names = [c["name"] for c in cards]
@@ -271,8 +294,9 @@ def build_bundle(models_dir, out_dir, testset=None, run_id=None, robustness=None
         entries = []
         for card in cards:
             src = card.pop("_path")
-            shutil.copyfile(src, staging / "models" / f"{card['name']}.tflite")
-            entries.append(dict(card, file=f"models/{card['name']}.tflite",
+            rel = f"models/{card['name']}{src.suffix}"
+            shutil.copyfile(src, staging / rel)
+            entries.append(dict(card, file=rel,
                                 reference=refs.get(card["name"])))
         write_archive(staging)
         Manifest(run_id=run_id or time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()),

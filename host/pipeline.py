@@ -176,7 +176,7 @@ def _stage_keys(profile: Profile, arch: str, run_dir: Path, amp, debug, mixed, c
                       + ([debug, mixed] if debug or mixed else [])
                       + ([list(converters)] if list(converters) != ["onnx2tf"] else []))
     model_dir = run_dir / "models" / arch
-    outputs = [model_dir / f"{CONVERTERS[c].stem(arch)}.{r}.tflite" for c in converters
+    outputs = [model_dir / CONVERTERS[c].model_file(arch, r) for c in converters
                for r in profile.recipes if r not in CONVERTERS[c].unsupported]
     return train_key, export_key, outputs
 

@@ -14,7 +14,8 @@ DEVICE = sorted(p for p in (REPO / "device").rglob("*.py") if "__pycache__" not 
 REMOTE = sorted((REPO / "device" / "remote").glob("*.py"))
 HOST = sorted((REPO / "host").rglob("*.py"))
 MAX_LINES = 400
-ALLOWED = {"numpy", "ai_edge_litert", "tflite_runtime", "tensorflow", "psutil", "pynvml"}
+ALLOWED = {"numpy", "ai_edge_litert", "tflite_runtime", "tensorflow", "onnxruntime", "psutil",
+           "pynvml"}
 
 
 def rel(path: Path) -> str:

@@ -8,8 +8,8 @@ import os
 import numpy as np
 
 from ..common import one_line, say
-from ..metrics import classification_metrics, dequantize, per_image, to_model_input
-from ..schema import output_key
+from ..metrics import (classification_metrics, dequantize, image_shape, per_image,
+                       to_model_input)
 
 
 # --- the child's side ---------------------------------------------------------------------------
@@ -101,7 +101,8 @@ class TestSets:
             return self.missing
         if not entry.get("input", {}).get("normalization"):
             return "accuracy not measured: the model card has no input normalization"
-        shape = list(entry["input"].get("shape") or [])[1:]
+        card = entry["input"]
+        shape = image_shape(card.get("shape") or [], card.get("layout"))[1:]
         if shape and shape != self.image_shape:
             return ("accuracy not measured: test images are %s but the model takes %s"
                     % ("x".join(map(str, self.image_shape)), "x".join(map(str, shape))))
@@ -134,8 +135,3 @@ class TestSets:
             rows.append(row)
             predictions.extend(per_image(logits, labels, positive, item["name"]))
         return rows
-
-
-def output_key_of(entry: dict, runtime: str, xnnpack: str, unit: dict) -> tuple:
-    return output_key(dict(sha256=entry.get("sha256"), runtime=runtime, xnnpack=xnnpack,
-                           compute_unit=unit["spec"]))

@@ -12,8 +12,8 @@ import numpy as np
 
 from ..common import AgentError, write_atomic
 from ..schema import (FRAMES, POWER_SAMPLES, PREDICTION_COLUMNS, PREDICTIONS_CSV, RESULT_COLUMNS,
-                     RESULTS_CSV,                     RESULTS_SCHEMA_VERSION, ROBUSTNESS_COLUMNS, ROBUSTNESS_CSV, SAMPLE_COLUMNS,
-                     SAMPLES_CSV, SCENARIOS, SOAK, output_key, row_key)
+                      RESULTS_CSV, RESULTS_SCHEMA_VERSION, ROBUSTNESS_COLUMNS, ROBUSTNESS_CSV,
+                      SAMPLE_COLUMNS, SAMPLES_CSV, SCENARIOS, SOAK, output_key, row_key)
 
 
 def cell(value) -> str:

@@ -10,13 +10,13 @@ import time
 import numpy as np
 
 from . import environment as sensors
-from .accuracy import TestSets, output_key_of
+from .accuracy import TestSets
 from ..common import AgentError, emit, say, sha256_file, utc_now, write_atomic
 from ..metrics import accuracy_fields, latency_stats, per_image
 from ..power import POWER_COLUMNS, Meter
-from ..runtimes import import_runtime, resolve_runtime
+from ..runtimes import BY_NAME, file_runtime, import_runtime, installed_version
 from ..schema import (ACCURACY_COLUMNS, RESULT_KEY, RESULTS_SCHEMA_VERSION, RUNTIME_LOG,
-                     output_key, row_key)
+                      output_key, row_key)
 from .result_store import ResultStore, cell
 from .timing import CHILD_TIMEOUT_S, run_child
 
@@ -27,10 +27,27 @@ ENV_COLUMNS = ("device_model", "machine", "cpu", "cores", "os", "python", "numpy
 # The columns a scenarios.csv, frames.csv or soak.csv line takes from its row.
 SCENARIO_HEAD = ("run_id", "model", "sha256") + RESULT_KEY
 # What a child's result hands on to the row.
-RESULT_FIELDS = ("status", "error", "accelerator_init_ms", "load_ms", "warm_load_ms",
-                 "first_inference_ms", "warmup_runs",
+# runtime_version: what the child imported (ONNX Runtime's, which the parent never imports).
+RESULT_FIELDS = ("status", "error", "runtime_version", "accelerator_init_ms", "load_ms",
+                 "warm_load_ms", "first_inference_ms", "warmup_runs",
                  "rss_before_mb", "rss_after_load_mb", "peak_rss_mb", "accelerator_device",
                  "software_accelerator", "fully_accelerated", "delegated_nodes")
+
+
+def fp32_slot(entry: dict) -> tuple:
+    """Whose fp32 a recipe is compared with: its architecture's, on its file's runtime."""
+    return entry.get("architecture"), (file_runtime(entry.get("file")) or {}).get("name")
+
+
+def unit_refused(row: dict):
+    """Why a row's runtime, fixed by its model's file, cannot run on the row's compute unit
+    (ONNX Runtime: the CPU only, for now), or None. Said without starting a child."""
+    spec = BY_NAME.get(row["runtime"])
+    if spec is None or row["compute_unit"] in spec["units"]:
+        return None
+    return ("%s rows run on %s only here (%s), not on %s: %s" % (
+        spec["name"], ", ".join(spec["units"]), spec["provider"], row["compute_unit"],
+        spec["elsewhere"]))
 
 
 class Agent:
@@ -45,10 +62,13 @@ class Agent:
         self.bundle = args.bundle
         self.tests = TestSets(args.bundle, manifest)
         self.store = None   # the ResultStore, once open: fp32's predictions for agreement_fp32
-        self.fp32_sha = {}  # architecture -> sha256 of its fp32 model (agreement_fp32)
+        # (architecture, file runtime) -> sha256 of its fp32 model (agreement_fp32): an ORT
+        # recipe is compared with ORT's fp32, a LiteRT one with LiteRT's
+        self.fp32_sha = {}
         for e in manifest.get("models") or []:
             if e.get("recipe") == "fp32":
-                self.fp32_sha.setdefault(e.get("architecture"), e.get("sha256"))
+                self.fp32_sha.setdefault(fp32_slot(e), e.get("sha256"))
+        self.file_runtime_versions = {}  # name -> version (metadata; the parent never imports)
         self.accuracy_cache = {}
         # --power: the Meter reads the source from this (parent) process around each row's child.
         power = getattr(args, "power", "none") or "none"
@@ -65,15 +85,29 @@ class Agent:
         except Exception:
             return None
 
+    def row_runtime(self, entry: dict, unit: dict) -> tuple:
+        """(runtime, its version, xnnpack, the unit as the row's child runs it) of a row: a
+        model whose file fixes its runtime (.onnx: ONNX Runtime, its own API, xnnpack not
+        applicable: blank) runs on it; otherwise CompiledModel units on LiteRT and the rest on
+        the --runtime interpreter."""
+        fixed = file_runtime(entry.get("file"))
+        if fixed:
+            name = fixed["name"]
+            if name not in self.file_runtime_versions:
+                self.file_runtime_versions[name] = installed_version(name)
+            return (name, self.file_runtime_versions[name], "", dict(unit, api=fixed["api"]))
+        if unit["api"] == "compiled_model":
+            return "litert", self.litert_version, self.args.xnnpack, unit
+        return self.runtime, self.runtime_version, self.args.xnnpack, unit
+
     def base_row(self, entry: dict, threads: int, unit: dict, round_no: int) -> dict:
         row = dict((k, self.env.get(k)) for k in ENV_COLUMNS)
-        compiled = unit["api"] == "compiled_model"
+        runtime, version, xnnpack, unit = self.row_runtime(entry, unit)
         row.update(schema_version=RESULTS_SCHEMA_VERSION, run_id=self.run_id,
                    bundle_id=self.manifest.get("run_id"),
                    model=entry.get("name"), architecture=entry.get("architecture"),
                    recipe=entry.get("recipe"), sha256=entry.get("sha256"), threads=threads,
-                   xnnpack=self.args.xnnpack, runtime="litert" if compiled else self.runtime,
-                   runtime_version=self.litert_version if compiled else self.runtime_version,
+                   xnnpack=xnnpack, runtime=runtime, runtime_version=version,
                    compute_unit=unit["spec"], round=round_no, accelerator=unit["accelerator"],
                    api=unit["api"])
         return row
@@ -104,11 +138,14 @@ class Agent:
         else:
             row["file_size_mb"] = os.path.getsize(path) / 2.0 ** 20
             digest = sha256_file(path)
+            refused = unit_refused(row)
             if entry.get("sha256") and digest != entry["sha256"]:
                 result = {"status": "error", "error": "sha256 of %s is %s, the manifest says %s"
                           % (entry["file"], digest[:12], entry["sha256"][:12])}
+            elif refused:
+                result = {"status": "error", "error": refused}
             else:
-                result = self._run_model(entry, path, threads, unit, row_key(row),
+                result = self._run_model(entry, path, row, unit,
                                          self._on_message(row, extra))
         row["temp_after_c"] = sensors.soc_temp_c()
         flags = sensors.throttled_flags()
@@ -192,14 +229,16 @@ class Agent:
         soaked = [self.store.soak_progress.get(key, (0, 0.0))[1] for key in done_keys]
         return [s for s in soaked if s + 1e-6 < total]
 
-    def _run_model(self, entry: dict, path: str, threads: int, unit: dict, key: tuple,
+    def _run_model(self, entry: dict, path: str, row: dict, unit: dict,
                    on_message=None) -> dict:
-        cache_key = output_key_of(entry, self.runtime, self.args.xnnpack, unit)
+        """The child's result for `row` (base_row's fields) on `unit`, its accuracy scored now or
+        taken from its configuration's (output key's) cache."""
+        cache_key = output_key(row)
         block = self.tests.block(entry)
         need_accuracy = block is None and cache_key not in self.accuracy_cache
-        job = self._child_job(entry, path, threads, unit, need_accuracy)
-        job.update(self._soak_job(key))
-        title = "%s threads=%d unit=%s" % (entry.get("name"), threads, unit["spec"])
+        job = self._child_job(entry, path, row, unit, need_accuracy)
+        job.update(self._soak_job(row_key(row)))
+        title = "%s threads=%d unit=%s" % (entry.get("name"), row["threads"], unit["spec"])
         result = self._run_child_metered(job, title, on_message)
         if result.get("status") != "ok":
             return result
@@ -208,17 +247,22 @@ class Agent:
         if notes:
             result["error"] = "; ".join(notes)
         if need_accuracy and not block:
-            self._score(result, entry, unit, cache_key)
+            self._score(result, entry, row, cache_key)
         result["accuracy_fields"] = self.accuracy_cache.get(cache_key)
         return result
 
-    def _child_job(self, entry: dict, path: str, threads: int, unit: dict,
+    def _child_job(self, entry: dict, path: str, row: dict, unit: dict,
                    need_accuracy: bool) -> dict:
         """What the row's child is asked to do (timing.py reads it), the soak aside."""
         args, tests = self.args, self.tests
-        return {"path": path, "runtime": self.runtime, "runtime_version": self.runtime_version,
-                "threads": threads,
-                "xnnpack": args.xnnpack == "on", "warmup": args.warmup, "min_runs": args.min_runs,
+        runtime, version, xnnpack, unit = self.row_runtime(entry, unit)
+        if unit["api"] == "compiled_model":
+            # CompiledModel is LiteRT's own; the job names the interpreter this device has, for
+            # the message that says what to install when LiteRT is missing or too old.
+            runtime, version = self.runtime, self.runtime_version
+        return {"path": path, "runtime": runtime, "runtime_version": version,
+                "threads": row["threads"],
+                "xnnpack": xnnpack == "on", "warmup": args.warmup, "min_runs": args.min_runs,
                 "min_seconds": args.min_seconds, "max_seconds": args.max_seconds,
                 "input": entry.get("input") or {}, "output": entry.get("output") or {},
                 "testset": tests.path, "accuracy": need_accuracy, "unit": unit,
@@ -260,7 +304,7 @@ class Agent:
             result["error"] += " (in delegate %s)" % unit["delegate"]["library"]
         return result
 
-    def _score(self, result: dict, entry: dict, unit: dict, cache_key: tuple) -> None:
+    def _score(self, result: dict, entry: dict, row: dict, cache_key: tuple) -> None:
         """Accuracy from the child's logits (cached for the model's other rows), its per-image
         predictions and its robustness rows, into result."""
         tests = self.tests
@@ -274,15 +318,15 @@ class Agent:
                                                          positive)
         result["predictions"] = per_image(logits, tests.labels, positive)
         result["robustness_rows"] = self._robustness_rows(
-            entry, unit, result.pop("robustness_logits", {}), result["predictions"])
+            entry, row, result.pop("robustness_logits", {}), result["predictions"])
 
-    def _robustness_rows(self, entry: dict, unit: dict, corrupted: dict, predictions: list):
+    def _robustness_rows(self, entry: dict, row: dict, corrupted: dict, predictions: list):
         base = {"schema_version": RESULTS_SCHEMA_VERSION, "run_id": self.run_id,
                 "model": entry.get("name"), "architecture": entry.get("architecture"),
                 "recipe": entry.get("recipe"), "sha256": entry.get("sha256"),
-                "runtime": self.runtime if unit["api"] == "interpreter" else "litert",
-                "xnnpack": self.args.xnnpack, "compute_unit": unit["spec"]}
-        fp32 = output_key(dict(base, sha256=self.fp32_sha.get(entry.get("architecture"))))
+                "runtime": row["runtime"], "xnnpack": row["xnnpack"],
+                "compute_unit": row["compute_unit"]}
+        fp32 = output_key(dict(base, sha256=self.fp32_sha.get(fp32_slot(entry))))
         return self.tests.robustness_rows(
             base, int(entry.get("positive_class", 1)), corrupted, predictions,
             lambda testset: self.store.predicted.get((fp32, testset)))

@@ -1,7 +1,7 @@
 """A model loaded on one compute unit, behind one small interface the timing loop uses:
 shape, input_dtype, in_q/out_q (scale, zero point), set_input(x), invoke(), output(), info (the
 row's accelerator columns). InterpreterSession: cpu and delegate units; CompiledModelSession: gpu
-and npu through LiteRT's CompiledModel."""
+and npu through LiteRT's CompiledModel; OrtSession (ort_session.py): .onnx models on the CPU."""
 from __future__ import annotations
 
 import os
@@ -10,9 +10,10 @@ import numpy as np
 
 from ..common import AgentError, one_line
 from ..runtimes import load_delegate, make_interpreter
+from .ort_session import OrtSession
 from .trivial_model import trivial_model
 from ..units import (COMPUTE_UNITS, adapter_from_log, check_unit_available,
-                    explain_compile_failure, native_stderr, partition_from_log)
+                     explain_compile_failure, native_stderr, partition_from_log)
 
 
 class InterpreterSession:
@@ -213,4 +214,7 @@ class AcceleratorStart:
         return self._build(path, self._cm.CompiledModel.from_file)
 
 
-SESSIONS = {"interpreter": InterpreterSession, "compiled_model": CompiledModelSession}
+# A row's api (its unit's, or for a model whose file fixes the runtime, runtimes.FILE_RUNTIMES')
+# -> the session that loads its model.
+SESSIONS = {"interpreter": InterpreterSession, "compiled_model": CompiledModelSession,
+            "inference_session": OrtSession}

@@ -32,7 +32,7 @@ from ..scenarios import soak, stream_processes
 from . import environment as sensors
 from ..common import AgentError, KillTimer, one_line, utc_now
 from .invoke_loop import time_invokes
-from ..metrics import to_model_input
+from ..metrics import image_shape, to_model_input
 from ..runtimes import import_runtime
 from .sessions import SESSIONS, AcceleratorStart
 
@@ -59,11 +59,12 @@ def memory_mb():
 
 def start_runtime(job: dict, result: dict):
     """The start-up a row pays before its model, timed apart (accelerator_init_ms): on the
-    Interpreter, importing the runtime; on CompiledModel, LiteRT's environment and a trivial model
-    on the accelerator. Returns what SESSIONS[api] takes with the job."""
+    Interpreter and ONNX Runtime, importing the runtime (runtime_version: what was imported); on
+    CompiledModel, LiteRT's environment and a trivial model on the accelerator. Returns what
+    SESSIONS[api] takes with the job."""
     t0 = time.perf_counter_ns()
-    if job["unit"]["api"] == "interpreter":
-        started = import_runtime(job["runtime"])[0]
+    if job["unit"]["api"] != "compiled_model":
+        started, result["runtime_version"] = import_runtime(job["runtime"])
     else:
         started = AcceleratorStart(job)
         if started.note:
@@ -82,9 +83,12 @@ def load_session(job: dict, result: dict, started):
     result["rss_after_load_mb"] = memory_mb()[0]
     result.update(session.info)
     card = job["input"]
-    if card.get("shape") and [int(s) for s in card["shape"]] != session.shape:
-        raise AgentError("manifest says input shape %s but the model's input is %s"
-                         % (list(card["shape"]), session.shape))
+    layout = card.get("layout") or "NHWC"
+    # session.shape is the images' N×H×W×C; the card and the message speak the model's layout.
+    if card.get("shape") and image_shape(card["shape"], layout) != session.shape:
+        raise AgentError("manifest says input shape %s%s but the model's input is %s"
+                         % (list(card["shape"]), "" if layout == "NHWC" else " (%s)" % layout,
+                            getattr(session, "model_shape", session.shape)))
     return session
 
 

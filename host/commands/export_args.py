@@ -18,8 +18,9 @@ def add_common(p) -> None:
 
 def add_converter(p) -> None:
     p.add_argument("--converter", default=None, metavar="NAMES",
-                   help="conversion route(s), comma-separated: onnx2tf (default) and/or "
-                        "litert-torch (its own venv, made on first use); 'help' lists them")
+                   help="conversion route(s), comma-separated: onnx2tf (default), "
+                        "litert-torch (its own venv, made on first use) and/or ort (ONNX "
+                        "Runtime .onnx models); 'help' lists them")
 
 
 def converters_from(args) -> list[str] | None:

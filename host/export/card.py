@@ -1,4 +1,5 @@
-"""The model card: the JSON beside every .tflite that the bundle and the device agent read.
+"""The model card: the JSON beside every model (.tflite, or .onnx for ONNX Runtime) that the bundle
+and the device agent read.
 Its schema is defined in device/schema.py (ModelCard and the comment above it); this module
 builds, writes and reads it."""
 from __future__ import annotations
@@ -38,7 +39,7 @@ _TOOLS = ("torch", "onnx", "onnx2tf", "onnxruntime", "tensorflow", "tf-keras", "
 
 
 def card_path_for(tflite_path: Path) -> Path:
-    """resnet18.int8.tflite -> resnet18.int8.json"""
+    """resnet18.int8.tflite -> resnet18.int8.json (an .onnx the same way)"""
     return Path(tflite_path).with_suffix(".json")
 
 
@@ -79,27 +80,55 @@ def build_card(tflite_path: Path, *, recipe: str, architecture: str, normalizati
                class_names: list[str], positive_class: int, source: dict,
                conversion_seconds: float, tools: dict | None = None,
                verification: dict | None = None, extra: dict | None = None) -> dict:
-    from ai_edge_litert.interpreter import Interpreter
-
-    tflite_path = Path(tflite_path)
-    interp = Interpreter(model_path=str(tflite_path))
-    (inp,), (out,) = interp.get_input_details(), interp.get_output_details()
-    card_input = tensor_info(inp)
-    card_input["layout"] = "NHWC"
+    """The card of a .tflite or an ONNX Runtime .onnx (`tflite_path` is either: the suffix picks
+    how its input and output are read, MODEL_IO)."""
+    model_path = Path(tflite_path)
+    card_input, card_output = MODEL_IO[model_path.suffix](model_path)
     card_input["normalization"] = {"pixel_scale": float(normalization["pixel_scale"]),
                                    "mean": [float(m) for m in normalization["mean"]],
                                    "std": [float(s) for s in normalization["std"]]}
     return ModelCard(
-        name=tflite_path.name[:-len(".tflite")], file=tflite_path.name,
-        sha256=sha256_file(tflite_path), size_bytes=tflite_path.stat().st_size,
+        name=model_path.name[:-len(model_path.suffix)], file=model_path.name,
+        sha256=sha256_file(model_path), size_bytes=model_path.stat().st_size,
         recipe=recipe, architecture=architecture,
-        input={k: card_input[k] for k in INPUT_KEYS}, output=tensor_info(out),
+        input={k: card_input[k] for k in INPUT_KEYS}, output=card_output,
         class_names=list(class_names), positive_class=int(positive_class),
-        source=portable_source(source, tflite_path.parent),
+        source=portable_source(source, model_path.parent),
         tools=tools if tools is not None else tool_versions(),
         conversion_seconds=round(float(conversion_seconds), 3), verification=verification,
         extra={k: v for k, v in (extra or {}).items() if k in EXTRA_KEYS},
     ).to_json()
+
+
+def _tflite_io(path: Path) -> tuple[dict, dict]:
+    from ai_edge_litert.interpreter import Interpreter
+
+    interp = Interpreter(model_path=str(path))
+    (inp,), (out,) = interp.get_input_details(), interp.get_output_details()
+    return dict(tensor_info(inp), layout="NHWC"), tensor_info(out)
+
+
+def _onnx_io(path: Path) -> tuple[dict, dict]:
+    """An ONNX model's single input and first output: float tensors (QDQ quantizes inside the
+    graph), so scale 0.0 and zero_point 0 as a float TFLite tensor reports them."""
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    weights = {i.name for i in graph.initializer}
+    (inp,) = [i for i in graph.input if i.name not in weights]
+
+    def info(value) -> dict:
+        t = value.type.tensor_type
+        return {"shape": [int(d.dim_value) for d in t.shape.dim],
+                "dtype": np.dtype(onnx.helper.tensor_dtype_to_np_dtype(t.elem_type)).name,
+                "scale": 0.0, "zero_point": 0}
+
+    return dict(info(inp), layout="NCHW"), info(graph.output[0])
+
+
+# model file suffix -> its (card input, card output); input.layout is what the runtime takes
+MODEL_IO = {".tflite": _tflite_io, ".onnx": _onnx_io}
+LAYOUTS = {".tflite": "NHWC", ".onnx": "NCHW"}
 
 
 def write_card(path: Path, card: dict) -> Path:
@@ -136,5 +165,7 @@ def validate_card(card: dict, where: str = "model card") -> None:
         missing = [prefix + k for k in keys if k not in part]
         if missing:
             raise UserError(f"{where}: missing field(s) {', '.join(missing)}")
-    if card["input"]["layout"] != "NHWC":
-        raise UserError(f"{where}: input.layout must be NHWC")
+    suffix = Path(str(card.get("file") or "")).suffix
+    layout = LAYOUTS.get(suffix, "NHWC")
+    if card["input"]["layout"] != layout:
+        raise UserError(f"{where}: input.layout must be {layout} for a {suffix or 'model'} file")

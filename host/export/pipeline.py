@@ -190,7 +190,8 @@ def record_verification(out_dir: Path, results: list[RecipeResult], architecture
                     rows[(r["model"], r["converter"], r["recipe"])] = r
     for conv in dict.fromkeys(r.converter for r in results):
         mine = [r for r in results if r.converter == conv]
-        size = fp32_size(mine, out_dir, CONVERTERS[conv].stem(architecture))
+        size = fp32_size(mine, out_dir, CONVERTERS[conv].stem(architecture),
+                         CONVERTERS[conv].suffix)
         for r in mine:
             rows[(architecture, conv, r.recipe)] = dict(r.row(size), model=architecture)
     order = {n: i for i, n in enumerate(RECIPES)}

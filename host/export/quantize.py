@@ -1,4 +1,5 @@
-"""SavedModel -> one .tflite per recipe, each with its model card and (optionally) verified.
+"""SavedModel (or, per route, the PyTorch model or its ONNX export) -> one model per recipe
+(.tflite, or .onnx on the ort route), each with its model card and (optionally) verified.
 A recipe that fails becomes a failed result with the reason; the others go on."""
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ class RecipeResult:
     recipe: str
     status: str  # "ok", "failed", or "unsupported" (the converter cannot build this recipe)
     error: str = ""
-    tflite: Path | None = None
+    tflite: Path | None = None  # the model file: a .tflite, or an .onnx on the ort route
     card: Path | None = None
     size_bytes: int | None = None
     seconds: float = 0.0
@@ -56,7 +57,7 @@ class RecipeResult:
 class QuantizeOptions:
     """How quantize() builds its recipes (every field has the command line's default)."""
     io: str = "int8"  # the integer recipes' input/output type (recipes.IO_TYPES)
-    verify: VerifyData | None = None  # check each .tflite against the float model
+    verify: VerifyData | None = None  # check each model against the float model
     progress: bool = True
     isolate: bool = True  # convert in a child process: a native crash costs one recipe, not the run
     debug: bool = False  # <arch>.<recipe>.layers.csv for the integer recipes (export/debug.py)
@@ -74,7 +75,7 @@ def quantize(saved_model: Path, recipes: list[str], calib_inputs: np.ndarray | N
     `options.isolate` the converter runs in this process, which saves the child's TensorFlow
     start-up. `options.converter` picks the route (converters/__init__.py): litert-torch builds
     from the PyTorch model into `<arch>.litert-torch.<recipe>.tflite`; a recipe it cannot build
-    is an "unsupported" result with the reason."""
+    is an "unsupported" result with the reason; ort writes `<arch>.ort.<recipe>.onnx`."""
     from tqdm import tqdm
 
     from edgebench.host.export.converters import CONVERTERS
@@ -111,7 +112,7 @@ def quantize(saved_model: Path, recipes: list[str], calib_inputs: np.ndarray | N
 
 
 class _RecipeFinisher:
-    """One converter event -> its RecipeResult: the .tflite censused, verified and given its
+    """One converter event -> its RecipeResult: the model censused, verified and given its
     card, or a failed result with no file of an earlier run left under its name."""
 
     def __init__(self, job, opts: QuantizeOptions, route, conversion):
@@ -120,17 +121,17 @@ class _RecipeFinisher:
     def __call__(self, event: dict) -> RecipeResult:
         if event["status"] != "ok":
             return self._failed(event)
-        from edgebench.host.export.census import op_census
+        from edgebench.host.export.model_census import model_census
 
         recipe, converter = event["recipe"], self.route.name
         if self.opts.debug and self.route.debug_unsupported and \
                 RECIPES[recipe].activations != "float":
             event["error"] = self.route.debug_unsupported
-        path = self.job.out_dir / f"{self.job.stem}.{recipe}.tflite"
+        path = self.job.out_dir / f"{self.job.stem}.{recipe}{self.route.suffix}"
         result = RecipeResult(recipe, "ok", event.get("error", ""), tflite=path,
                               size_bytes=path.stat().st_size, seconds=event["seconds"],
                               converter=converter,
-                              extra=dict(event.get("extra") or {}, census=op_census(path),
+                              extra=dict(event.get("extra") or {}, census=model_census(path),
                                          converter=converter))
         if not self.opts.debug and not RECIPES[recipe].mixed:  # an earlier --debug run's table
             (self.job.out_dir / f"{self.job.stem}.{recipe}.layers.csv").unlink(missing_ok=True)
@@ -144,24 +145,25 @@ class _RecipeFinisher:
     def _failed(self, event: dict) -> RecipeResult:
         recipe = event["recipe"]
         for stale in self.job.out_dir.glob(f"{self.job.stem}.{recipe}.*"):
-            if stale.suffix in (".tflite", ".json") or stale.name.endswith(".layers.csv"):
+            if stale.suffix in (self.route.suffix, ".json") or \
+                    stale.name.endswith(".layers.csv"):
                 stale.unlink()  # from an earlier run: not this result
         return RecipeResult(recipe, "failed", event["error"], seconds=event["seconds"],
                             converter=self.route.name)
 
     def _verify(self, result: RecipeResult) -> RecipeResult | None:
         """Fill result.verification; a model that converted but does not run is set aside
-        (.tflite.failed) and its failed result returned: not a model to ship."""
-        from edgebench.host.export.verify import verify_tflite
+        (.tflite.failed, .onnx.failed) and its failed result returned: not a model to ship."""
+        from edgebench.host.export.verify import verify_model
 
         verify, path = self.opts.verify, result.tflite
         try:
-            result.verification = verify_tflite(
+            result.verification = verify_model(
                 path, verify.inputs, verify.reference, verify.labels,
                 desc=f"verify {result.recipe}" if self.opts.progress else False)
             result.verification["reference"] = verify.reference_kind
         except Exception as exc:
-            path.replace(path.with_suffix(".tflite.failed"))
+            path.replace(path.with_suffix(path.suffix + ".failed"))
             return RecipeResult(result.recipe, "failed", f"does not run: {type(exc).__name__}: "
                                 f"{str(exc).splitlines()[0][:250] if str(exc) else ''}",
                                 size_bytes=result.size_bytes, seconds=result.seconds,
@@ -190,10 +192,12 @@ def _check_calibration(calib: np.ndarray, source: SourceInfo) -> None:
         raise UserError("calibration inputs contain NaN or infinite values")
 
 
-def fp32_size(results: list[RecipeResult], out_dir: Path, architecture: str) -> int | None:
-    """The fp32 file's size, from this run or from an earlier one in the same folder."""
+def fp32_size(results: list[RecipeResult], out_dir: Path, architecture: str,
+              suffix: str = ".tflite") -> int | None:
+    """The fp32 file's size, from this run or from an earlier one in the same folder
+    (`architecture`: the route's stem; `suffix`: its model files')."""
     for r in results:
         if r.recipe == "fp32" and r.status == "ok":
             return r.size_bytes
-    old = Path(out_dir) / f"{architecture}.fp32.tflite"
+    old = Path(out_dir) / f"{architecture}.fp32{suffix}"
     return old.stat().st_size if old.is_file() else None

@@ -1,5 +1,6 @@
-"""Numeric verification of .tflite files against a float reference (PyTorch or onnxruntime),
-through a real TFLite interpreter with properly quantized inputs and dequantized outputs."""
+"""Numeric verification of models against a float reference (PyTorch or onnxruntime): a .tflite
+through a real TFLite interpreter with properly quantized inputs and dequantized outputs, an ONNX
+Runtime .onnx through an onnxruntime session (float I/O: QDQ quantizes inside the graph)."""
 from __future__ import annotations
 
 import csv
@@ -74,12 +75,16 @@ def torch_logits(model, inputs: np.ndarray, batch: int = 64) -> np.ndarray:
     return np.concatenate(out)
 
 
-def onnx_logits(onnx_path: Path, inputs: np.ndarray) -> np.ndarray:
-    """onnxruntime reference logits for NHWC float inputs to an NCHW ONNX model, one at a time
-    (a file from elsewhere may fix its batch at 1)."""
+def onnx_logits(onnx_path: Path, inputs: np.ndarray, threads: int | None = None,
+                desc: str | bool | None = None) -> np.ndarray:
+    """onnxruntime logits for NHWC float inputs to an NCHW ONNX model, one at a time (a file from
+    elsewhere may fix its batch at 1). `desc` is accepted for tflite_logits' signature."""
     import onnxruntime as ort
 
-    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    options = ort.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+    sess = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
     name = sess.get_inputs()[0].name
     return np.concatenate([sess.run(None, {name: x[None].transpose(0, 3, 1, 2)})[0]
                            for x in inputs]).astype(np.float32)
@@ -102,6 +107,17 @@ def compare(logits: np.ndarray, reference: np.ndarray, labels: np.ndarray | None
 def verify_tflite(path: Path, inputs: np.ndarray, reference: np.ndarray,
                   labels: np.ndarray | None = None, desc: str | None = None) -> dict:
     return compare(tflite_logits(path, inputs, desc=desc), reference, labels)
+
+
+# model file suffix -> how its logits on NHWC float inputs are computed
+MODEL_LOGITS = {".tflite": tflite_logits, ".onnx": onnx_logits}
+
+
+def verify_model(path: Path, inputs: np.ndarray, reference: np.ndarray,
+                 labels: np.ndarray | None = None, desc: str | bool | None = None) -> dict:
+    """verify_tflite for any model file the routes write (.tflite, .onnx)."""
+    logits = MODEL_LOGITS[Path(path).suffix](Path(path), inputs, threads=2, desc=desc)
+    return compare(logits, reference, labels)
 
 
 def write_verify_csv(path: Path, rows: list[dict]) -> Path:
