@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sys
 from pathlib import Path
 
-LIBRARIES = ("paramiko", "edgebench.agent", "edgebench.deploy")
+# edgebench.native: TensorFlow's, XLA's and absl's C++ lines from a conversion (export/native_log)
+LIBRARIES = ("paramiko", "edgebench.agent", "edgebench.deploy", "edgebench.native")
 _FORMAT = "%(asctime)s %(levelname)s %(name)s [%(threadName)s] %(message)s"
 
 
@@ -41,13 +43,17 @@ def verbose() -> None:
 
 @contextlib.contextmanager
 def to_file(path: Path):
-    """Append the libraries' records to `path` while the block runs."""
+    """Append the libraries' records to `path` while the block runs (once: a block inside another
+    one on the same file, a deploy inside `bench-host run`, adds nothing)."""
     quiet()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    loggers = [logging.getLogger(name) for name in LIBRARIES]
+    if any(getattr(h, "baseFilename", None) == os.path.abspath(path) for h in loggers[0].handlers):
+        yield path
+        return
     handler = logging.FileHandler(path, encoding="utf-8")
     handler.setFormatter(logging.Formatter(_FORMAT))
-    loggers = [logging.getLogger(name) for name in LIBRARIES]
     for logger in loggers:
         logger.addHandler(handler)
     try:

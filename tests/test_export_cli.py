@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import csv
+import os
+import subprocess
 
 import numpy as np
 import pytest
 import torch
-from cli_runner import run_bench_host, run_cli
+from cli_runner import BENCH_HOST, run_bench_host, run_cli
 from test_export import ARCH, IMG, TinyPool, make_checkpoint, synthetic
 from test_export import registered  # noqa: F401  (autouse: puts the tiny model into MODELS)
 
@@ -159,3 +161,33 @@ def test_bundle_listing_shows_each_models_census(checkpoint, tmp_path):
     code, out, err = run_cli("bundle", folder, "--out", tmp_path / "bundle")
     assert code == 0, err
     assert "ops: float" in out and "ops: integer" in out and "0 float, 0 Q/DQ pairs" in out
+
+
+# A line of TensorFlow's/XLA's/absl's C++ logging: "2026-12-06 23:41:59.606547: E external/...]"
+# or absl's "E0000 00:00:... file.cc:51] ...".
+NATIVE_LINE = r"(^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: [EWIF] )|(^[EWIF]\d{4} \d\d:\d\d:\d\d)|cuInit"
+
+
+def test_a_conversion_keeps_tensorflow_s_native_lines_off_the_terminal(tmp_path):
+    """A fresh process (TensorFlow logs its device set-up once per process, on fd 2): the
+    conversion's native lines land in host.log beside the models, none on the terminal."""
+    import re
+
+    path = tmp_path / "mine.onnx"
+    torch.onnx.export(TinyPool(1).eval(), (torch.zeros(1, 1, IMG, IMG),), str(path), dynamo=False,
+                      opset_version=18, input_names=["x"])
+    # As from a user's shell: not the TF_CPP_MIN_LOG_LEVEL=3 that importing onnx2tf put into
+    # this test process's environment (it would silence the lines this test is about).
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    proc = subprocess.run([str(BENCH_HOST), "convert", str(path), "--no-verify", "--out",
+                           str(tmp_path / "out")], capture_output=True, text=True, env=env,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    native = [ln for ln in proc.stderr.splitlines() if re.search(NATIVE_LINE, ln)]
+    assert not native, native
+    log = (tmp_path / "out" / "host.log").read_text()
+    import tensorflow as tf
+
+    # A CUDA build of TensorFlow without a GPU logs its failed probe: that line is in host.log.
+    if tf.test.is_built_with_cuda() and not tf.config.list_physical_devices("GPU"):
+        assert "edgebench.native" in log and "cuInit" in log, log

@@ -31,12 +31,16 @@ def run(args) -> int:
     if converters is None:
         return 0
     ready_converters(converters)
+    from edgebench.host import liblog
+
     rc = 0
-    if "onnx2tf" in converters:
-        rc = _onnx2tf(args)
-    for name in converters:
-        if name != "onnx2tf":
-            rc = max(rc, _other_route(args, name))
+    # TensorFlow's native lines (export/native_log) go to host.log beside the models.
+    with liblog.to_file(Path(args.out or args.source.parent) / "host.log"):
+        if "onnx2tf" in converters:
+            rc = _onnx2tf(args)
+        for name in converters:
+            if name != "onnx2tf":
+                rc = max(rc, _other_route(args, name))
     return rc
 
 

@@ -92,12 +92,17 @@ def run(args) -> int:
         raise UserError("labgrid places are measured with bench-host deploy --target "
                         "labgrid:PLACE (bench-host run does not hold places yet)")
     agent = agent_options_from(args, models=None)  # run's --models are what to train
-    result = run_pipeline(profile, args.results, args.run_id or profile.name, targets, options,
-                          remote_python=args.remote_python, quiet=args.quiet,
-                          agent=agent, robustness=robustness, debug=args.debug,
-                          mixed=mixed if mixed != type(mixed)() else None, device=args.device,
-                          amp=args.amp, report_links=report_links(args, args.results),
-                          converters=converters)
+    from edgebench.host import liblog
+
+    # The whole run's library and native lines (TensorFlow's during conversion) in host.log.
+    with liblog.to_file(Path(args.results) / "host.log"):
+        result = run_pipeline(profile, args.results, args.run_id or profile.name, targets,
+                              options, remote_python=args.remote_python, quiet=args.quiet,
+                              agent=agent, robustness=robustness, debug=args.debug,
+                              mixed=mixed if mixed != type(mixed)() else None,
+                              device=args.device, amp=args.amp,
+                              report_links=report_links(args, args.results),
+                              converters=converters)
     from edgebench.host.deploy_summary import summary
 
     print(summary(result.outcomes))

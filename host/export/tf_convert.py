@@ -103,7 +103,7 @@ def onnx_to_saved_model(onnx_path: Path, saved_model_dir: Path,
     """Convert `onnx_path` (NCHW image input) to a SavedModel with one NHWC float32 input and a
     `serving_default` signature. Returns {"seconds", "notes", "input_shape" (NHWC)}.
     Raises ConversionError naming the op when onnx2tf cannot convert one."""
-    from edgebench.host.export.native_log import import_tensorflow
+    from edgebench.host.export.native_log import import_tensorflow, native_to_log
 
     import_tensorflow()
     import onnx2tf
@@ -121,7 +121,7 @@ def onnx_to_saved_model(onnx_path: Path, saved_model_dir: Path,
         shutil.copyfile(onnx_path, private)  # onnx2tf rewrites its input in place
         overwrite = [f"{onnx_input.name}:{','.join(map(str, onnx_input.shape))}"]
         try:
-            with _tamed_onnx2tf(notes), contextlib.redirect_stdout(log):
+            with native_to_log("onnx2tf"), _tamed_onnx2tf(notes), contextlib.redirect_stdout(log):
                 model = onnx2tf.convert(
                     input_onnx_file_path=str(private),
                     output_folder_path=str(Path(work) / "out"),
@@ -150,7 +150,8 @@ def onnx_to_saved_model(onnx_path: Path, saved_model_dir: Path,
         got = [int(d) if d is not None else None for d in model.inputs[0].shape]
         if got != onnx_input.nhwc:
             raise ConversionError(f"onnx2tf gave input shape {got}, expected NHWC {onnx_input.nhwc}")
-        _write_saved_model(model, saved_model_dir)
+        with native_to_log("SavedModel"):
+            _write_saved_model(model, saved_model_dir)
     return {"seconds": time.perf_counter() - start, "notes": notes, "input_shape": onnx_input.nhwc}
 
 
