@@ -23,6 +23,8 @@ from .units import COMPUTE_UNITS, parse_units
 MEASUREMENT = "measurement"
 RUNNING = "timing, models and runtime"
 ENERGY = "energy, heat and frame rate"
+# --profile-ops: fewer profiled inferences give no usable interval of a median.
+MIN_PROFILED_RUNS = 5
 
 
 @dataclass(frozen=True)
@@ -140,6 +142,12 @@ class AgentOptions:
     streams: Optional[int] = option(
         int, None, "throughput scenario: N interpreters invoking concurrently", metavar="N",
         group=ENERGY)
+    # A count, not an on/off switch: the runs profiled set both the pass's cost and how narrow
+    # each op's interval is, and a tiny model needs more runs than a large one.
+    profile_ops: Optional[int] = option(
+        int, 0, "after each row's timed loop, a profiled pass of N inferences on a session of its "
+        "own: per-operator time with intervals in op_profile.csv (ONNX Runtime rows; e.g. 50)",
+        shown="off", metavar="N")
 
     @classmethod
     def from_namespace(cls, ns, **more) -> "AgentOptions":
@@ -207,6 +215,11 @@ class AgentOptions:
                 raise AgentError("%s takes seconds >= 0 (0: none)" % flag)
         if self.streams is not None and self.streams < 1:
             raise AgentError("--streams takes a positive count of concurrent interpreters")
+        if self.profile_ops is not None and (self.profile_ops < 0 or
+                                             0 < self.profile_ops < MIN_PROFILED_RUNS):
+            raise AgentError("--profile-ops takes 0 (off) or at least %d profiled inferences per "
+                             "row (each op's interval is a bootstrap over them)"
+                             % MIN_PROFILED_RUNS)
         if self.robustness_images is not None and self.robustness_images < 0:
             raise AgentError("--robustness-images takes a positive count (0: every image)")
         return self

@@ -14,7 +14,9 @@ MANIFEST_SCHEMA = "edgebench.manifest/1"
 #    power_samples.csv, soak.csv, scenarios.csv, frames.csv
 # 5: bundle_id (the manifest's run_id); run_id is the measurement run's (agent --run-id), so one
 #    bundle measured twice is two runs
-RESULTS_SCHEMA_VERSION = 5
+# 6: op_profile.csv (--profile-ops N: per-operator time of a row, from a profiled pass after its
+#    timed loop); results.csv unchanged (the row's note says how many ops and their sum)
+RESULTS_SCHEMA_VERSION = 6
 
 # Model card (JSON beside every .tflite, and one entry per model in the bundle's manifest):
 #   schema, name ("resnet18.int8"), file, sha256, size_bytes, recipe, architecture,
@@ -284,7 +286,25 @@ FRAMES = Record("frames.csv", _columns(
     (TEXT, 4, None, "compute_unit"), (INT, 4, None, "round"), (TEXT, 4, None, "scenario"),
     (INT, 4, None, "stream frame"), (FLOAT, 4, None, "arrival_ms start_ms end_ms"),
 ), key=RESULT_KEY + ("scenario", "stream"), since=4)
-RECORDS = (RESULTS, SAMPLES, PREDICTIONS, ROBUSTNESS, POWER_SAMPLES, SOAK, SCENARIOS, FRAMES)
+# op_profile.csv (schema 6, --profile-ops N): one line per node of a row's model, slowest first,
+# from a profiled pass run after the row's timed loop in the same child, on a session of its own
+# (profiling slows a model down: the row's own timing never includes it). ONNX Runtime rows only
+# for now (a LiteRT row's note says its per-op time is not measured yet). node is the node's name
+# in the graph the runtime optimised (fused ops are one node), op_type its operator, provider
+# where it ran (an execution provider or delegate); per node the time of each of profiled_runs
+# inferences (after 2 warm-ups that are not counted): median_ms, low_ms-high_ms a 95 % bootstrap
+# interval of that median (over the runs), share = its median / the sum of the row's medians.
+# resolved is false when the interval's low end is below the profiler's resolution (1 us on
+# ONNX Runtime): the node's time is not told apart from 0.
+OP_PROFILE = Record("op_profile.csv", _columns(
+    (INT, 6, None, "schema_version"), (TEXT, 6, None, "run_id model sha256"),
+    (INT, 6, None, "threads"), (TRISTATE, 6, None, "xnnpack"), (TEXT, 6, None, "runtime"),
+    (TEXT, 6, None, "compute_unit"), (INT, 6, None, "round"),
+    (TEXT, 6, None, "node op_type provider"), (INT, 6, None, "profiled_runs"),
+    (FLOAT, 6, None, "median_ms low_ms high_ms share"), (BOOL, 6, None, "resolved"),
+), key=RESULT_KEY + ("node",), since=6)
+RECORDS = (RESULTS, SAMPLES, PREDICTIONS, ROBUSTNESS, POWER_SAMPLES, SOAK, SCENARIOS, FRAMES,
+           OP_PROFILE)
 RESULT_COLUMNS, SAMPLE_COLUMNS = RESULTS.names, SAMPLES.names
 PREDICTION_COLUMNS, ROBUSTNESS_COLUMNS = PREDICTIONS.names, ROBUSTNESS.names
 # The accuracy columns of results.csv: measured once per output key and copied to the rows of
@@ -301,6 +321,7 @@ POWER_SAMPLES_CSV = POWER_SAMPLES.file
 SOAK_CSV = SOAK.file
 SCENARIOS_CSV = SCENARIOS.file
 FRAMES_CSV = FRAMES.file
+OP_PROFILE_CSV = OP_PROFILE.file
 ENV_JSON = "env.json"
 RUNTIME_LOG = "runtime.log"
 # The files of a bundle.

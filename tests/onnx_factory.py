@@ -126,3 +126,77 @@ def make_ort_bundle(out: Path, recipes=("fp32",)) -> Path:
 def copy_bundle(bundle: Path, dest: Path) -> Path:
     shutil.copytree(bundle, dest)
     return dest
+
+
+# A model for the op profile's validation (tests/test_op_profile.py): a stem convolution, then
+# parallel branches from its output, each a convolution of its own width and kernel + ReLU +
+# global average pool, concatenated into one Gemm. One branch is the deliberately heavy
+# convolution (5x5, 224 channels: 5.6x the multiply-adds of the next op, 5.9x its time here);
+# the others step down by about 15 % each, so that five ops make up 80 % of the time, each in a
+# rank of its own. Widths are multiples of 16 so ORT's blocked NCHWc kernels (blocks of 8 or
+# 16 channels) pad none of them.
+HEAVY_ARCH = "heavyconv"
+HEAVY_NODE = "conv_heavy"
+HEAVY_BRANCHES = ((HEAVY_NODE, 224, 5),) + tuple(
+    ("conv_w%dk%d" % (width, kernel), width, kernel)
+    for width, kernel in ((112, 3), (96, 3), (80, 3), (64, 3), (16, 5), (48, 3), (32, 3), (16, 3)))
+
+
+def heavy_conv_graph(size: int = 32, stem: int = 16, classes: int = 2, seed: int = 0):
+    """The heavy-convolution model (HEAVY_BRANCHES), random weights (it is timed, not judged),
+    every node named so the profile's node names are stable."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(seed)
+
+    def weights(name, *shape):
+        return numpy_helper.from_array((rng.standard_normal(shape) * 0.1).astype(np.float32),
+                                       name)
+
+    inits = [weights("stem_w", stem, 1, 3, 3), weights("stem_b", stem)]
+    nodes = [helper.make_node("Conv", ["input", "stem_w", "stem_b"], ["stem"], name="conv_stem",
+                              pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["stem"], ["stem_r"], name="relu_stem")]
+    pooled = []
+    for name, width, kernel in HEAVY_BRANCHES:
+        pad = kernel // 2
+        inits += [weights(name + "_w", width, stem, kernel, kernel), weights(name + "_b", width)]
+        nodes += [helper.make_node("Conv", ["stem_r", name + "_w", name + "_b"], [name],
+                                   name=name, pads=[pad] * 4),
+                  helper.make_node("Relu", [name], [name + "_r"], name="relu_" + name),
+                  helper.make_node("GlobalAveragePool", [name + "_r"], [name + "_p"],
+                                   name="pool_" + name)]
+        pooled.append(name + "_p")
+    total = sum(width for _, width, _ in HEAVY_BRANCHES)
+    inits += [weights("fc_w", classes, total), weights("fc_b", classes)]
+    nodes += [helper.make_node("Concat", pooled, ["cat"], name="concat", axis=1),
+              helper.make_node("Flatten", ["cat"], ["flat"], name="flatten"),
+              helper.make_node("Gemm", ["flat", "fc_w", "fc_b"], ["logits"], name="fc",
+                               transB=1)]
+    graph = helper.make_graph(
+        nodes, HEAVY_ARCH,
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 1, size, size])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, classes])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
+                              producer_name="edgebench-tests")
+    model.ir_version = IR_VERSION
+    onnx.checker.check_model(model)
+    return model
+
+
+def add_heavy_conv_model(bundle: Path, name: str = f"{HEAVY_ARCH}.ort.fp32") -> dict:
+    """Writes heavy_conv_graph() as models/<name>.onnx into a bundle made by
+    tflite_factory.make_bundle (its 32x32x1 test set) and adds its card; returns the entry."""
+    import onnx
+
+    tflite_card = json.loads((factory_dir() / "models" / f"{ARCH}.fp32.json").read_text())
+    classes = int(tflite_card["output"]["shape"][-1])
+    path = bundle / "models" / f"{name}.onnx"
+    onnx.save(heavy_conv_graph(classes=classes), str(path))
+    entry = dict(ort_card(tflite_card, path, name.rsplit(".", 1)[-1], 1), name=name,
+                 architecture=HEAVY_ARCH, file=f"models/{path.name}")
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    manifest["models"].append(entry)
+    (bundle / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    return entry

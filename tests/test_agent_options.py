@@ -64,7 +64,7 @@ FULL = AgentOptions(threads="1,4", accelerators="cpu,gpu", delegate=("libx.so:a=
                     models="m.int8", runtime="litert", xnnpack="off", robustness_images=5,
                     cooldown_temp=60.0, cooldown_timeout=30.0, power="rapl", power_hz=5.0,
                     power_idle_seconds=1.0, soak=2.0, soak_interval=1.5, fps="15,30",
-                    scenario_seconds=3.0, streams=2)
+                    scenario_seconds=3.0, streams=2, profile_ops=50)
 HOST_FLAG = {"--models": "--only"}  # deploy's name for the agent's --models
 
 

@@ -66,6 +66,13 @@ After the timed loop (same child, same loaded model; skipped rows are not re-run
   the soak continues from its last finished interval with only the seconds left, numbered on.
   Rows OUT already holds are not soaked again: a longer --soak over them is reported, and a
   new --out soaks them in full.
+- --profile-ops N (op_profile.csv): per-operator time. After the row's timed loop and accuracy,
+  a session of its own (profiling slows a model down) runs 2 warm-ups and N profiled
+  inferences; ONNX Runtime's profiler times each node's kernel in each run. One line per node of
+  the graph as the runtime optimised it (fused ops are one node), slowest first: op_type,
+  provider, the median over the N runs with a 95 % bootstrap interval, its share of the sum of
+  medians, resolved=false when the interval reaches below the profiler's 1 us. The row's note
+  says "op profile: N ops, kernels sum to X % of p50". LiteRT rows: not measured yet (a note).
 A scenario that fails is an error line in scenarios.csv and a note in the row's `error`; a child
 that dies in a scenario or the soak keeps the row's timing ("after the timed loop: ..." in
 `error`). Each scenario line and soak interval carries the power of its own window (--power).

@@ -66,11 +66,17 @@ class OrtSession:
     # threads, as on the Interpreter.
     holds_gil = False
 
-    def __init__(self, job: dict, ort):
-        """ort: the onnxruntime module (its import is the row's start-up)."""
+    def __init__(self, job: dict, ort, profile_prefix=None):
+        """ort: the onnxruntime module (its import is the row's start-up). profile_prefix: a
+        session that profiles every run into a trace file starting so (op_profile.py's pass;
+        never the timed session)."""
         spec = BY_NAME[ONNXRUNTIME]  # its units other than cpu: refused by the parent
-        session = ort.InferenceSession(job["path"], sess_options=session_options(
-            ort, job["threads"]), providers=[spec["provider"]])
+        options = session_options(ort, job["threads"])
+        if profile_prefix:
+            options.enable_profiling = True
+            options.profile_file_prefix = profile_prefix
+        session = ort.InferenceSession(job["path"], sess_options=options,
+                                       providers=[spec["provider"]])
         inputs, outputs = session.get_inputs(), session.get_outputs()
         if len(inputs) != 1:
             raise AgentError("model has %d inputs; the agent measures single-input classifiers"
@@ -112,3 +118,7 @@ class OrtSession:
 
     def output(self):
         return self._binding.copy_outputs_to_cpu()[0]
+
+    def end_profiling(self) -> str:
+        """The trace file of a profiling session (Chrome trace JSON), complete from here on."""
+        return self._session.end_profiling()

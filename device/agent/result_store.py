@@ -1,6 +1,6 @@
 """Results on disk: results.csv, latency_samples.csv, predictions.csv, robustness.csv, and where
-the options ask for them power_samples.csv, scenarios.csv, frames.csv and soak.csv, in OUT,
-appended row by row (flushed and fsynced) and resumable. Rows are dicts written by column name."""
+the options ask for them power_samples.csv, scenarios.csv, frames.csv, soak.csv and
+op_profile.csv, in OUT, appended row by row (flushed and fsynced) and resumable. Rows are dicts written by column name."""
 from __future__ import annotations
 
 import csv
@@ -11,7 +11,7 @@ import os
 import numpy as np
 
 from ..common import AgentError, write_atomic
-from ..schema import (FRAMES, POWER_SAMPLES, PREDICTION_COLUMNS, PREDICTIONS_CSV, RESULT_COLUMNS,
+from ..schema import (FRAMES, OP_PROFILE, POWER_SAMPLES, PREDICTION_COLUMNS, PREDICTIONS_CSV, RESULT_COLUMNS,
                       RESULTS_CSV, RESULTS_SCHEMA_VERSION, ROBUSTNESS_COLUMNS, ROBUSTNESS_CSV,
                       SAMPLE_COLUMNS, SAMPLES_CSV, SCENARIOS, SOAK, output_key, row_key)
 
@@ -101,6 +101,10 @@ class ResultStore:
         self.frames_path = os.path.join(out, FRAMES.file)
         self._prune(self.scenarios_path, SCENARIOS.names, done)
         self._prune(self.frames_path, FRAMES.names, done)
+        # a row's profile lines are written before it: lines without an ok row are a kill's
+        # leftovers, measured again with their row
+        self.op_profile_path = os.path.join(out, OP_PROFILE.file)
+        self._prune(self.op_profile_path, OP_PROFILE.names, done)
         self.soak_path = os.path.join(out, SOAK.file)
         # row key -> (last interval, its t_end_s): where an interrupted soak goes on
         self.soak_progress = {}
@@ -113,7 +117,7 @@ class ResultStore:
         self.predictions = self._open(self.predictions_path, PREDICTION_COLUMNS)
         self.robustness = self._open(self.robustness_path, ROBUSTNESS_COLUMNS)
         # The optional files are opened by their first line, so a run without --power, --fps,
-        # --streams or --soak leaves none of them behind.
+        # --streams, --soak or --profile-ops leaves none of them behind.
         self.optional = {}
 
     @staticmethod
@@ -151,10 +155,11 @@ class ResultStore:
         self.soak_progress[row_key(line)] = (int(line["interval"]), float(line["t_end_s"]))
 
     def write(self, row: dict, samples_ns, predictions=None, robustness=None, scenarios=None,
-              frames=None, power=None) -> None:
+              frames=None, power=None, op_profile=None) -> None:
         """One results.csv row with its raw material: latency samples (ns), predictions.csv lines
-        (metrics.per_image tuples), robustness.csv rows, scenarios.csv and frames.csv lines and
-        power_samples.csv lines (dicts with power_source, phase, t_s, rail, watts)."""
+        (metrics.per_image tuples), robustness.csv rows, scenarios.csv, frames.csv and
+        op_profile.csv lines and power_samples.csv lines (dicts with power_source, phase, t_s,
+        rail, watts)."""
         # Predictions, robustness and samples first: a kill before the row leaves orphans
         # (dropped on the next run), never a row whose raw material is missing.
         head = dict(row, schema_version=RESULTS_SCHEMA_VERSION)
@@ -165,7 +170,8 @@ class ResultStore:
         if robustness:
             self._append(self.robustness, ROBUSTNESS_COLUMNS, robustness)
         for lines, record, path in ((scenarios, SCENARIOS, self.scenarios_path),
-                                    (frames, FRAMES, self.frames_path)):
+                                    (frames, FRAMES, self.frames_path),
+                                    (op_profile, OP_PROFILE, self.op_profile_path)):
             if lines:
                 self._append_optional(record, path, [dict(r, schema_version=RESULTS_SCHEMA_VERSION)
                                                      for r in lines])

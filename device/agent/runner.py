@@ -24,7 +24,7 @@ COOLDOWN_POLL_S = 2.0
 # Copied from the environment into every row.
 ENV_COLUMNS = ("device_model", "machine", "cpu", "cores", "os", "python", "numpy", "emulated",
                "hostname")
-# The columns a scenarios.csv, frames.csv or soak.csv line takes from its row.
+# The columns a scenarios.csv, frames.csv, soak.csv or op_profile.csv line takes from its row.
 SCENARIO_HEAD = ("run_id", "model", "sha256") + RESULT_KEY
 # What a child's result hands on to the row.
 # runtime_version: what the child imported (ONNX Runtime's, which the parent never imports).
@@ -123,9 +123,10 @@ class Agent:
 
     def measure(self, entry: dict, threads: int, unit: dict, round_no: int) -> tuple:
         """One row, its samples, (when its accuracy was measured now) its predictions and
-        robustness rows, and its scenario lines and frames ({"scenarios", "frames"}, for
-        store.write), for one model at one thread count on one compute unit in one round. Soak
-        intervals are written as they arrive."""
+        robustness rows, and its scenario lines, frames, power readings and op profile lines
+        ({"scenarios", "frames", "power", "op_profile"}, for store.write), for one model at one
+        thread count on one compute unit in one round. Soak intervals are written as they
+        arrive."""
         row = self.base_row(entry, threads, unit, round_no)
         extra = {"scenarios": [], "frames": [], "power": []}
         path = os.path.join(self.bundle, entry.get("file", ""))
@@ -169,6 +170,8 @@ class Agent:
                                rail=rail, watts=watts)
                           for phase, t, rail, watts in result.get("power_lines") or []]
         row.update(result.get("accuracy_fields") or {})
+        head = dict((c, row.get(c)) for c in SCENARIO_HEAD)
+        extra["op_profile"] = [dict(head, **line) for line in result.get("op_profile") or []]
         return row, samples, result.get("predictions"), result.get("robustness_rows"), extra
 
     def _on_message(self, row: dict, extra: dict):
@@ -269,7 +272,8 @@ class Agent:
                 "robustness": tests.corrupted if need_accuracy else [],
                 "robustness_images": args.robustness_images or None,
                 "sysfs_root": args.sysfs_root, "fps": getattr(args, "fps_rates", None) or [],
-                "streams": args.streams, "scenario_seconds": args.scenario_seconds}
+                "streams": args.streams, "scenario_seconds": args.scenario_seconds,
+                "profile_ops": getattr(args, "profile_ops", 0) or 0}
 
     def _run_child_metered(self, job: dict, title: str, on_message) -> dict:
         """The child's result, with the power meter (--power) around it: its columns, notes and

@@ -1,12 +1,15 @@
 """Which row of run A is which row of run B. By default a row is the same row when it ran the same
 model file (sha256) with the same recipe, compute unit and thread count on the same device;
 `--match` names the fields to use instead (e.g. architecture,recipe,compute_unit,threads to
-compare the same models across two boards)."""
+compare the same models across two boards). Whatever the fields, a row is only ever paired with a
+row of the same runtime family (LiteRT or ONNX Runtime, report/engines.py): an ORT row and a
+LiteRT row of one architecture and recipe are two runtimes, never one series measured twice."""
 from __future__ import annotations
 
 import pandas as pd
 
 from edgebench.host.errors import UserError
+from edgebench.host.report.engines import engine_of
 from edgebench.host.report.uncertainty import fold_rounds
 
 # --match field -> the results.csv column it reads; also what `--match help` lists.
@@ -18,7 +21,8 @@ MATCH_FIELDS = {
     "compute_unit": "cpu, gpu, npu or a delegate",
     "threads": "the interpreter's thread count",
     "device": "the target's name (its results folder or env.json's name)",
-    "runtime": "the interpreter package (litert, tflite-runtime, tensorflow)",
+    "runtime": "the runtime package (litert, tflite-runtime, tensorflow; onnxruntime); rows "
+               "of LiteRT and ONNX Runtime are never paired, whatever the fields",
     "xnnpack": "XNNPACK on or off",
 }
 DEFAULT_MATCH = ("sha256", "recipe", "compute_unit", "threads", "device")
@@ -43,7 +47,11 @@ def describe_match() -> str:
 
 def _keyed(folded: pd.DataFrame, fields: tuple) -> pd.DataFrame:
     out = folded.copy()
-    out["_match"] = out[list(fields)].astype(str).agg(" | ".join, axis=1)
+    # The runtime family is always part of the key: LiteRT's runtimes may stand in for one
+    # another (the same .tflite on litert and tflite-runtime), ONNX Runtime for none of them.
+    engine = out["runtime"].map(engine_of)
+    out["_match"] = (out[list(fields)].astype(str).agg(" | ".join, axis=1)
+                     + (" | " + engine if "runtime" not in fields else ""))
     return out
 
 

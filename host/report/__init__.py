@@ -198,18 +198,34 @@ def build_report(result_dirs: list[Path], out_dir: Path | None = None,
     from edgebench.host.report import quantization  # op census, layer error, int8-mixed
     doc.blocks[-2:-2] = quantization.blocks(result_dirs + [out_dir], summary)
     from edgebench.host.report import converters  # onnx2tf vs litert-torch, when both ran
+    from edgebench.host.report import op_profile, runtimes  # LiteRT vs ORT; --profile-ops
     from edgebench.host.report.uncertainty import RawData
 
     pairs = converters.pairs(summary, RawData(None, rs.predictions))  # intervals: in summary
-    doc.blocks[-2:-2] = converters.blocks(pairs) + list(extra_blocks or [])
+    engines = runtimes.pairs(summary, rs.samples, rs.predictions)
+    op_blocks, op_plots = op_profile.blocks(rs, out_dir, _plots.slug)
+    doc.blocks[-2:-2] = (converters.blocks(pairs) + runtimes.blocks(engines) + op_blocks
+                         + list(extra_blocks or []))
     markdown = out_dir / MARKDOWN_FILE
     markdown.write_text(_render.to_markdown(doc, out_dir), encoding="utf-8")
     html_path = out_dir / HTML_FILE
     html_path.write_text(_render.to_html(doc), encoding="utf-8")
     return ReportPaths(out_dir=out_dir, markdown=markdown, html=html_path,
                        summary_csv=summary_csv,
-                       plots=list(plots.values()) + [b[2] for b in sustained if b[0] == "img"],
-                       headline=_render.headline(summary) + (
-                           "\n\nconverters (McNemar between routes)\n" + converters.headline(pairs)
-                           if not pairs.empty else ""), rows=len(summary),
-                       devices=_tables.devices(summary))
+                       plots=list(plots.values()) + [b[2] for b in sustained if b[0] == "img"]
+                       + op_plots,
+                       headline=_render.headline(summary) + _verdicts(pairs, engines),
+                       rows=len(summary), devices=_tables.devices(summary))
+
+
+def _verdicts(converter_pairs, runtime_pairs) -> str:
+    """The terminal's one line per recipe for each comparison the run allows."""
+    from edgebench.host.report import converters, runtimes
+
+    text = ""
+    if not converter_pairs.empty:
+        text += "\n\nconverters (McNemar between routes)\n" + converters.headline(converter_pairs)
+    if not runtime_pairs.empty:
+        text += ("\n\nruntimes (ORT/LiteRT p50 with its interval, McNemar between them)\n"
+                 + runtimes.headline(runtime_pairs))
+    return text

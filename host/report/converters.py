@@ -2,20 +2,30 @@
 (export/converters: onnx2tf and litert-torch), measured on the same device and test images, side
 by side: size, agreement with PyTorch, p50 and accuracy with their intervals, and McNemar's exact
 test between the two routes' predictions on the same images. Empty unless the results hold models
-of more than one converter."""
+of more than one LiteRT route: a route whose models run on another runtime (ort: ONNX Runtime) is
+a second runtime, compared in the Runtimes section (runtimes.py), not a second route here."""
 from __future__ import annotations
 
 import pandas as pd
 
 from edgebench.host.export.converters import CONVERTERS, DEFAULT_CONVERTER
 from edgebench.host.report import stats
+from edgebench.host.report.engines import LITERT, engine_of_converter
 from edgebench.host.report.formats import fmt_ci, fmt_mb, fmt_ms, fmt_p, fmt_pct
-from edgebench.host.report.uncertainty import OUTPUT_KEY, RawData, _key
+from edgebench.host.report.uncertainty import RawData, mcnemar_between
 
 _PAIR = ["device", "base_model", "recipe", "compute_unit", "threads"]
+# Each LiteRT route as the section's text describes it.
+ROUTE_TEXT = {
+    "onnx2tf": "PyTorch → ONNX → TensorFlow → TFLite",
+    "litert-torch": "torch.export → litert-torch, quantized by ai-edge-quantizer",
+}
+# The routes compared here: those whose models run on LiteRT, in the registry's order.
+LITERT_ROUTES = [c for c in CONVERTERS if engine_of_converter(c) == LITERT]
 
 
-def _base(model: str, converter: str) -> str:
+def base_model(model: str, converter: str) -> str:
+    """The architecture of a summary row's model (resnet18.litert-torch -> resnet18)."""
     suffix = f".{converter}"
     return model[:-len(suffix)] if converter != DEFAULT_CONVERTER and model.endswith(suffix) \
         else model
@@ -23,13 +33,15 @@ def _base(model: str, converter: str) -> str:
 
 def pairs(summary: pd.DataFrame, raw: RawData) -> pd.DataFrame:
     """One row per device × model × recipe × compute unit × threads measured by both routes (the
-    first two converters of the table present): each route's figures, and McNemar between them
-    (b = right under the first route only, c = under the second only)."""
-    if summary.empty or "converter" not in summary or summary["converter"].nunique() < 2:
+    first two LiteRT routes of the table present): each route's figures, and McNemar between
+    them (b = right under the first route only, c = under the second only)."""
+    if summary.empty or "converter" not in summary:
         return pd.DataFrame()
-    present = [c for c in CONVERTERS if c in set(summary["converter"])]
+    present = [c for c in LITERT_ROUTES if c in set(summary["converter"])]
+    if len(present) < 2:
+        return pd.DataFrame()
     a_name, b_name = present[:2]
-    df = summary.assign(base_model=[_base(m, c) for m, c in zip(summary["model"],
+    df = summary.assign(base_model=[base_model(m, c) for m, c in zip(summary["model"],
                                                                   summary["converter"])])
     rows = []
     for key, group in df.groupby(_PAIR, sort=False, dropna=False):
@@ -46,24 +58,9 @@ def pairs(summary: pd.DataFrame, raw: RawData) -> pd.DataFrame:
                         f"{tag}_accuracy_ci": (r["accuracy_ci_low"], r["accuracy_ci_high"]),
                         f"{tag}_p50": r["p50_ms"], f"{tag}_p50_ci": (r["p50_ci_low"],
                                                                     r["p50_ci_high"])})
-        row.update(_mcnemar(a, b, raw))
+        row.update(mcnemar_between(a, b, raw))
         rows.append(row)
     return pd.DataFrame(rows)
-
-
-def _mcnemar(a, b, raw: RawData) -> dict:
-    out = {"mcnemar_b": None, "mcnemar_c": None, "mcnemar_p": None}
-    if a["status"] != "ok" or b["status"] != "ok":
-        return out
-    pa, pb = raw.predictions(_key(a, OUTPUT_KEY)), raw.predictions(_key(b, OUTPUT_KEY))
-    if pa is None or pb is None:
-        return out
-    both = pa.join(pb, how="inner", lsuffix="_a")
-    if both.empty or (both["label"] != both["label_a"]).any():
-        return out  # not the same test images
-    test = stats.mcnemar((both["predicted_a"] == both["label"]).to_numpy(),
-                         (both["predicted"] == both["label"]).to_numpy())
-    return {"mcnemar_b": test["b"], "mcnemar_c": test["c"], "mcnemar_p": test["p"]}
 
 
 def verdict(row) -> str:
@@ -121,11 +118,13 @@ def blocks(p: pd.DataFrame) -> list[tuple]:
     if p.empty:
         return []
     first, second = p["first"].iloc[0], p["second"].iloc[0]
+    routes = "; ".join(f"{name}: {ROUTE_TEXT.get(name, CONVERTERS[name].summary)}"
+                       for name in (first, second))
     return [("h1", f"Converters: {first} vs {second}"),
-            ("p", f"The same checkpoint and recipe built by both routes ({first}: PyTorch → ONNX "
-                  f"→ TensorFlow → TFLite; {second}: torch.export → litert-torch, quantized by "
-                  "ai-edge-quantizer), calibrated on the same images and measured on the same "
-                  "device and test images. Agreement: top-1 agreement with the PyTorch model. "
+            ("p", f"The same checkpoint and recipe built by both routes ({routes}), calibrated "
+                  "on the same images and measured on the same device and test images, on "
+                  "LiteRT (ONNX Runtime's models are compared under Runtimes). "
+                  "Agreement: top-1 agreement with the PyTorch model. "
                   "Accuracy: Wilson 95 % interval; p50: bootstrap 95 % interval. McNemar b/c: "
                   f"test images right under {first} only / under {second} only; the verdict "
                   "is McNemar's exact test (significant at p < 0.05)."),

@@ -13,8 +13,8 @@ from pathlib import Path
 import pandas as pd
 
 from edgebench.device.schema import (
-    ENV_JSON, FLOAT, FRAMES, INT, POWER_SAMPLES, PREDICTIONS, RESULT_COLUMNS, RESULTS,
-    RESULTS_SCHEMA_VERSION, ROBUSTNESS, SAMPLES, SCENARIOS, SOAK, TRISTATE,
+    BOOL, ENV_JSON, FLOAT, FRAMES, INT, OP_PROFILE, POWER_SAMPLES, PREDICTIONS, RESULT_COLUMNS,
+    RESULTS, RESULTS_SCHEMA_VERSION, ROBUSTNESS, SAMPLES, SCENARIOS, SOAK, TRISTATE,
 )
 from edgebench.host.errors import UserError
 
@@ -25,6 +25,15 @@ NUMERIC_COLUMNS = RESULTS.of_kind(INT, FLOAT)
 BOOL_COLUMNS = RESULTS.of_kind("bool")  # absent = not flagged
 _TRUE = {"1", "true", "yes", "y", "t", "on"}
 _FALSE = {"0", "false", "no", "n", "f", "off"}
+
+# op_profile.csv's columns the report keeps (schema 6, --profile-ops), device added.
+OP_PROFILE_KEEP = [c for c in OP_PROFILE.names if c != "schema_version"]
+
+
+def empty_op_profile() -> pd.DataFrame:
+    """ResultSet.op_profile where no folder has an op_profile.csv: no lines, the same columns."""
+    return pd.DataFrame(columns=OP_PROFILE_KEEP + ["device"])
+
 
 # env.json keys that name the target better than its folder does (deploy may write one of these).
 _NAME_KEYS = ("target", "target_name", "device_name")
@@ -42,6 +51,9 @@ class ResultSet:
     soak: pd.DataFrame = None                   # SOAK columns + device
     scenarios: pd.DataFrame = None              # SCENARIOS columns + device
     frames: pd.DataFrame = None                 # FRAMES columns + device
+    # Schema 6 (--profile-ops): one line per node per profiled row, OP_PROFILE_KEEP + device;
+    # empty (never None) when no folder has the file
+    op_profile: pd.DataFrame = field(default_factory=empty_op_profile)
     env: dict[str, dict] = field(default_factory=dict)   # device label -> env.json (or {})
     sources: dict[str, Path] = field(default_factory=dict)  # device label -> results.csv
     notes: list[str] = field(default_factory=list)          # skipped/empty files, deduplication
@@ -159,6 +171,8 @@ def typed_raw(df: pd.DataFrame, record, keep: list) -> pd.DataFrame:
             df[col] = pd.to_numeric(df[col], errors="coerce")
         elif kind == TRISTATE:
             df[col] = _parse_tristate(df[col])
+        elif kind == BOOL:
+            df[col] = _parse_bool(df[col])
     return df
 
 
@@ -173,6 +187,7 @@ _RAW = (
     ("soak", SOAK, [c for c in SOAK.names if c != "schema_version"]),
     ("scenarios", SCENARIOS, [c for c in SCENARIOS.names if c != "schema_version"]),
     ("frames", FRAMES, [c for c in FRAMES.names if c not in ("schema_version", "model")]),
+    ("op_profile", OP_PROFILE, OP_PROFILE_KEEP),
 )
 
 
@@ -281,4 +296,6 @@ def load_results(paths: list[Path]) -> ResultSet:
                 out.append(raw)
     raw = {name: pd.concat(g, ignore_index=True) if g else None
            for (name, _, _), g in zip(_RAW, gathered)}
+    if raw["op_profile"] is None:
+        raw["op_profile"] = empty_op_profile()
     return ResultSet(rows=rows, env=env_by_label, sources=source_by_label, notes=notes, **raw)

@@ -179,6 +179,24 @@ def _paired_accuracy(df, i, row, mine, raw) -> None:
     df.loc[i, "accuracy_differs"] = test["p"] < stats.ALPHA
 
 
+def mcnemar_between(a, b, raw: RawData) -> dict:
+    """McNemar's exact test between two summary rows' predictions on the same test images
+    (mcnemar_b = right under `a` only, mcnemar_c = under `b` only); Nones when either failed,
+    lacks predictions or measured other images."""
+    out = {"mcnemar_b": None, "mcnemar_c": None, "mcnemar_p": None}
+    if a["status"] != "ok" or b["status"] != "ok":
+        return out
+    pa, pb = raw.predictions(_key(a, OUTPUT_KEY)), raw.predictions(_key(b, OUTPUT_KEY))
+    if pa is None or pb is None:
+        return out
+    both = pa.join(pb, how="inner", lsuffix="_a")
+    if both.empty or (both["label"] != both["label_a"]).any():
+        return out  # not the same test images
+    test = stats.mcnemar((both["predicted_a"] == both["label"]).to_numpy(),
+                         (both["predicted"] == both["label"]).to_numpy())
+    return {"mcnemar_b": test["b"], "mcnemar_c": test["c"], "mcnemar_p": test["p"]}
+
+
 def _latency(df, i, row, raw) -> None:
     mine = raw.medians(_key(row, LATENCY_KEY))
     if not len(mine):
