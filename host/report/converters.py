@@ -11,7 +11,8 @@ import pandas as pd
 from edgebench.host.export.converters import CONVERTERS, DEFAULT_CONVERTER
 from edgebench.host.report import stats
 from edgebench.host.report.engines import LITERT, engine_of_converter
-from edgebench.host.report.formats import fmt_ci, fmt_mb, fmt_ms, fmt_p, fmt_pct
+from edgebench.host.report.formats import (fmt_ci, fmt_mb, fmt_ms, fmt_p, fmt_pct,
+                                           verdicts_per_recipe)
 from edgebench.host.report.uncertainty import RawData, mcnemar_between
 
 _PAIR = ["device", "base_model", "recipe", "compute_unit", "threads"]
@@ -105,12 +106,7 @@ def table(p: pd.DataFrame) -> pd.DataFrame:
 
 def headline(p: pd.DataFrame) -> str:
     """One line per recipe: the verdict per model (each device × unit × threads it ran on)."""
-    lines = []
-    for recipe, group in p.groupby("recipe", sort=False):
-        said = "; ".join(dict.fromkeys(f"{r['base_model']}: {verdict(r)}"
-                                       for _, r in group.iterrows()))
-        lines.append(f"{recipe}: {said}")
-    return "\n".join(lines)
+    return verdicts_per_recipe(p, verdict)
 
 
 def blocks(p: pd.DataFrame) -> list[tuple]:

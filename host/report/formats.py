@@ -174,3 +174,14 @@ def fmt_runtime(row: pd.Series) -> str:
     parts = [str(row[c]) for c in ("runtime", "runtime_version") if pd.notna(row[c])]
     off = pd.notna(row["xnnpack"]) and not row["xnnpack"]
     return " ".join(parts) + (" (XNNPACK off)" if off else "")
+
+
+def verdicts_per_recipe(pairs, verdict) -> str:
+    """One line per recipe of a pairs frame (converters, runtimes): `verdict(row)` per model,
+    each said once."""
+    lines = []
+    for recipe, group in pairs.groupby("recipe", sort=False):
+        said = "; ".join(dict.fromkeys(f"{r['base_model']}: {verdict(r)}"
+                                       for _, r in group.iterrows()))
+        lines.append(f"{recipe}: {said}")
+    return "\n".join(lines)

@@ -15,7 +15,7 @@ from edgebench.host.report import stats
 from edgebench.host.report.converters import LITERT_ROUTES, base_model
 from edgebench.host.report.engines import LITERT, ORT, engine_label, engine_of_converter
 from edgebench.host.report.formats import (fmt_ci, fmt_mb, fmt_ms, fmt_num, fmt_p, fmt_pct,
-                                           fmt_pp, fmt_runtime, fmt_speedup)
+                                           fmt_pp, fmt_runtime, fmt_speedup, verdicts_per_recipe)
 from edgebench.host.report.uncertainty import LATENCY_KEY, RawData, _key, mcnemar_between
 
 _PAIR = ["device", "run_id", "base_model", "recipe", "compute_unit", "threads"]
@@ -177,12 +177,7 @@ def table(p: pd.DataFrame) -> pd.DataFrame:
 
 def headline(p: pd.DataFrame) -> str:
     """One line per recipe: the verdict per model (each device × unit × threads it ran on)."""
-    lines = []
-    for recipe, group in p.groupby("recipe", sort=False):
-        said = "; ".join(dict.fromkeys(f"{r['base_model']}: {verdict(r)}"
-                                       for _, r in group.iterrows()))
-        lines.append(f"{recipe}: {said}")
-    return "\n".join(lines)
+    return verdicts_per_recipe(p, verdict)
 
 
 def blocks(p: pd.DataFrame) -> list[tuple]:
