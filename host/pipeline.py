@@ -111,25 +111,32 @@ def run_pipeline(profile: Profile, results_root: Path, run_id: str, targets: lis
     run_dir = Path(results_root) / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "profile.json").write_text(json.dumps(profile.stage_inputs(), indent=2) + "\n")
-    stages = _Stages(StageBook(run_dir), StageProgress(total=2 * len(profile.models) + 3,
-                                                       quiet=quiet))
+    stages = _Stages(StageBook(run_dir),
+                     StageProgress(total=(1 + len(converters)) * len(profile.models) + 3,
+                                   quiet=quiet))
     export_keys = []
     exported = []  # what each export loaded and computed, handed to the bundle
     keys = {arch: _stage_keys(profile, arch, run_dir, amp, debug, mixed, converters)
             for arch in profile.models}
     for arch in profile.models:
         model_dir = run_dir / "models" / arch
-        train_key, export_key, outputs = keys[arch]
+        train_key, exports = keys[arch]
         ckpt = model_dir / "best.pt"
         stages.run(f"train:{arch}", train_key, [ckpt], f"train {arch}",
                    lambda: _train(profile, arch, model_dir, quiet, device, amp))
-        handover = stages.run(f"export:{arch}", export_key, outputs + [model_dir / "verify.csv"],
-                              f"convert + quantize + verify {arch} ({', '.join(profile.recipes)})",
-                              lambda: _export(profile, ckpt, model_dir, quiet, debug, mixed,
-                                              converters))
-        if handover is not None:
-            exported.append(handover)
-        export_keys.append(export_key)
+        # One stage per route: adding a converter to a run builds only that route's models.
+        handed = []
+        for converter, (stage, export_key, outputs) in exports.items():
+            label = (f"convert + quantize + verify {arch}" if converter == "onnx2tf" else
+                     f"quantize + verify {arch} by {converter}")
+            handover = stages.run(stage, export_key, outputs + [model_dir / "verify.csv"],
+                                  f"{label} ({', '.join(profile.recipes)})",
+                                  lambda c=converter: _export(profile, ckpt, model_dir, quiet,
+                                                              debug, mixed, [c]))
+            handed += [handover] if handover is not None else []
+            export_keys.append(export_key)
+        if len(handed) == len(exports):  # every route ran here: the split is in memory
+            exported.append(handed[0])
 
     bundle_dir = run_dir / "bundle"
     stages.run("bundle", _key(export_keys + ([robustness] if robustness else [])),
@@ -166,19 +173,24 @@ def _check_measured(outcomes, run_dir: Path) -> None:
 
 
 def _stage_keys(profile: Profile, arch: str, run_dir: Path, amp, debug, mixed, converters):
-    """(train key, export key, export outputs) of one model: what makes its stages fresh."""
+    """(train key, {converter: (stage, export key, its outputs)}) of one model: what makes its
+    stages fresh. onnx2tf's stage keeps the name and key it had before there were routes, so
+    runs made then stay fresh."""
     from edgebench.host.export.converters import CONVERTERS
 
     # The device is not part of the key (a run resumed elsewhere keeps its checkpoints); mixed
     # precision changes the numbers, so it is.
     train_key = _key(profile.train_settings(arch) | {"model": arch} | ({"amp": True} if amp else {}))
-    export_key = _key([train_key, profile.recipes, profile.calib, profile.calib_split, profile.io]
-                      + ([debug, mixed] if debug or mixed else [])
-                      + ([list(converters)] if list(converters) != ["onnx2tf"] else []))
     model_dir = run_dir / "models" / arch
-    outputs = [model_dir / CONVERTERS[c].model_file(arch, r) for c in converters
-               for r in profile.recipes if r not in CONVERTERS[c].unsupported]
-    return train_key, export_key, outputs
+    exports = {}
+    for c in converters:
+        key = _key([train_key, profile.recipes, profile.calib, profile.calib_split, profile.io]
+                   + ([debug, mixed] if debug or mixed else [])
+                   + ([[c]] if c != "onnx2tf" else []))
+        outputs = [model_dir / CONVERTERS[c].model_file(arch, r) for r in profile.recipes
+                   if r not in CONVERTERS[c].unsupported]
+        exports[c] = (f"export:{arch}" if c == "onnx2tf" else f"export:{arch}:{c}", key, outputs)
+    return train_key, exports
 
 
 def _train(profile: Profile, arch: str, out: Path, quiet: bool, device: str, amp: bool) -> None:
@@ -215,6 +227,8 @@ def _export(profile: Profile, checkpoint: Path, out: Path, quiet: bool, debug: b
         results.append(conv.fp32)
     else:
         source = checkpoint_source(checkpoint, meta)
+        kept = out / f"{meta.architecture}.onnx"  # the onnx2tf stage's export, when it ran
+        source.onnx = str(kept) if kept.is_file() else ""
     if profile.calib_split == "val":  # the seed's: the first validation images, in order
         calib = splits["val"][0][:profile.calib]
     else:

@@ -84,6 +84,16 @@ def test_run_end_to_end_then_resume(tmp_path):
     assert (run_dir / "models/resnet18/best.pt").stat().st_mtime_ns == checkpoint_mtime
     assert len(pd.read_csv(run_dir / "local/results.csv")) == 3  # no duplicate rows
 
+    # A second route: only its own export stage runs (onnx2tf's models are not built again).
+    int8_mtime = (run_dir / "models/resnet18/resnet18.int8.tflite").stat().st_mtime_ns
+    proc = run_bench_host(*args[:-1], "--converter", "onnx2tf,ort")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stderr.count("up to date, skipped") == 2  # training, onnx2tf's export
+    assert "quantize + verify resnet18 by ort" in proc.stderr
+    assert (run_dir / "models/resnet18/resnet18.int8.tflite").stat().st_mtime_ns == int8_mtime
+    assert (run_dir / "models/resnet18/resnet18.ort.int8.onnx").is_file()
+    assert "export:resnet18:ort" in json.loads((run_dir / "stages.json").read_text())
+
     # A device that cannot be reached: a one-line reason, and the models stay for the next try.
     proc = run_bench_host(*args, "--target", "pi@127.0.0.1:1", "--connect-timeout", "5")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
