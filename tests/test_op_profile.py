@@ -222,3 +222,26 @@ def test_deploy_and_run_pass_profile_ops_to_the_agent():
         with pytest.raises(UserError, match="--profile-ops takes 0"):
             agent_options_from(build_parser().parse_args(["deploy", "--bundle", "b",
                                                           "--profile-ops", bad]))
+
+
+def test_the_database_keeps_the_op_profile_lines(profiled, tmp_path):
+    """Imported, then read back as a run of the database: the same lines, typed as from files."""
+    from cli_runner import run_cli
+
+    from edgebench.host.report.load import load_results
+    from edgebench.host.results_db.connect import open_db
+    from edgebench.host.results_db.read import load_run
+
+    db = tmp_path / "db.sqlite"
+    code, out, err = run_cli("import", profiled, "--db", db)
+    assert code == 0, out + err
+    run_id = read_rows(profiled / "results.csv")[1][0]["run_id"]
+    stored = load_run(open_db(str(db)), run_id).op_profile
+    files = load_results([profiled]).op_profile
+    assert len(stored) == len(files) > 0
+    key = ["round", "node"]
+    stored, files = (df.sort_values(key).reset_index(drop=True) for df in (stored, files))
+    assert list(stored["median_ms"]) == list(files["median_ms"])
+    assert stored["resolved"].dtype == bool and list(stored["node"]) == list(files["node"])
+    code, out, err = run_cli("import", profiled, "--db", db)  # again: nothing added twice
+    assert code == 0 and len(load_run(open_db(str(db)), run_id).op_profile) == len(files)

@@ -138,6 +138,8 @@ def load_run(engine, spec: str, device: str | None = None) -> ResultSet:
         predictions = stored_predictions(conn, rows)
         lines = stored_lines(conn, rows)
     return ResultSet(rows=rows.drop(columns=["_pk", "_run_pk"]), samples=samples,
-                     predictions=predictions, **lines,
+                     predictions=predictions,
+                     # a kind with no lines keeps ResultSet's own default for it
+                     **{kind: df for kind, df in lines.items() if df is not None},
                      sources={d: rows.loc[rows["device"] == d, "source"].iloc[0]
                               for d in rows["device"].unique()})

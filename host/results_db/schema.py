@@ -100,10 +100,11 @@ predictions = Table(
     PrimaryKeyConstraint("run_pk", *OUTPUT_KEY, "testset", "image"),
 )
 
-# power_samples.csv, soak.csv, scenarios.csv and frames.csv, under ResultSet's names for them
-# (LINE_KINDS): one line of the file per entry, in file order, as JSON (the report types it back
-# from the schema's record). Added without a schema version step: an older edgebench ignores it.
-LINE_KINDS = ("power", "soak", "scenarios", "frames")
+# power_samples.csv, soak.csv, scenarios.csv, frames.csv and op_profile.csv, under ResultSet's
+# names for them (LINE_KINDS): one line of the file per entry, in file order, as JSON (the report
+# types it back from the schema's record). Added without a schema version step: an older
+# edgebench ignores a kind it does not know.
+LINE_KINDS = ("power", "soak", "scenarios", "frames", "op_profile")
 lines = Table(
     "lines", metadata,
     Column("row_pk", Integer, ForeignKey("rows.id"), nullable=False),
