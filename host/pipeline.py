@@ -17,6 +17,7 @@ from typing import Callable, Sequence
 
 from edgebench.device.options import AgentOptions
 from edgebench.device.schema import MANIFEST_JSON
+from edgebench.host.export_pool import ExportPool, worker_count
 from edgebench.host.files import write_atomic
 from edgebench.host.profiles import Profile
 
@@ -57,19 +58,29 @@ class StageProgress:
         self.seconds: dict[str, float] = {}
 
     def run(self, name: str, fn: Callable[[], object], skip: bool = False):
+        head = self.begin(name, skip)
+        if skip:
+            return None
+        start = time.perf_counter()
+        out = fn()
+        self.end(head, name, time.perf_counter() - start)
+        return out
+
+    def begin(self, name: str, skip: bool = False, aside: bool = False) -> str:
+        """The stage's numbered header, said; `aside`: it runs while the next stages go on."""
         self.n += 1
         head = f"[{self.n}/{self.total}] {name}"
         if skip:
             self._say(f"{head}: up to date, skipped")
             self.seconds[name] = 0.0
-            return None
-        self._say(f"{head} …")
-        start = time.perf_counter()
-        out = fn()
-        self.seconds[name] = time.perf_counter() - start
-        self._say(f"{head}: done in {self.seconds[name]:.1f} s "
+        else:
+            self._say(f"{head} …" + (" (in the background)" if aside else ""))
+        return head
+
+    def end(self, head: str, name: str, seconds: float) -> None:
+        self.seconds[name] = seconds
+        self._say(f"{head}: done in {seconds:.1f} s "
                   f"(total {time.perf_counter() - self.t0:.0f} s)")
-        return out
 
     def _say(self, text: str) -> None:
         if not self.quiet:
@@ -93,6 +104,27 @@ class _Stages:
             self.book.record(stage, key)
         return out
 
+    def run_aside(self, pool, stage: str, key: str, outputs: Sequence[Path], label: str,
+                  fn: Callable, args: tuple, handed: list) -> None:
+        """run() for a stage in `pool` (export_pool.ExportPool): recorded, and what it returns
+        appended to `handed`, once it ends (pool.finished())."""
+        if self.book.fresh(stage, key, outputs):
+            self.progress.begin(label, skip=True)
+            self.skipped.append(stage)
+            return
+        head = self.progress.begin(label, aside=True)
+
+        def done(result):
+            self.book.record(stage, key)
+            handed.append(result)
+        pool.submit(head, fn, args, done)
+
+    def collect(self, pool, block: bool = False) -> None:
+        """Say which background stages ended (all of them, with `block`)."""
+        for head, seconds in pool.finished(block):
+            label = head.split("] ", 1)[1]
+            self.progress.end(head, label, seconds)
+
 
 def run_pipeline(profile: Profile, results_root: Path, run_id: str, targets: list,
                  options=None, remote_python: str | None = None, quiet: bool = False,
@@ -100,11 +132,14 @@ def run_pipeline(profile: Profile, results_root: Path, run_id: str, targets: lis
                  robustness: list | None = None, debug: bool = False, mixed=None,
                  device: str = "auto", amp: bool = False,
                  report_links=None,
-                 converters: Sequence[str] = ("onnx2tf",)) -> PipelineResult:
+                 converters: Sequence[str] = ("onnx2tf",),
+                 export_workers: int | None = None) -> PipelineResult:
     """`agent`: the user's agent options, over the profile's (warm-up, runs, threads). `debug`
     runs the layer debugger for the integer recipes; `mixed` (MixedOptions) chooses
     int8-mixed's float layers; `device`/`amp` are training's (--device, --amp); `converters`
-    the routes every model is built by (export/converters)."""
+    the routes every model is built by (export/converters). `export_workers`: processes that
+    convert a model while the next one trains (export_pool; None: as this machine allows, 0:
+    each model converted here before the next one trains)."""
     from edgebench.host.deploy import deploy
     from edgebench.host.report import build_report
 
@@ -118,25 +153,47 @@ def run_pipeline(profile: Profile, results_root: Path, run_id: str, targets: lis
     exported = []  # what each export loaded and computed, handed to the bundle
     keys = {arch: _stage_keys(profile, arch, run_dir, amp, debug, mixed, converters)
             for arch in profile.models}
-    for arch in profile.models:
-        model_dir = run_dir / "models" / arch
-        train_key, exports = keys[arch]
-        ckpt = model_dir / "best.pt"
-        stages.run(f"train:{arch}", train_key, [ckpt], f"train {arch}",
-                   lambda: _train(profile, arch, model_dir, quiet, device, amp))
-        # One stage per route: adding a converter to a run builds only that route's models.
-        handed = []
-        for converter, (stage, export_key, outputs) in exports.items():
-            label = (f"convert + quantize + verify {arch}" if converter == "onnx2tf" else
-                     f"quantize + verify {arch} by {converter}")
-            handover = stages.run(stage, export_key, outputs + [model_dir / "verify.csv"],
-                                  f"{label} ({', '.join(profile.recipes)})",
-                                  lambda c=converter: _export(profile, ckpt, model_dir, quiet,
-                                                              debug, mixed, [c]))
-            handed += [handover] if handover is not None else []
-            export_keys.append(export_key)
-        if len(handed) == len(exports):  # every route ran here: the split is in memory
-            exported.append(handed[0])
+    workers = worker_count(len(profile.models)) if export_workers is None else export_workers
+    pool = ExportPool(workers) if workers else None
+    handed_by_model = {arch: [] for arch in profile.models}
+    try:
+        for arch in profile.models:
+            model_dir = run_dir / "models" / arch
+            train_key, exports = keys[arch]
+            ckpt = model_dir / "best.pt"
+            stages.run(f"train:{arch}", train_key, [ckpt], f"train {arch}",
+                       lambda: _train(profile, arch, model_dir, quiet, device, amp))
+            # One stage per route: adding a converter to a run builds only that route's models.
+            # A model's routes share its folder's verify.csv: they run one after the other.
+            for converter, (stage, export_key, outputs) in exports.items():
+                label = (f"convert + quantize + verify {arch}" if converter == "onnx2tf" else
+                         f"quantize + verify {arch} by {converter}")
+                label = f"{label} ({', '.join(profile.recipes)})"
+                outputs = outputs + [model_dir / "verify.csv"]
+                aside = pool is not None and len(exports) == 1
+                # a worker's progress bars would cut into the next model's training lines
+                args = (profile, ckpt, model_dir, quiet or aside, debug, mixed, [converter])
+                if aside:
+                    stages.run_aside(pool, stage, export_key, outputs, label, _export, args,
+                                     handed_by_model[arch])
+                else:
+                    handover = stages.run(stage, export_key, outputs, label,
+                                          lambda a=args: _export(*a))
+                    handed_by_model[arch] += [handover] if handover is not None else []
+                export_keys.append(export_key)
+            if pool is not None:
+                stages.collect(pool)
+        if pool is not None:
+            stages.collect(pool, block=True)
+    except BaseException:
+        if pool is not None:
+            pool.close(abort=True)
+        raise
+    if pool is not None:
+        pool.close()
+    for arch in profile.models:  # every route ran here: the split is in memory
+        if len(handed_by_model[arch]) == len(keys[arch][1]):
+            exported.append(handed_by_model[arch][0])
 
     bundle_dir = run_dir / "bundle"
     stages.run("bundle", _key(export_keys + ([robustness] if robustness else [])),

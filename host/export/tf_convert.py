@@ -2,7 +2,9 @@
 
 Three things onnx2tf does on its own that we must not let it do (shared/TOOLCHAIN.md):
 1. it rewrites its input .onnx in place (onnxsim, op renaming): it gets a private copy;
-2. it runs `onnxsim` as a subprocess found on PATH: our interpreter's bin/ goes first on PATH;
+2. it runs `onnxsim` as a subprocess found on PATH, three times: we simplify the same way in one
+   process (onnx_simplify.py); where we leave it to onnx2tf, our interpreter's bin/ goes first on
+   PATH;
 3. for 3-channel inputs it downloads a sample image batch from GitHub: we hand it a local one.
 And one thing it does that breaks full-integer quantization: it lowers a padded MaxPool to a pad
 with float32.min, which gives the quantizer a 1e36 scale. onnx2tf zero-pads instead when its
@@ -110,6 +112,7 @@ def onnx_to_saved_model(onnx_path: Path, saved_model_dir: Path,
     import tf_keras
 
     from edgebench.host.export.onnx_export import read_onnx_input
+    from edgebench.host.export.onnx_simplify import simplify_in_place
 
     onnx_input = read_onnx_input(onnx_path, input_shape)
     saved_model_dir = Path(saved_model_dir)
@@ -120,6 +123,7 @@ def onnx_to_saved_model(onnx_path: Path, saved_model_dir: Path,
         private = Path(work) / "model.onnx"
         shutil.copyfile(onnx_path, private)  # onnx2tf rewrites its input in place
         overwrite = [f"{onnx_input.name}:{','.join(map(str, onnx_input.shape))}"]
+        simplified = simplify_in_place(private, overwrite[0])
         try:
             with native_to_log("onnx2tf"), _tamed_onnx2tf(notes), contextlib.redirect_stdout(log):
                 model = onnx2tf.convert(
@@ -128,6 +132,7 @@ def onnx_to_saved_model(onnx_path: Path, saved_model_dir: Path,
                     overwrite_input_shape=overwrite,
                     disable_model_save=True,  # we write the SavedModel ourselves, below
                     non_verbose=True,
+                    not_use_onnxsim=simplified,  # done above, in one process, not three
                 )
         except ModuleNotFoundError as exc:
             op = (exc.name or "").rpartition(".")[2]
