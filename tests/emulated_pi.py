@@ -1,7 +1,9 @@
 """Virtual Raspberry Pis for the test suite: arm64 Debian under qemu-user with its own sshd, each in
 a network namespace the test made (edgebench.host.emulate). Images come from the cache outside the
-repo (built on a cold cache: ~1.5 min each, both at once); every session starts its devices from a
-freshly extracted disk and throws them away afterwards.
+repo (built on a cold cache, both at once: 1.5-2 min each on an idle machine before ONNX Runtime
+joined them, which adds ~50 s of byte-compiling each, its sympy above all; many minutes more on a
+busy one); every session starts its devices from a freshly extracted disk and throws them away
+afterwards.
 
 Use from a test file: `from emulated_pi import *`."""
 from __future__ import annotations

@@ -1,11 +1,12 @@
 """The real ARM path, end to end, on virtual Raspberry Pis: arm64 Debian under qemu-user with its
 own OpenSSH, each alone in a network namespace (edgebench.host.emulate).
 
-bookworm (Python 3.11, LiteRT from the arm64 wheel) and bullseye (Python 3.9, glibc 2.31,
-tflite-runtime 2.13.0) get `bench-host doctor` and `bench-host deploy` with a tiny model in every
-recipe; their rows must say aarch64, the runtime version of the arm64 wheel, emulated, and the
-accuracy the host measured for the same models. Faults: the device powered off mid-run (rows kept
-on its disk, resume after restart), and a rebuilt device answering with a new host key."""
+bookworm (Python 3.11, LiteRT and ONNX Runtime 1.23.0 from the arm64 wheels) and bullseye (Python
+3.9, glibc 2.31, tflite-runtime 2.13.0, ONNX Runtime 1.19.2) get `bench-host doctor` and `bench-host
+deploy` with a tiny model in every recipe plus its ONNX Runtime fp32 and int8 files; their rows
+must say aarch64, the runtime version of the arm64 wheel, emulated, and the accuracy the host
+measured for the same models. Faults: the device powered off mid-run (rows kept on its disk,
+resume after restart), and a rebuilt device answering with a new host key."""
 from __future__ import annotations
 
 import csv
@@ -17,6 +18,7 @@ import threading
 import time
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -30,6 +32,9 @@ from edgebench.host.errors import UserError
 
 pytestmark = pytest.mark.ssh
 RECIPES = ("fp32", "dynamic", "fp16", "int8", "int16x8")
+# The .onnx rows: the same tinycnn weights as the .tflite ones, as the ort route would ship them.
+ORT_RECIPES = ("fp32", "int8")
+ORT_MODELS = tuple(f"tinycnn.ort.{recipe}" for recipe in ORT_RECIPES)
 ACCURACY_COLUMNS = ("n_test", "accuracy", "sensitivity", "specificity", "tn", "fp", "fn", "tp",
                     "agreement")
 
@@ -40,28 +45,78 @@ def read_rows(path: Path) -> list:
 
 
 @pytest.fixture(scope="session")
-def full_bundle(tmp_path_factory) -> Path:
+def tflite_bundle(tmp_path_factory) -> Path:
+    """The .tflite rows only: enough for the fault tests, which need rows, not runtimes."""
     from tflite_factory import make_bundle
     return make_bundle(tmp_path_factory.mktemp("emulated-bundle") / "bundle", recipes=RECIPES)
 
 
 @pytest.fixture(scope="session")
+def full_bundle(tflite_bundle, tmp_path_factory) -> Path:
+    """The .tflite rows plus ONNX Runtime's fp32 and int8 of the same weights."""
+    from onnx_factory import add_onnx_model, copy_bundle
+
+    bundle = copy_bundle(tflite_bundle, tmp_path_factory.mktemp("emulated-ort") / "bundle")
+    fp32 = add_onnx_model(bundle, name=ORT_MODELS[0])
+    add_ort_int8(bundle, bundle / fp32["file"], fp32)
+    return bundle
+
+
+def add_ort_int8(bundle: Path, fp32_path: Path, fp32_card: dict) -> None:
+    """The ort route's own int8 (static QDQ, the host's onnxruntime.quantization) of the fp32
+    graph, calibrated on the images the factory's .tflite int8 was, with its card."""
+    from onnx_factory import ort_card
+    from tflite_factory import ARCH, factory_dir, normalize, synthetic_images
+
+    from edgebench.host.export.converters import ort_route
+    from edgebench.host.export.converters.job import ConversionJob
+
+    stem = ORT_MODELS[1].rsplit(".", 1)[0]
+    job = ConversionJob(saved_model=None, source=SimpleNamespace(onnx=str(fp32_path)),
+                        model=None, recipes=["int8"],
+                        calib_inputs=normalize(synthetic_images(64, seed=7)[0]), io="float",
+                        out_dir=fp32_path.parent, stem=stem)
+    (done,) = list(ort_route.run(job).events)
+    assert done["status"] == "ok", done["error"]
+    path = fp32_path.parent / f"{stem}.int8.onnx"
+    tflite_card = json.loads((factory_dir() / "models" / f"{ARCH}.fp32.json").read_text())
+    entry = dict(ort_card(tflite_card, path, "int8", 1), name=ORT_MODELS[1],
+                 file=f"models/{path.name}")
+    if fp32_card.get("reference"):
+        entry["reference"] = fp32_card["reference"]
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    manifest["models"].append(entry)
+    (bundle / "manifest.json").write_text(json.dumps(manifest, indent=1))
+
+
+@pytest.fixture(scope="session")
 def host_rows(full_bundle, tmp_path_factory) -> dict:
     """The same bundle measured by the agent on this x86 host: the accuracy to match."""
+    import onnxruntime
+
     out = tmp_path_factory.mktemp("host-agent")
     proc = run_agent(full_bundle, out, python=sys.executable)
     assert proc.returncode == 0, proc.stderr
     rows = by_model(read_rows(out / "results.csv"))
     assert all(r["status"] == "ok" and r["machine"] == "x86_64" for r in rows.values())
+    assert {m: rows[m]["runtime_version"] for m in ORT_MODELS} == dict.fromkeys(
+        ORT_MODELS, onnxruntime.__version__)
     return rows
 
 
-def assert_rows_match_host(rows: list, host: dict, runtime: str, version: str, python: str):
+def assert_rows_match_host(rows: list, host: dict, runtime: str, version: str, python: str,
+                           ort_version: str):
+    """Every row from the device, its runtime (ONNX Runtime for the .onnx rows) and the accuracy
+    the host measured for the same model and runtime family."""
     assert sorted(r["model"] for r in rows) == sorted(host)
     for r in rows:
         assert r["machine"] == "aarch64", r
         assert r["emulated"] == "true", "rows from a qemu device must be marked emulated"
-        assert r["runtime"] == runtime and r["runtime_version"] == version
+        if r["model"] in ORT_MODELS:
+            assert_ort_row(r, ort_version)
+            assert host[r["model"]]["runtime"] == "onnxruntime"
+        else:
+            assert r["runtime"] == runtime and r["runtime_version"] == version
         assert r["python"].startswith(python + ".")
         if r["status"] != "ok":
             continue
@@ -69,6 +124,15 @@ def assert_rows_match_host(rows: list, host: dict, runtime: str, version: str, p
         for col in ACCURACY_COLUMNS:
             assert r[col] == h[col], (r["model"], col, r[col], h[col])
         assert abs(float(r["auc"]) - float(h["auc"])) < 1e-3
+
+
+def assert_ort_row(r: dict, version: str) -> None:
+    """An .onnx row: measured, by the image's ONNX Runtime on its CPU provider."""
+    assert r["status"] == "ok", (r["model"], r["error"])
+    assert (r["runtime"], r["runtime_version"]) == ("onnxruntime", version), r["model"]
+    assert (r["api"], r["accelerator_device"]) == ("inference_session", "CPUExecutionProvider")
+    assert r["compute_unit"] == "cpu" and r["xnnpack"] == ""
+    assert float(r["p50_ms"]) > 0
 
 
 # --- no device needed: what a machine without the facilities is told -------------------------
@@ -102,12 +166,38 @@ def test_missing_tools_name_the_packages(monkeypatch):
         hostcheck.require_tools({"mmdebstrap": "mmdebstrap", "ls": "coreutils"})
 
 
+def test_image_key_follows_the_pinned_wheels():
+    """A cached image is named by its recipe's key: a wheel added or re-pinned is another image
+    (built anew), while the name and summary are not part of what the image holds."""
+    import onnxruntime
+
+    from edgebench.host.emulate import get_image
+    from edgebench.host.emulate.images import image_path, wheel_dir
+
+    bookworm, bullseye = get_image("bookworm"), get_image("bullseye")
+    # bookworm's ONNX Runtime is the host's (ORT rows from both run the same release)
+    assert bookworm.pinned("onnxruntime") == onnxruntime.__version__
+    assert bullseye.pinned("onnxruntime") == "1.19.2"
+    # ORT 1.19.2's aarch64 wheel is tagged manylinux_2_27 only
+    assert "manylinux_2_27_aarch64" in bullseye.platforms
+    without = replace(bookworm, wheels=tuple(w for w in bookworm.wheels
+                                             if not w.startswith("onnxruntime")))
+    repinned = replace(bookworm, wheels=tuple("onnxruntime==1.22.0" if w.startswith(
+        "onnxruntime") else w for w in bookworm.wheels))
+    keys = {bookworm.key, without.key, repinned.key}
+    assert len(keys) == 3
+    assert len({image_path(r) for r in (bookworm, without, repinned)}) == 3
+    assert wheel_dir(without) != wheel_dir(bookworm)
+    assert replace(bookworm, summary="renamed").key == bookworm.key
+
+
 # --- bookworm: LiteRT from the arm64 wheel ---------------------------------------------------
 
 def test_bookworm_doctor_and_deploy_match_host(pi_bookworm, emulated_images, full_bundle,
                                                host_rows, tmp_path):
     dev, info = pi_bookworm, emulated_images["bookworm"]
     assert info["runtime_version"] == "2.1.0"      # what pip installed from the aarch64 wheel
+    assert info["wheels"]["onnxruntime"] == "1.23.0"
     code, out, err = run_cli("doctor", "--target", dev.target, "--known-hosts", dev.known_hosts,
                              "-i", dev.client_key)
     assert code == 0, out + err
@@ -122,17 +212,21 @@ def test_bookworm_doctor_and_deploy_match_host(pi_bookworm, emulated_images, ful
     results = run_folder(tmp_path / "res") / dev.name
     rows = read_rows(results / "results.csv")
     assert all(r["status"] == "ok" for r in rows), [(r["model"], r["error"]) for r in rows]
-    assert_rows_match_host(rows, host_rows, "litert", info["runtime_version"], "3.11")
+    assert_rows_match_host(rows, host_rows, "litert", info["runtime_version"], "3.11",
+                           ort_version="1.23.0")
+    assert len(rows) == len(RECIPES) + len(ORT_MODELS)
     assert {r["hostname"] for r in rows} == {dev.name}      # its own UTS namespace
     env = json.loads((results / "env.json").read_text())
     assert env["machine"] == "aarch64" and env["emulated"] is True
 
     from edgebench.host.report import build_report
     report = build_report([results], tmp_path / "report")
-    assert "timings not representative" in report.markdown.read_text()
+    markdown = report.markdown.read_text()
+    assert "timings not representative" in markdown
+    assert "onnxruntime 1.23.0" in markdown and "litert 2.1.0" in markdown
 
 
-def test_device_powered_off_mid_run_keeps_rows_and_resumes(pi_bookworm, full_bundle,
+def test_device_powered_off_mid_run_keeps_rows_and_resumes(pi_bookworm, tflite_bundle,
                                                            tmp_path):
     from edgebench.host import emulate
 
@@ -158,7 +252,7 @@ def test_device_powered_off_mid_run_keeps_rows_and_resumes(pi_bookworm, full_bun
             time.sleep(0.05)
     t = threading.Thread(target=power_cut)
     t.start()
-    first = deploy(full_bundle, [spec], tmp_path / "res", slow,
+    first = deploy(tflite_bundle, [spec], tmp_path / "res", slow,
                    options=device_options(dev, connect_timeout=3), retries=0, progress=False)[0]
     t.join()
     assert cut, "the agent finished before the device could be powered off"
@@ -170,7 +264,7 @@ def test_device_powered_off_mid_run_keeps_rows_and_resumes(pi_bookworm, full_bun
     assert (again.dev_addr, again.known_hosts) == (dev.dev_addr, dev.known_hosts)
     events = []
     # the same options: a deploy resumes only the interrupted run it would measure again
-    second = deploy(full_bundle, [spec], tmp_path / "res", slow,
+    second = deploy(tflite_bundle, [spec], tmp_path / "res", slow,
                     options=device_options(dev), progress=False,
                     on_event=lambda name, ev: events.append(ev))[0]
     assert second.ok, second.error
@@ -211,7 +305,7 @@ def test_emulate_command_status_and_bad_input(pi_bookworm):
     assert code == 2 and "bad device name '../etc'" in err
 
 
-def test_rebuilt_device_with_new_host_key_is_refused(pi_bookworm, full_bundle, tmp_path):
+def test_rebuilt_device_with_new_host_key_is_refused(pi_bookworm, tflite_bundle, tmp_path):
     from edgebench.host import emulate
 
     dev = pi_bookworm
@@ -221,7 +315,7 @@ def test_rebuilt_device_with_new_host_key_is_refused(pi_bookworm, full_bundle, t
     rebuilt = emulate.start(dev.image, dev.name)
     assert rebuilt.dev_addr == dev.dev_addr
     assert Path(rebuilt.known_hosts).read_text() != old_known.read_text()
-    code, out, err = run_cli("deploy", "--bundle", full_bundle, "--target", rebuilt.target,
+    code, out, err = run_cli("deploy", "--bundle", tflite_bundle, "--target", rebuilt.target,
                              "--known-hosts", old_known, "-i", rebuilt.client_key,
                              "--results", tmp_path / "res", "--no-progress",
                              *AGENT_OPTIONS.to_argv())
@@ -233,10 +327,16 @@ def test_rebuilt_device_with_new_host_key_is_refused(pi_bookworm, full_bundle, t
 
 # --- bullseye: the fallback runtime on glibc 2.31 / Python 3.9 --------------------------------
 
-def test_bullseye_tflite_runtime_2_13(pi_bullseye, emulated_images, full_bundle, host_rows,
-                                      tmp_path):
+def test_bullseye_tflite_runtime_2_13_and_ort_1_19(pi_bullseye, emulated_images, full_bundle,
+                                                   host_rows, tmp_path):
     dev, info = pi_bullseye, emulated_images["bullseye"]
     assert info["runtime_version"] == "2.13.0" and info["wheels"]["numpy"].startswith("1.")
+    assert info["wheels"]["onnxruntime"] == "1.19.2"   # the last release with cp39 wheels
+    # Byte-compiled at build (Python 3.9's parallel compileall fails under qemu): without .pyc
+    # every agent child recompiled numpy and ORT in memory, ~5 s more per import under qemu.
+    from edgebench.host.emulate import device_dir, get_image
+    site = device_dir(dev.name) / "rootfs" / get_image("bullseye").site_packages
+    assert list((site / "onnxruntime" / "__pycache__").glob("*.cpython-39.pyc"))
     code, out, err = run_cli("doctor", "--target", dev.target, "--known-hosts", dev.known_hosts,
                              "-i", dev.client_key)
     assert code == 0, out + err
@@ -248,7 +348,8 @@ def test_bullseye_tflite_runtime_2_13(pi_bullseye, emulated_images, full_bundle,
     assert code == 0, out + err
     rows = read_rows(next(p for p in run_folder(tmp_path / "res").iterdir() if p.is_dir())
                      / "results.csv")  # the device's folder, beside host.log
-    assert_rows_match_host(rows, host_rows, "tflite-runtime", "2.13.0", "3.9")
+    assert_rows_match_host(rows, host_rows, "tflite-runtime", "2.13.0", "3.9",
+                           ort_version="1.19.2")
     # What tflite-runtime 2.13 cannot run (dynamic-range FULLY_CONNECTED v12, as 2.14) is an
     # error row with the reason; every other recipe ran.
     failed = {r["recipe"]: r["error"] for r in rows if r["status"] != "ok"}

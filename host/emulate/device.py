@@ -3,11 +3,11 @@ qemu-user, alone in a network namespace.
 
 Process layout: `ip netns exec NS unshare --mount --pid --uts --fork --kill-child -- sh -c
 SETUP`. SETUP (host tools, before the chroot) sets the device's hostname (its name), mounts /proc,
-binfmt_misc, /run and /dev/shm inside the rootfs, then execs `chroot ROOTFS /usr/sbin/sshd -D`,
-so sshd is PID 1 of its own PID namespace. Everything of the device therefore dies at once when
-`unshare` is killed (its --kill-child SIGKILLs sshd, and a PID namespace dies with its PID 1), and
-the mounts vanish with the private mount namespace: a stop is a power cut, and nothing leaks onto
-the host even if we crash.
+binfmt_misc, /run, /dev/shm and /sys/devices/system/cpu (read-only) inside the rootfs, then execs
+`chroot ROOTFS /usr/sbin/sshd -D`, so sshd is PID 1 of its own PID namespace. Everything of the
+device therefore dies at once when `unshare` is killed (its --kill-child SIGKILLs sshd, and a PID
+namespace dies with its PID 1), and the mounts vanish with the private mount namespace: a stop is
+a power cut, and nothing leaks onto the host even if we crash.
 
 The device keeps its disk (the extracted rootfs, host key included) across stop/start, as a board
 keeps its SD card; `stop(purge=True)` throws it away, so the next start is a freshly flashed device
@@ -46,6 +46,13 @@ mount -t proc proc "$R/proc"
 mount -t binfmt_misc binfmt_misc "$R/proc/sys/fs/binfmt_misc" ||
   echo "warning: no binfmt_misc in the device" >&2
 mount -t tmpfs -o mode=755 tmpfs "$R/run"
+# A board's /sys has its CPU list; ONNX Runtime's cpuinfo reads it at import and, without it,
+# ORT 1.19-1.23 abort ("Attempt to use DefaultLogger but none has been registered"). Only that
+# folder, read-only: the host's DMI, thermal zones and network devices stay out of the device.
+mount -t tmpfs -o mode=755 tmpfs "$R/sys"
+mkdir -p "$R/sys/devices/system/cpu"
+mount --bind /sys/devices/system/cpu "$R/sys/devices/system/cpu"
+mount -o remount,bind,ro "$R/sys/devices/system/cpu"
 mount -t tmpfs -o mode=1777 tmpfs "$R/dev/shm"
 mkdir -p "$R/run/sshd"
 exec chroot "$R" "$@"

@@ -15,7 +15,8 @@ from edgebench.host.registry import describe, lookup
 
 # Bump when the build procedure changes what lands in the image (not for recipe fields: those are
 # hashed already).
-LAYOUT_VERSION = 1
+# 2: bullseye's site-packages byte-compiled (its parallel compileall had failed under qemu).
+LAYOUT_VERSION = 2
 ARCH = "arm64"
 MACHINE = "aarch64"
 # The login user on the device, named like Raspberry Pi OS's.
@@ -66,32 +67,38 @@ def _norm(name: str) -> str:
     return name.lower().replace("_", "-")
 
 
-# libstdc++6: every manylinux C++ wheel (numpy, LiteRT) needs it; Raspberry Pi OS ships it.
+# libstdc++6: every manylinux C++ wheel (numpy, LiteRT, ONNX Runtime) needs it; Raspberry Pi OS
+# ships it.
 _BASE_PACKAGES = ("python3", "openssh-server", "passwd", "libstdc++6")
 
 IMAGES = {
     "bookworm": ImageRecipe(
         name="bookworm",
-        summary="Debian 12 arm64 (Raspberry Pi OS Bookworm class): Python 3.11, LiteRT 2.1.0",
+        summary="Debian 12 arm64 (Raspberry Pi OS Bookworm class): Python 3.11, LiteRT 2.1.0, "
+                "ONNX Runtime 1.23.0",
         suite="bookworm",
         sources=("deb http://deb.debian.org/debian bookworm main",),
         packages=_BASE_PACKAGES,
         python="3.11",
-        # numpy pinned to the host venv's so host and device run the same numeric code paths.
-        wheels=("ai-edge-litert==2.1.0", "numpy==1.26.4"),
+        # numpy and onnxruntime pinned to the host venv's, so host and device run the same
+        # numeric code paths and the same ORT release (its .onnx rows).
+        wheels=("ai-edge-litert==2.1.0", "numpy==1.26.4", "onnxruntime==1.23.0"),
         platforms=("manylinux_2_27_aarch64", "manylinux2014_aarch64"),
         runtime="litert", runtime_dist="ai-edge-litert"),
     "bullseye": ImageRecipe(
         name="bullseye",
         summary="Debian 11 arm64 (Raspberry Pi OS Bullseye class): Python 3.9, glibc 2.31, "
-                "tflite-runtime 2.13.0, numpy<2",
+                "tflite-runtime 2.13.0, numpy<2, ONNX Runtime 1.19.2",
         suite="bullseye",
         sources=("deb http://deb.debian.org/debian bullseye main",),
         packages=_BASE_PACKAGES,
         python="3.9",
         # tflite-runtime 2.14's aarch64 wheels need glibc >= 2.34; 2.13.0 is manylinux2014.
-        wheels=("tflite-runtime==2.13.0", "numpy==1.26.4"),
-        platforms=("manylinux2014_aarch64",),
+        # onnxruntime 1.19.2 is the last release with cp39 wheels; its aarch64 wheel is
+        # manylinux_2_27 (glibc 2.31 qualifies), which manylinux2014 alone does not admit
+        # (pip then falls back to 1.16.3).
+        wheels=("tflite-runtime==2.13.0", "numpy==1.26.4", "onnxruntime==1.19.2"),
+        platforms=("manylinux_2_27_aarch64", "manylinux2014_aarch64"),
         runtime="tflite-runtime", runtime_dist="tflite-runtime"),
 }
 
