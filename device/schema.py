@@ -100,7 +100,8 @@ CARD_KEYS = tuple(["schema"] + [f.name for f in fields(ModelCard) if f.name not 
 # The CSV files as record types: each column's name, kind, the schema version it arrived in and
 # what a file written before that version means by its absence (the host fills it in when it
 # reads an older results folder: schema 1 predates the compute-unit axis, every row ran on the
-# CPU Interpreter; schema 2 predates the rounds).
+# CPU Interpreter; schema 2 predates the rounds). Each column's unit and meaning, for the
+# documentation's CSV reference: schema_docs.py (a new column needs its line there).
 # ---------------------------------------------------------------------------------------------
 TEXT, INT, FLOAT, BOOL, TRISTATE = "text", "int", "float", "bool", "tristate"
 
@@ -288,14 +289,20 @@ FRAMES = Record("frames.csv", _columns(
 ), key=RESULT_KEY + ("scenario", "stream"), since=4)
 # op_profile.csv (schema 6, --profile-ops N): one line per node of a row's model, slowest first,
 # from a profiled pass run after the row's timed loop in the same child, on a session of its own
-# (profiling slows a model down: the row's own timing never includes it). ONNX Runtime rows only
-# for now (a LiteRT row's note says its per-op time is not measured yet). node is the node's name
+# (profiling slows a model down: the row's own timing never includes it). node is the node's name
 # in the graph the runtime optimised (fused ops are one node), op_type its operator, provider
 # where it ran (an execution provider or delegate); per node the time of each of profiled_runs
 # inferences (after 2 warm-ups that are not counted): median_ms, low_ms-high_ms a 95 % bootstrap
-# interval of that median (over the runs), share = its median / the sum of the row's medians.
-# resolved is false when the interval's low end is below the profiler's resolution (1 us on
-# ONNX Runtime): the node's time is not told apart from 0.
+# interval of that median (over the runs), share = its median / the sum of the row's medians
+# (negative ones counted as 0). resolved is false when the interval's low end is not above 0 or
+# below the profiler's resolution (1 us on ONNX Runtime): the time is not told apart from 0.
+# LiteRT rows (runtime litert, tflite-runtime, tensorflow; no profiler): prefix cuts. node is
+# "op<k> <its output tensor's name>", op_type the builtin's name (or a custom op's), provider
+# "<runtime>:xnnpack|cpu|<delegate library>|gpu|npu"; profiled_runs counts rounds, in each of
+# which every prefix of the model (ops 0..k) was timed; median_ms is the fastest round of prefix
+# k less that of prefix k-1 (it can be negative), the interval a bootstrap over the rounds. An
+# op on constants only (done when the interpreter prepares) has profiled_runs 0, times 0 and no
+# provider.
 OP_PROFILE = Record("op_profile.csv", _columns(
     (INT, 6, None, "schema_version"), (TEXT, 6, None, "run_id model sha256"),
     (INT, 6, None, "threads"), (TRISTATE, 6, None, "xnnpack"), (TEXT, 6, None, "runtime"),

@@ -1,6 +1,7 @@
 """The report's "Where the time goes" section, from the agent's per-operator profiles
-(op_profile.csv, written with --profile-ops: one line per row × round × node, the op's median
-time per inference over the profiled runs with its 95 % interval, and its share of the total):
+(op_profile.csv, written with --profile-ops: one line per row × round × node, the op's time
+per inference (ONNX Runtime: its median over the profiled runs; LiteRT: its prefix's fastest
+round less the previous prefix's) with its 95 % interval, and its share of the total):
 each row's heaviest ops, a stacked bar of op-type shares per recipe and runtime, and fp32 against
 int8 per op type (op_profile_plots.py draws both). No file, no section."""
 from __future__ import annotations
@@ -129,10 +130,14 @@ def blocks(rs, out_dir: Path, slug) -> tuple[list, list]:
     out: list = [("h1", "Where the time goes"),
                  ("p", "Per-operator profiles (--profile-ops): a separate profiled pass after "
                        "each row's timed loop, so profiling never slows the row's own timings. "
-                       "Each op's time is its median per inference over the profiled runs, "
-                       "with its 95 % interval; an op whose interval contains 0 is shown as "
-                       f"'{BELOW}', not as a number. Provider: where the op ran (an execution "
-                       "provider or delegate). What each runtime's method measures and cannot "
+                       "ONNX Runtime rows: its profiler times each node in each profiled run, "
+                       "and an op's time is its median per inference. LiteRT rows (no "
+                       "profiler): the model is cut after every op and each prefix timed in "
+                       "shuffled rounds, and an op's time is its prefix's fastest time less "
+                       "that of the prefix before. Each time comes with its 95 % interval; an "
+                       f"op whose interval contains 0 is shown as '{BELOW}', not as a number. "
+                       "Provider: where the op ran (an "
+                       "execution provider or delegate). What each method measures and cannot "
                        "see (e.g. ops fused inside an XNNPACK partition) is in the README. "
                        f"The table lists each row's {TOP_OPS} heaviest ops; the pictures group "
                        "op types of both runtimes by the work they do (CONV_2D and Conv: conv).")]

@@ -13,6 +13,7 @@ from edgebench.host.report.tables import RECIPE_ORDER
 # The op kinds drawn by name in the share picture; the rest of a device's kinds are "other".
 MAX_KINDS = 9
 OTHER = "other"
+RESOLVED_SHARE = 0.9
 
 
 def _figure(width: float, height: float):
@@ -82,6 +83,22 @@ def _fp32_int8_panels(d: pd.DataFrame) -> list:
     return panels
 
 
+def fp32_int8_kinds(p: pd.DataFrame) -> pd.DataFrame:
+    """One panel's lines (one architecture × runtime × threads, fp32 and int8; medians clipped
+    at 0) per op kind: fp32 and int8 ms (the sums of the kind's ops), the kinds fp32 spends
+    least on first, and ratio = fp32 ÷ int8, NaN unless the kind's time is resolved in both
+    recipes: its ops told apart from 0 make up RESOLVED_SHARE of it (so a LiteRT conv kind of
+    20 ops keeps its ratio when one small convolution is below resolution)."""
+    ms = p.pivot_table(index="kind", columns="recipe", values="median_ms", aggfunc="sum",
+                       fill_value=0.0).reindex(columns=["fp32", "int8"], fill_value=0.0)
+    told = p.assign(told=p["median_ms"].where(p["resolved"], 0.0)).pivot_table(
+        index="kind", columns="recipe", values="told", aggfunc="sum", fill_value=0.0)
+    share = told.reindex(index=ms.index, columns=ms.columns, fill_value=0.0) / ms.where(ms > 0)
+    ratio = (ms["fp32"] / ms["int8"].where(ms["int8"] > 0)).where(
+        (share >= RESOLVED_SHARE).all(axis=1))
+    return ms.assign(ratio=ratio).sort_values("fp32", ascending=True)
+
+
 def fp32_int8_plot(folded: pd.DataFrame, device: str, path: Path) -> Path | None:
     """One panel per architecture × runtime (× threads) profiled in fp32 and int8: each op
     kind's time per inference in both, the kinds fp32 spends most on first, and fp32 ÷ int8."""
@@ -93,20 +110,17 @@ def fp32_int8_plot(folded: pd.DataFrame, device: str, path: Path) -> Path | None
     fig = _figure(8.5, 3.2 * len(panels))
     axes = fig.subplots(len(panels), 1, squeeze=False)[:, 0]
     for ax, (arch, series, threads) in zip(axes, panels):
-        p = d[(d["architecture"] == arch) & (d["series"] == series) & (d["threads"] == threads)
-              & d["recipe"].isin(["fp32", "int8"])]
-        ms = p.pivot_table(
-            index="kind", columns="recipe", values="median_ms", aggfunc="sum", fill_value=0.0)
-        ms = ms.sort_values("fp32", ascending=True)  # barh draws bottom-up: heaviest on top
-        # A ratio only where every op of the kind was resolved in both recipes.
-        resolved = p.groupby("kind")["resolved"].all().reindex(ms.index).fillna(False)
-        ys = range(len(ms))
-        ax.barh([y + 0.2 for y in ys], ms["fp32"], height=0.4, color="tab:blue", label="fp32")
-        ax.barh([y - 0.2 for y in ys], ms["int8"], height=0.4, color="tab:orange", label="int8")
-        for y, (f, i, ok) in enumerate(zip(ms["fp32"], ms["int8"], resolved)):
-            if f > 0 and i > 0 and ok:
-                ax.text(max(f, i), y, f"  {f / i:.2g}×", va="center", fontsize=7)
-        ax.set_yticks(list(ys), list(ms.index), fontsize=8)
+        kinds = fp32_int8_kinds(d[(d["architecture"] == arch) & (d["series"] == series)
+                                  & (d["threads"] == threads) & d["recipe"].isin(["fp32", "int8"])])
+        ys = range(len(kinds))  # barh draws bottom-up: heaviest on top
+        ax.barh([y + 0.2 for y in ys], kinds["fp32"], height=0.4, color="tab:blue",
+                label="fp32")
+        ax.barh([y - 0.2 for y in ys], kinds["int8"], height=0.4, color="tab:orange",
+                label="int8")
+        for y, (f, i, ratio) in enumerate(zip(kinds["fp32"], kinds["int8"], kinds["ratio"])):
+            if f > 0 and pd.notna(ratio):
+                ax.text(max(f, i), y, f"  {ratio:.2g}×", va="center", fontsize=7)
+        ax.set_yticks(list(ys), list(kinds.index), fontsize=8)
         ax.set_xlabel("time per inference (ms, sum of the kind's ops)")
         thr = f", {int(threads)} thread{'s' if threads != 1 else ''}" if pd.notna(threads) else ""
         ax.set_title(f"{arch} on {series}{thr} (label: fp32 ÷ int8, above 1 = int8 faster)",
