@@ -1,6 +1,6 @@
 """LiteRT against ONNX Runtime on this machine: the paper's three models in the default recipes,
 each built by both routes (onnx2tf -> .tflite, ort -> .onnx) and measured side by side in one run,
-with a per-operator profile of every ONNX Runtime row.
+with a per-operator profile of every row (ORT's profiler; LiteRT's prefix cuts).
 
     python benchmarks/runtimes.py [--profile quick] [--profile-ops 50] [--results DIR]
                                   [--readme benchmarks/README.md]
@@ -35,7 +35,7 @@ def section_of(markdown: str, title: str) -> str:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--profile", default="quick")
-    ap.add_argument("--profile-ops", type=int, default=50, help="profiled inferences per ORT row")
+    ap.add_argument("--profile-ops", type=int, default=50, help="profiled inferences per ORT row, rounds at most per LiteRT row")
     ap.add_argument("--results", type=Path, default=None, help="default: a fresh temp folder")
     ap.add_argument("--readme", type=Path, default=None, help="update this README's Runtimes section")
     args = ap.parse_args()

@@ -146,7 +146,8 @@ class AgentOptions:
     # each op's interval is, and a tiny model needs more runs than a large one.
     profile_ops: Optional[int] = option(
         int, 0, "after each row's timed loop, a profiled pass of N inferences on a session of its "
-        "own: per-operator time with intervals in op_profile.csv (ONNX Runtime rows; e.g. 50)",
+        "own: per-operator time with intervals in op_profile.csv (ONNX Runtime: its profiler; LiteRT: "
+        "prefix cuts, N rounds at most; e.g. 50)",
         shown="off", metavar="N")
 
     @classmethod

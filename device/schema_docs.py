@@ -153,11 +153,13 @@ COLUMNS = {
     "end_ms": ("ms", "when its result came (empty: never served)"),
     # op_profile.csv
     "node": ("", "the node's name in the graph as the runtime optimised it (fused ops are one "
-                 "node)"),
+                 "node); LiteRT: \"op<k> <its output tensor>\""),
     "op_type": ("", "the node's operator"),
     "provider": ("", "where it ran (an execution provider or delegate)"),
-    "profiled_runs": ("count", "profiled inferences, after 2 uncounted warm-ups"),
-    "median_ms": ("ms", "the node's median time per inference"),
+    "profiled_runs": ("count", "profiled inferences, after 2 uncounted warm-ups (LiteRT: rounds "
+                               "over every prefix; 0 for an op on constants, done at load)"),
+    "median_ms": ("ms", "the node's median time per inference (LiteRT: the fastest round of "
+                        "prefix k less that of prefix k-1; can be negative)"),
     "low_ms": ("ms", "low end of the 95 % bootstrap interval of that median"),
     "high_ms": ("ms", "high end of that interval"),
     "share": ("fraction", "the node's median / the sum of the row's medians"),

@@ -72,7 +72,11 @@ After the timed loop (same child, same loaded model; skipped rows are not re-run
   the graph as the runtime optimised it (fused ops are one node), slowest first: op_type,
   provider, the median over the N runs with a 95 % bootstrap interval, its share of the sum of
   medians, resolved=false when the interval reaches below the profiler's 1 us. The row's note
-  says "op profile: N ops, kernels sum to X % of p50". LiteRT rows: not measured yet (a note).
+  says "op profile: N ops, kernels sum to X % of p50". LiteRT rows (no profiler): the model is
+  cut after every op and each prefix, loaded as the row loads its model, timed in shuffled rounds
+  (up to N, about 4 s, at least 10); an op's time is the fastest round of its prefix less that of
+  the prefix before, with a bootstrap interval over rounds. XNNPACK partitions each prefix anew:
+  an op fused into the next one in the full model is timed unfused.
 A scenario that fails is an error line in scenarios.csv and a note in the row's `error`; a child
 that dies in a scenario or the soak keeps the row's timing ("after the timed loop: ..." in
 `error`). Each scenario line and soak interval carries the power of its own window (--power).
