@@ -25,19 +25,35 @@ RUNTIME_HELP = {
 # The runtime a model's file format fixes, by file extension (a .tflite runs on the --runtime
 # above): its module, the distributions that may provide it (for the version without importing
 # it), the API the rows name (the api column, and sessions.SESSIONS' key), the compute units it
-# runs on here and what to install where it is missing.
+# runs on here with the execution providers of each (the first of them the installed runtime
+# has; agent/ort_providers.py), what to install for a unit whose providers are all missing, and
+# what to install where the runtime itself is missing.
+# TensorRT is not among gpu's providers: onnxruntime-gpu lists TensorrtExecutionProvider whether
+# or not TensorRT's libraries are there, and it builds its engine while the session loads
+# (minutes on a board, unless an engine cache is configured), so taking it first would make a
+# gpu row's load time mean something else. It wants a unit of its own (units.py).
 ONNXRUNTIME = "onnxruntime"
+ORT_CPU_PROVIDER = "CPUExecutionProvider"
 FILE_RUNTIMES = {
     ".onnx": {"name": ONNXRUNTIME, "module": "onnxruntime",
-              "dists": ("onnxruntime", "onnxruntime-gpu"), "api": "inference_session",
-              "units": ("cpu",), "provider": "CPUExecutionProvider",
-              "elsewhere": "CUDA and TensorRT execution providers are a later step",
+              "dists": ("onnxruntime", "onnxruntime-gpu", "onnxruntime-webgpu"),
+              "api": "inference_session", "units": ("cpu", "gpu"),
+              "providers": {"cpu": (ORT_CPU_PROVIDER,),
+                            "gpu": ("CUDAExecutionProvider", "WebGpuExecutionProvider")},
+              "provider_install": {
+                  "gpu": "pip install onnxruntime-gpu (NVIDIA: CUDAExecutionProvider) or "
+                         "onnxruntime-webgpu (WebGpuExecutionProvider: Vulkan, Metal, Direct3D "
+                         "12), in place of onnxruntime"},
+              "elsewhere": "npu execution providers and external delegates are not wired to "
+                           "ONNX Runtime rows",
               "install": "pip install onnxruntime",
               # ORT 1.20 dropped Python 3.8 and 3.9; 1.19.2 has their wheels (x86_64, aarch64)
               "install_before": ((3, 10), "pip install onnxruntime==1.19.2 (the last with "
                                           "wheels for Python 3.8 and 3.9)"),
-              "help": "ONNX Runtime's CPUExecutionProvider, always, for .onnx models "
-                      "(--threads: intra-op threads, no spinning)"},
+              "help": "ONNX Runtime, for .onnx models: cpu on CPUExecutionProvider (--threads: "
+                      "intra-op threads, no spinning); gpu/gpu! on CUDAExecutionProvider or "
+                      "WebGpuExecutionProvider, the first the installed onnxruntime has, with "
+                      "the CPU taking the nodes it lacks (gpu!: none allowed)"},
 }
 BY_NAME = dict((spec["name"], spec) for spec in FILE_RUNTIMES.values())
 

@@ -16,7 +16,8 @@ MANIFEST_SCHEMA = "edgebench.manifest/1"
 #    bundle measured twice is two runs
 # 6: op_profile.csv (--profile-ops N: per-operator time of a row, from a profiled pass after its
 #    timed loop); results.csv unchanged (the row's note says how many ops and their sum)
-RESULTS_SCHEMA_VERSION = 6
+# 7: fallback_nodes (ONNX Runtime gpu rows: the nodes ORT placed outside the chosen provider)
+RESULTS_SCHEMA_VERSION = 7
 
 # Model card (JSON beside every .tflite, and one entry per model in the bundle's manifest):
 #   schema, name ("resnet18.int8"), file, sha256, size_bytes, recipe, architecture,
@@ -162,6 +163,7 @@ RESULTS = Record("results.csv", _columns(
     (TEXT, 2, "cpu", "accelerator"), (TEXT, 2, "interpreter", "api"),
     (TEXT, 2, None, "accelerator_device"), (BOOL, 2, "false", "software_accelerator"),
     (TRISTATE, 2, None, "fully_accelerated"), (FLOAT, 2, None, "delegated_nodes"),
+    (TEXT, 7, None, "fallback_nodes"),
     (TEXT, 1, None, "status error"),
     (FLOAT, 1, None, "load_ms first_inference_ms warmup_runs"),
     (FLOAT, 4, None, "accelerator_init_ms warm_load_ms"),
@@ -186,6 +188,11 @@ RESULTS = Record("results.csv", _columns(
 # a software GPU (llvmpipe, SwiftShader, any "CPU / Software" adapter), whose timings say nothing
 # about real hardware; fully_accelerated is CompiledModel.is_fully_accelerated() (empty where the
 # API does not tell); delegated_nodes is how many nodes of the model a delegate took, where known.
+# ONNX Runtime rows (schema 7): accelerator_device is the execution provider the unit took
+# (CPUExecutionProvider; gpu: CUDAExecutionProvider or WebGpuExecutionProvider), and on a gpu row
+# fully_accelerated/delegated_nodes say whether every node ran on it and how many did;
+# fallback_nodes lists the nodes that ran elsewhere, each "provider:op_type:node" (";" between
+# them; a ";" in a node's name is written ","), empty when none did and on cpu rows.
 # round (schema 3): 1..--rounds; the plan runs that many times, models interleaved (A B C A B C),
 # one row per round, so drift between rounds shows as their spread. Accuracy is measured in the
 # first round a configuration runs in and copied to its other rounds and thread counts.

@@ -34,12 +34,18 @@ COLUMNS = {
     "api": ("", "interpreter (TFLite Interpreter), compiled_model (LiteRT CompiledModel) or "
                 "inference_session (ONNX Runtime)"),
     "accelerator_device": ("", "what ran the model: the GPU adapter LiteRT selected, the "
-                               "delegate library, or the CPU kernels (XNNPACK)"),
+                               "delegate library, the CPU kernels (XNNPACK), or ONNX Runtime's "
+                               "execution provider (with the Vulkan device of WebGPU)"),
     "software_accelerator": ("", "true for a software GPU (llvmpipe, SwiftShader, any "
                                  "\"CPU / Software\" adapter): timings not representative"),
-    "fully_accelerated": ("", "CompiledModel.is_fully_accelerated(): every op on the "
-                              "accelerator; empty where the API does not tell"),
-    "delegated_nodes": ("count", "nodes of the model a delegate took, where known"),
+    "fully_accelerated": ("", "CompiledModel.is_fully_accelerated(), or on an ONNX Runtime gpu "
+                              "row no node outside the provider: every op on the accelerator; "
+                              "empty where the API does not tell"),
+    "delegated_nodes": ("count", "nodes of the model a delegate (ONNX Runtime: the gpu "
+                                 "provider) took, where known"),
+    "fallback_nodes": ("", "ONNX Runtime gpu rows: the nodes that ran outside the chosen "
+                           "provider, each provider:op_type:node, separated by ';' (from a "
+                           "profiled run after the timed loop); empty when none did"),
     "status": ("", "ok or error"),
     "error": ("", "an error line's failure; on an ok line, a note on what could not be measured"),
     # load and latency

@@ -3,7 +3,8 @@ as asked for ("gpu!" = gpu, and the whole model must run on it).
   cpu       the Interpreter of the chosen runtime (any runtime, old boards included)
   gpu, npu  LiteRT's CompiledModel (ai-edge-litert >= 2.3) with the CPU as fallback for ops the
             accelerator lacks; the GPU accelerator is WebGPU (Vulkan on Linux), the NPU one a
-            vendor dispatch library
+            vendor dispatch library. An .onnx row's gpu is ONNX Runtime's CUDA or WebGPU
+            execution provider with the CPU provider as fallback (agent/ort_providers.py)
   delegate  --delegate LIB[:key=value;...]: the Interpreter with an external delegate
 This module parses the units, checks what a unit needs on this device and reads what LiteRT's log
 says about it; sessions.py runs a model on one."""
@@ -18,9 +19,11 @@ from .runtimes import import_runtime
 
 COMPUTE_UNITS = {
     "cpu": {"api": "interpreter", "flags": (),
-            "help": "CPU kernels through the Interpreter (XNNPACK unless --xnnpack off)"},
+            "help": "CPU kernels through the Interpreter (XNNPACK unless --xnnpack off); .onnx "
+                    "rows: CPUExecutionProvider"},
     "gpu": {"api": "compiled_model", "flags": ("GPU", "CPU"),
-            "help": "GPU through LiteRT CompiledModel (WebGPU/Vulkan), CPU fallback"},
+            "help": "GPU through LiteRT CompiledModel (WebGPU/Vulkan), CPU fallback; .onnx rows: "
+                    "CUDA or WebGPU execution provider, CPU fallback"},
     "npu": {"api": "compiled_model", "flags": ("NPU", "CPU"),
             "help": "NPU through LiteRT CompiledModel and a vendor dispatch library, CPU fallback"},
 }

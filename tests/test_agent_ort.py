@@ -141,16 +141,26 @@ def test_onnx_input_that_does_not_match_the_test_set_is_a_one_line_error_row(bun
                             "input is [1, 3, 32, 32]")
 
 
-def test_a_gpu_unit_on_an_ort_row_is_an_error_row_saying_cpu_only(bundle, tmp_path):
+def test_a_gpu_unit_without_a_gpu_provider_is_an_error_row_naming_the_install(bundle, tmp_path):
+    """The host venv's onnxruntime (CPU and Azure providers only) as a device's: its gpu row says
+    which providers gpu takes and what to install; npu is not an ORT unit at all (said without
+    a child). The gpu unit on a real provider: tests/test_agent_ort_gpu.py."""
     out = tmp_path / "out"
-    proc = run_agent(bundle, out, "--accelerators", "cpu,gpu")
+    proc = run_agent(bundle, out, "--accelerators", "cpu,gpu,npu")
     assert proc.returncode == 0, proc.stderr
     rows = {(r["model"], r["compute_unit"]): r for r in rows_of(out)}
     assert rows[(ORT, "cpu")]["status"] == "ok", rows[(ORT, "cpu")]["error"]
     assert rows[(TWIN, "cpu")]["status"] == "ok", rows[(TWIN, "cpu")]["error"]
     gpu = rows[(ORT, "gpu")]
     assert gpu["status"] == "error" and gpu["runtime"] == "onnxruntime"
-    assert "cpu" in gpu["error"] and "CPUExecutionProvider" in gpu["error"]
+    assert gpu["error"] == (
+        "gpu needs CUDAExecutionProvider or WebGpuExecutionProvider; onnxruntime %s here has %s: "
+        "pip install onnxruntime-gpu (NVIDIA: CUDAExecutionProvider) or onnxruntime-webgpu "
+        "(WebGpuExecutionProvider: Vulkan, Metal, Direct3D 12), in place of onnxruntime"
+        % (onnxruntime.__version__, ", ".join(onnxruntime.get_available_providers())))
+    npu = rows[(ORT, "npu")]
+    assert npu["status"] == "error" and npu["error"].startswith(
+        "onnxruntime rows run on cpu, gpu here, not on npu")
     # the tflite twin's gpu row is LiteRT's business (ok or not on this machine), never ORT's
     assert "onnxruntime" not in rows[(TWIN, "gpu")]["error"].lower()
 

@@ -89,12 +89,16 @@ Choices worth knowing:
   the accelerator an error row. --delegate adds an Interpreter row with an external delegate.
   Accuracy is measured per compute unit, so fp16 arithmetic inside a GPU shows in the agreement.
   Without XDG_RUNTIME_DIR the agent makes a private one for the GPU driver.
-- .onnx models (bench-host's ORT recipes) always run on ONNX Runtime's CPUExecutionProvider,
-  whatever --runtime says (that picks the TFLite interpreter of .tflite models): --threads is
-  intra_op_num_threads with spinning off, the input bound once through an IOBinding so the clock
-  holds run_with_iobinding alone, its NCHW layout fed from the same NHWC test images; runtime
-  "onnxruntime", xnnpack blank. onnxruntime is imported only in such a row's child: where it is
-  missing, or on gpu/npu/--delegate, that row is an error row saying why and the run goes on.
+- .onnx models (bench-host's ORT recipes) always run on ONNX Runtime, whatever --runtime says
+  (that picks the TFLite interpreter of .tflite models): --threads is intra_op_num_threads with
+  spinning off, the input bound once through an IOBinding so the clock holds run_with_iobinding
+  alone, its NCHW layout fed from the same NHWC test images; runtime "onnxruntime", xnnpack
+  blank. cpu is CPUExecutionProvider; gpu the first of CUDAExecutionProvider (onnxruntime-gpu)
+  and WebGpuExecutionProvider (onnxruntime-webgpu) the installed onnxruntime has, the CPU taking
+  the nodes it lacks: a profiled run after the timed loop names them (fallback_nodes and a note);
+  gpu! refuses such a model. onnxruntime is imported only in such a row's child: where it (or a
+  GPU provider) is missing, or on npu/--delegate, that row is an error row saying why and what
+  to install, and the run goes on.
 - A missing testset.npz (or a manifest with "testset": null) is not fatal: timing and memory
   still run, the accuracy columns stay empty, and `error` says "accuracy not measured: ..." on an
   otherwise ok row. The same note appears when the card has no input normalization (a bare

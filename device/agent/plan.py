@@ -9,7 +9,7 @@ import os
 from . import environment as sensors
 from ..common import AgentError, emit, say, write_atomic
 from .runner import Agent
-from ..runtimes import resolve_runtime
+from ..runtimes import file_runtime, resolve_runtime
 from ..manifest import Manifest, ManifestError
 from ..schema import ENV_JSON, RESULT_COLUMNS, RESULTS_CSV, row_key
 from .result_store import ResultStore, cell, read_csv
@@ -37,6 +37,19 @@ def select_models(entries: list, names: str) -> list:
     return [e for e in entries if e.get("name") in wanted]
 
 
+def tflite_runtime(requested: str, entries: list) -> tuple:
+    """(name, version) of the TFLite interpreter (--runtime); models whose file fixes their
+    runtime (.onnx) need none, so a device with onnxruntime alone measures them (runtime
+    "none" in env.json)."""
+    try:
+        name, _, version = resolve_runtime(requested)
+    except AgentError:
+        if any(file_runtime(e.get("file")) is None for e in entries):
+            raise
+        return "none", None
+    return name, version
+
+
 def check_one_run(out: str, run_id: str) -> None:
     """One --out folder holds one run: rows of another run would be skipped as done under this
     one's id (and the host would merge two measurement sessions)."""
@@ -56,7 +69,7 @@ def run(args) -> int:
         raise AgentError(str(exc)) from None
     entries = select_models(manifest.models, args.models)
     check_one_run(args.out, args.run_id or manifest.run_id)
-    runtime, _, version = resolve_runtime(args.runtime)
+    runtime, version = tflite_runtime(args.runtime, entries)
     os.makedirs(args.out, exist_ok=True)
     env = sensors.environment(runtime, version)
     write_atomic(os.path.join(args.out, ENV_JSON), lambda fh: json.dump(env, fh, indent=1))

@@ -31,7 +31,8 @@ SCENARIO_HEAD = ("run_id", "model", "sha256") + RESULT_KEY
 RESULT_FIELDS = ("status", "error", "runtime_version", "accelerator_init_ms", "load_ms",
                  "warm_load_ms", "first_inference_ms", "warmup_runs",
                  "rss_before_mb", "rss_after_load_mb", "peak_rss_mb", "accelerator_device",
-                 "software_accelerator", "fully_accelerated", "delegated_nodes")
+                 "software_accelerator", "fully_accelerated", "delegated_nodes",
+                 "fallback_nodes")
 
 
 def fp32_slot(entry: dict) -> tuple:
@@ -41,13 +42,12 @@ def fp32_slot(entry: dict) -> tuple:
 
 def unit_refused(row: dict):
     """Why a row's runtime, fixed by its model's file, cannot run on the row's compute unit
-    (ONNX Runtime: the CPU only, for now), or None. Said without starting a child."""
+    (ONNX Runtime: cpu and gpu, gpu! included), or None. Said without starting a child."""
     spec = BY_NAME.get(row["runtime"])
-    if spec is None or row["compute_unit"] in spec["units"]:
+    if spec is None or row["accelerator"] in spec["units"]:
         return None
-    return ("%s rows run on %s only here (%s), not on %s: %s" % (
-        spec["name"], ", ".join(spec["units"]), spec["provider"], row["compute_unit"],
-        spec["elsewhere"]))
+    return ("%s rows run on %s here, not on %s: %s" % (
+        spec["name"], ", ".join(spec["units"]), row["compute_unit"], spec["elsewhere"]))
 
 
 class Agent:

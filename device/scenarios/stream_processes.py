@@ -86,7 +86,7 @@ def run(session, job: dict, seconds: float, n: int, command: list) -> dict:
             if proc.poll() is None:
                 proc.kill()
             proc.wait()
-    lines = [dict(line, error=NOTE)
+    lines = [dict(line, error=getattr(session, "streams_note", NOTE))
              for line in stream_lines(samples, seconds, max(ends) - start_ns)]
     return {"lines": lines, "frames": [], "window": [start_ns, max(ends)],
             "count": sum(len(s) for s in samples)}

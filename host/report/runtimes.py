@@ -22,7 +22,7 @@ _PAIR = ["device", "run_id", "base_model", "recipe", "compute_unit", "threads"]
 # Each side's figures, copied from its summary row under "<side>_<column>".
 _FIGURES = ("status", "error", "size_mb", "accuracy", "p50_ms", "p50_ci_low", "p50_ci_high",
             "warm_load_ms", "load_ms", "peak_rss_mb", "runtime", "runtime_version", "xnnpack",
-            "converter", "model")
+            "converter", "model", "accelerator_device", "software_accelerator", "fallback_nodes")
 SIDES = (("litert", LITERT), ("ort", ORT))
 NO_DIFFERENCE = "no measurable difference"
 _SHORT = {LITERT: "LiteRT", ORT: "ORT"}  # the table's column suffixes
@@ -143,14 +143,40 @@ def _side_cells(r, side: str, name: str) -> dict:
 
 
 def _runtimes_cell(r) -> str:
+    """Both runtimes, ORT's with the execution provider its unit took (off the CPU)."""
     lite = {c: r[f"litert_{c}"] for c in ("runtime", "runtime_version", "xnnpack")}
     ort = {c: r[f"ort_{c}"] for c in ("runtime", "runtime_version", "xnnpack")}
-    return f"{fmt_runtime(lite)} ({r['litert_converter']}) · {fmt_runtime(ort)}"
+    device = r.get("ort_accelerator_device")
+    provider = str(device).split(" (")[0].strip() if pd.notna(device) and device else ""
+    on = ""
+    if provider and provider != "CPUExecutionProvider":
+        on = f" on {provider}{', software' if _true(r.get('ort_software_accelerator')) else ''}"
+    return f"{fmt_runtime(lite)} ({r['litert_converter']}) · {fmt_runtime(ort)}{on}"
+
+
+def _true(v) -> bool:
+    return bool(v) if v is not None and not pd.isna(v) else False
+
+
+def fallback_cell(cell) -> str:
+    """fallback_nodes (device/schema.py: "provider:op_type:node" joined by ";") for people:
+    "QuantizeLinear ×8 on CPUExecutionProvider"; "" when no node ran off the provider."""
+    if cell is None or pd.isna(cell) or not str(cell).strip():
+        return ""
+    counts: dict = {}
+    for entry in str(cell).split(";"):
+        provider, _, rest = entry.partition(":")
+        op_type = rest.partition(":")[0]
+        counts[(provider, op_type)] = counts.get((provider, op_type), 0) + 1
+    return ", ".join(f"{op} ×{n} on {provider}" for (provider, op), n in sorted(counts.items()))
 
 
 def table(p: pd.DataFrame) -> pd.DataFrame:
     """The pairs for people: the figures side by side, then the ratio, Δ accuracy and verdict."""
     out = []
+    # ORT's rows off the CPU name the nodes its provider left to another (a column of its own
+    # only then: a CPU-only report has none)
+    on_gpu = (p["compute_unit"].astype(str) != "cpu").any()
     for _, r in p.iterrows():
         line = {"device": r["device"], "model": r["base_model"], "recipe": r["recipe"],
                 "unit": r["compute_unit"],
@@ -170,6 +196,10 @@ def table(p: pd.DataFrame) -> pd.DataFrame:
                                    else "")
         for cells in p50s:
             line.update({k: v for k, v in cells.items() if not k.startswith("p50")})
+        if on_gpu:
+            measured = r["ort_status"] == "ok" and str(r["compute_unit"]) != "cpu"
+            line["ORT nodes off its provider"] = (fallback_cell(r["ort_fallback_nodes"])
+                                                  or ("none" if measured else ""))
         line["verdict"] = verdict(r, with_ratio=False)
         out.append(line)
     return pd.DataFrame(out)
@@ -195,6 +225,8 @@ def blocks(p: pd.DataFrame) -> list[tuple]:
                   "ONNX Runtime faster; an interval containing 1 is no measurable difference). "
                   "Δ accuracy: ORT − LiteRT on the same test images; McNemar b/c: images right "
                   "on LiteRT only / on ORT only, with McNemar's exact p. Load: the warm load; "
-                  "peak memory: the row's peak resident set."),
+                  "peak memory: the row's peak resident set. Off the CPU, ORT's runtime names "
+                  "the execution provider its unit took, and ORT nodes off its provider the "
+                  "nodes ORT ran elsewhere (a profiled run after the timed loop)."),
             ("table", table(p)),
             ("p", "Per recipe: " + " · ".join(headline(p).splitlines()))]

@@ -32,8 +32,8 @@ SUMMARY_COLUMNS = (
     "speedup_vs_cpu", "load_ms", "warm_load_ms", "accelerator_init_ms", "first_inference_ms",
     "peak_rss_mb", "accelerator", "api",
     "accelerator_device", "software_accelerator", "fully_accelerated", "delegated_nodes",
-    "runtime", "runtime_version", "xnnpack", "throttled", "emulated", "device_model",
-    "model_file", "sha256", "converter",
+    "fallback_nodes", "runtime", "runtime_version", "xnnpack", "throttled", "emulated",
+    "device_model", "model_file", "sha256", "converter",
 ) + UNCERTAINTY_COLUMNS + ENERGY_COLUMNS
 CPU = BASELINE_UNIT  # the compute unit every comparison is anchored on
 # Enough digits for microsecond latencies and kilobyte models (the test models are that small).
