@@ -161,8 +161,14 @@ def run_pipeline(profile: Profile, results_root: Path, run_id: str, targets: lis
             model_dir = run_dir / "models" / arch
             train_key, exports = keys[arch]
             ckpt = model_dir / "best.pt"
+            # Beside the conversions, training takes one core: its two threads on two busy cores
+            # wait for each other at every op (GoogLeNet trained 2.2x slower beside a conversion
+            # with 2 threads; with 1 the whole default run took 128 s instead of 140 s). By
+            # position, not by whether a conversion is still running, so that the same run trains
+            # the same models every time: thread counts change float sums, hence the weights.
+            threads = 1 if pool is not None and arch != profile.models[0] else None
             stages.run(f"train:{arch}", train_key, [ckpt], f"train {arch}",
-                       lambda: _train(profile, arch, model_dir, quiet, device, amp))
+                       lambda: _train(profile, arch, model_dir, quiet, device, amp, threads))
             # One stage per route: adding a converter to a run builds only that route's models.
             # A model's routes share its folder's verify.csv: they run one after the other.
             for converter, (stage, export_key, outputs) in exports.items():
@@ -250,11 +256,21 @@ def _stage_keys(profile: Profile, arch: str, run_dir: Path, amp, debug, mixed, c
     return train_key, exports
 
 
-def _train(profile: Profile, arch: str, out: Path, quiet: bool, device: str, amp: bool) -> None:
+def _train(profile: Profile, arch: str, out: Path, quiet: bool, device: str, amp: bool,
+           threads: int | None = None) -> None:
+    """`threads`: torch's CPU threads while it trains (None: as they are)."""
+    import torch
+
     from edgebench.host.train import TrainConfig, train
 
-    train(TrainConfig(model=arch, out=out, device=device, amp=amp,
-                      **profile.train_settings(arch)), progress=not quiet)
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        train(TrainConfig(model=arch, out=out, device=device, amp=amp,
+                          **profile.train_settings(arch)), progress=not quiet)
+    finally:
+        torch.set_num_threads(before)
 
 
 def _export(profile: Profile, checkpoint: Path, out: Path, quiet: bool, debug: bool = False,
