@@ -45,11 +45,6 @@ class _Collect(logging.Handler):
 def _worker_init() -> None:
     # Ctrl-C reaches the whole process group: the parent stops the workers itself.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    # One thread each for TensorFlow, torch and their children (the recipe worker inherits the
-    # environment): a conversion is mostly serial, and pools that spin on a core another process
-    # needs cost that process more than they save here.
-    for name in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS"):
-        os.environ[name] = "1"
 
 
 def _call(fn: Callable, args: tuple) -> tuple:
