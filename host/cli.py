@@ -13,7 +13,7 @@ from edgebench.host.errors import UserError
 # Order is the order `bench-host --help` lists them: the pipeline, then the whole run, then tools.
 COMMANDS = (
     "train", "evaluate", "convert", "quantize", "bundle", "deploy", "report", "run", "doctor",
-    "emulate", "compare", "history", "import_",
+    "emulate", "compare", "history", "import_", "publish",
 )
 
 

@@ -37,6 +37,10 @@ command -v gcc >/dev/null 2>&1 || { apt-get update -qq && \
 # The results database's tests (tests/test_results_db.py) start a PostgreSQL server of their own.
 ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || { apt-get update -qq && \
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
+# The results site's browser tests (tests/test_publish.py): Debian's Chromium, driven by
+# Playwright (pinned in the test extra), which cannot download browsers of its own here.
+command -v chromium >/dev/null 2>&1 || { apt-get update -qq && \
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 # labgrid (tests/test_labgrid.py runs a real coordinator and exporter) in its own environment:
 # labgrid 26.0.1 needs protobuf >= 5.29.6, the host venv pins 4.25.5.
 LABGRID=.cache/labgrid-26.0.1
@@ -48,10 +52,14 @@ if ! cmp -s tests/labgrid-requirements.txt "$LABGRID/requirements.txt"; then
 fi
 export EDGEBENCH_LABGRID_BIN="$PWD/$LABGRID/bin"  # missing labgrid then fails its tests
 export EDGEBENCH_REQUIRE_EMULATION=1  # missing emulation fails the tests instead of skipping them
+export EDGEBENCH_REQUIRE_BROWSER=1  # so does a missing Chromium (docs screenshots, results site)
 [ -x .venv/bin/python ] || python3.11 -m venv .venv
 .venv/bin/pip install -q -e '.[test]'
 # The litert-torch converter's own venv (tests/test_converters.py): ~2.1 GB, made once, pinned.
 .venv/bin/python -m edgebench.host.export.converters.env litert-torch >/dev/null
+# The documentation site (docs/, mkdocs.yml): a broken link, page or anchor fails here, before
+# the suite; tests/test_docs.py checks what it holds. Open .cache/site/index.html to read it.
+NO_MKDOCS_2_WARNING=1 .venv/bin/mkdocs build --strict --quiet --site-dir .cache/site
 .venv/bin/python -m pytest "$@"
 # Then the tests that assert on a model they train (marked `trained`), again under kernel limits
 # that make this CPU compute like an older one (tests/kernels.py): float training differs between

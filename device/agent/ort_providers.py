@@ -11,11 +11,7 @@ wording is not an API; the profile's events are what op_profile_ort.py reads alr
 has nothing to place elsewhere and skips the pass."""
 from __future__ import annotations
 
-import json
-import os
 import re
-import shutil
-import tempfile
 
 from ..common import AgentError, one_line
 from ..runtimes import BY_NAME, ONNXRUNTIME, ORT_CPU_PROVIDER
@@ -123,33 +119,3 @@ def placement_fields(nodes: list, provider: str) -> tuple:
         parts.append("%d of %d nodes ran on %s, outside %s: %s" % (
             count, len(model_nodes), elsewhere or "an unnamed provider", provider, ops))
     return fields, "; ".join(parts)
-
-
-def measure(job: dict, ort, result: dict, make_input) -> None:
-    """Where ORT placed the row's nodes, into result (placement_fields; its note appended): one
-    inference on a profiling session of the row's model. A cpu row is skipped; a failure is a
-    note, the row's timing stands without it."""
-    from .ort_session import OrtSession
-
-    provider = choose_provider(ort, job["unit"])  # as the row's session chose it
-    if provider == ORT_CPU_PROVIDER:
-        return
-    folder = tempfile.mkdtemp(prefix="edgebench-placement-")
-    try:
-        session = OrtSession(job, ort, profile_prefix=os.path.join(folder, "ort"))
-        session.set_input(make_input(session))
-        session.invoke()
-        with open(session.end_profiling()) as fh:
-            events = json.load(fh)
-        del session
-        nodes = kernel_placement(events)
-        if not nodes:
-            raise RuntimeError("the profile holds no kernel events")
-        fields, note = placement_fields(nodes, provider)
-    except Exception as exc:
-        note, fields = "node placement not read: %s" % one_line(exc, 200), {}
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
-    result.update(fields)
-    if note:
-        result["note"] = "; ".join(n for n in (result.get("note"), note) if n)

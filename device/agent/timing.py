@@ -26,7 +26,7 @@ import zipfile
 
 import numpy as np
 
-from . import accuracy, op_profile, ort_providers
+from . import accuracy, op_profile, ort_placement
 from .. import scenarios
 from ..scenarios import soak, stream_processes
 from . import environment as sensors
@@ -159,7 +159,7 @@ def child_run(job: dict, result: dict, send) -> None:
     session = warm_load(job, result, started, cold)
     if job["unit"]["api"] == "inference_session":
         # Where ORT placed the nodes: a profiled run on a session of its own (a GPU unit only)
-        ort_providers.measure(job, started, result, lambda s: model_input(s, job))
+        ort_placement.measure(job, started, result, lambda s: model_input(s, job))
     if job.get("profile_ops"):
         # After the timed loop, on a session of its own: profiling slows the model down.
         op_profile.measure(job, started, result, lambda s: model_input(s, job))
