@@ -63,6 +63,9 @@ def _call(fn: Callable, args: tuple) -> tuple:
     except BaseException as exc:
         exc.edgebench_records = collect.records
         raise
+    finally:  # a worker runs several stages: each collects only its own lines
+        for name in _FORWARDED:
+            logging.getLogger(name).removeHandler(collect)
 
 
 @dataclass
