@@ -8,9 +8,11 @@ which in a thread would swallow training's own output. The worker's log records 
 native lines) come back with its result and are logged here, into the run's host.log."""
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import signal
+import sys
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -42,9 +44,32 @@ class _Collect(logging.Handler):
         self.records.append((record.name, record.levelno, record.getMessage()))
 
 
+# One thread each for TensorFlow's two pools and for OpenMP (torch's exporter and reference
+# logits) in a worker and in the converter children it starts: the workers already run beside
+# training and each other, and more threads only wait for one another. Measured on the 2-core
+# VM (benchmarks/README.md#pipeline): the default run 127 -> 120 s, 7 CPU-s less.
+_WORKER_THREADS = {"TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1",
+                   "OMP_NUM_THREADS": "1"}
+
+
 def _worker_init() -> None:
     # Ctrl-C reaches the whole process group: the parent stops the workers itself.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    os.environ.update(_WORKER_THREADS)  # before the worker imports TensorFlow or torch
+    # A spawned worker ends through the interpreter's whole teardown, which with TensorFlow and
+    # torch loaded takes ~1.7 s, and the run waits for it before its bundle. Nothing is left to
+    # tear down: each stage's files are written and closed, its result already sent. Registered
+    # first, this runs after every other exit handler; multiprocessing's own finalizers ran before.
+    atexit.register(_exit_now)
+
+
+def _exit_now() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(0)
 
 
 def _call(fn: Callable, args: tuple) -> tuple:

@@ -14,6 +14,56 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # test helper modules 
 # its own copy of each session fixture (one more device venv and sshd server per module).
 from sshd import known_hosts, remote_dir, ssh_env, sshd, sshd_factory, tcp_proxy  # noqa: E402,F401
 
+def pytest_addoption(parser):
+    parser.addoption("--serial-only", action="store_true",
+                     help="run only the tests marked `serial` (tests/run.sh's second pass)")
+
+
+# The slowest test files first (seconds on the 2-core EPYC, clean-clone run of issue 29's stop):
+# tests/run.sh hands whole files to 2 workers in collection order, and a long file started last
+# would leave one worker idle at the end. A file not listed keeps its place after these.
+SLOWEST_FIRST = (
+    "test_converters.py",          # 98 s
+    "test_emulated_pi.py",         # 95
+    "test_pipeline.py",            # 64
+    "test_quantization_report.py", # 60
+    "test_power.py",               # 57
+    "test_labgrid.py",             # 54
+    "test_deploy_links.py",        # 52
+    "test_export_speed.py",        # 52
+    "test_train.py",               # 50
+    "test_accelerators.py",        # 49
+    "test_publish.py",             # 44
+    "test_power_scenarios.py",     # 42
+    "test_export_cli.py",          # 33
+    "test_export.py",              # 29
+    "test_agent_old_python.py",    # 27
+    "test_deploy_faults.py",       # 24
+    "test_export_debug.py",        # 22
+    "test_models.py",              # 22
+    "test_export_mixed_ends.py",   # 21
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked `serial` measure time and need the CPU to themselves: a parallel run
+    (pytest-xdist's -n) leaves them out, and `--serial-only` runs just them, after it. A plain
+    `pytest` runs everything in one process, as before."""
+    only = config.getoption("--serial-only")
+    parallel = bool(os.environ.get("PYTEST_XDIST_WORKER"))  # set in each xdist worker
+    if parallel:
+        rank = {name: i for i, name in enumerate(SLOWEST_FIRST)}
+        items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: file order kept
+    if not (only or parallel):
+        return
+    keep, drop = [], []
+    for item in items:
+        (keep if (item.get_closest_marker("serial") is not None) == bool(only) else drop).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
 def pytest_report_header(config):
     from kernels import active
 

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from ports import free_port  # noqa: F401  (test_labgrid imports it from here)
+
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,12 +35,6 @@ def labgrid_bin() -> Path:
             pytest.fail(msg)
         pytest.skip(msg)
     return path
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _stop(proc: Optional[subprocess.Popen], sig=signal.SIGTERM) -> None:

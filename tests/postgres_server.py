@@ -7,11 +7,12 @@ from __future__ import annotations
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from ports import free_port
 
 USER, PASSWORD = "edgebench", "s3cret-for-tests"
 
@@ -29,12 +30,6 @@ def bindir() -> Path | None:
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"),
                    key=lambda p: int(Path(p).parts[-3]))
     return Path(found[-1]).parent if found else None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _as_server_user(cmd: list[str]) -> list[str]:
@@ -59,7 +54,7 @@ def start() -> Server:
                                     "--pwfile", str(folder / "pw"), "--auth=scram-sha-256",
                                     "-E", "UTF8", "--no-locale"]),
                    check=True, capture_output=True, timeout=120)
-    port = _free_port()
+    port = free_port()
     opts = f"-c listen_addresses=127.0.0.1 -p {port} -c unix_socket_directories={folder / 'sock'}"
     subprocess.run(_as_server_user([str(bins / "pg_ctl"), "-D", str(data), "-o", opts, "-w",
                                     "-t", "60", "-l", str(folder / "log"), "start"]),

@@ -43,24 +43,48 @@ command -v chromium >/dev/null 2>&1 || { apt-get update -qq && \
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 # labgrid (tests/test_labgrid.py runs a real coordinator and exporter) in its own environment:
 # labgrid 26.0.1 needs protobuf >= 5.29.6, the host venv pins 4.25.5.
+# Built in the background, beside the project venv's install: pip installs on one core.
 LABGRID=.cache/labgrid-26.0.1
+labgrid_pid=
 if ! cmp -s tests/labgrid-requirements.txt "$LABGRID/requirements.txt"; then
-  rm -rf "$LABGRID" && python3.11 -m venv "$LABGRID" \
-    && "$LABGRID/bin/pip" install -q -r tests/labgrid-requirements.txt \
-    && cp tests/labgrid-requirements.txt "$LABGRID/requirements.txt" \
-    || { echo "tests/run.sh: could not install labgrid into $LABGRID" >&2; exit 1; }
+  { rm -rf "$LABGRID" && python3.11 -m venv "$LABGRID" \
+      && "$LABGRID/bin/pip" install -q -r tests/labgrid-requirements.txt \
+      && cp tests/labgrid-requirements.txt "$LABGRID/requirements.txt"; } &
+  labgrid_pid=$!
 fi
 export EDGEBENCH_LABGRID_BIN="$PWD/$LABGRID/bin"  # missing labgrid then fails its tests
 export EDGEBENCH_REQUIRE_EMULATION=1  # missing emulation fails the tests instead of skipping them
 export EDGEBENCH_REQUIRE_BROWSER=1  # so does a missing Chromium (docs screenshots, results site)
+# --no-compile: pip byte-compiles every file of every package on one core (34 of a fresh
+# install's 97 s here); Python compiles the modules the suite imports when it first imports
+# them, and keeps them, so the bytecode is written here even where the environment says not to.
+unset PYTHONDONTWRITEBYTECODE
 [ -x .venv/bin/python ] || python3.11 -m venv .venv
-.venv/bin/pip install -q -e '.[test]'
-# The litert-torch converter's own venv (tests/test_converters.py): ~2.1 GB, made once, pinned.
-.venv/bin/python -m edgebench.host.export.converters.env litert-torch >/dev/null
+.venv/bin/pip install -q --no-compile -e '.[test]'
+if [ -n "$labgrid_pid" ]; then
+  wait "$labgrid_pid" || { echo "tests/run.sh: could not install labgrid into $LABGRID" >&2; exit 1; }
+fi
+# The litert-torch converter's own venv (tests/test_converters.py): ~2.1 GB, made once, pinned;
+# checked (7 s) beside the docs build.
+.venv/bin/python -m edgebench.host.export.converters.env litert-torch >/dev/null &
+converters_pid=$!
 # The documentation site (docs/, mkdocs.yml): a broken link, page or anchor fails here, before
 # the suite; tests/test_docs.py checks what it holds. Open .cache/site/index.html to read it.
 NO_MKDOCS_2_WARNING=1 .venv/bin/mkdocs build --strict --quiet --site-dir .cache/site
-.venv/bin/python -m pytest "$@"
+wait "$converters_pid"
+# Two test processes (pytest-xdist), each test file whole on one of them: many tests wait on
+# sshd, qemu, PostgreSQL or a browser rather than compute. The tests marked `serial` measure time
+# and run afterwards, alone. EDGEBENCH_TEST_WORKERS=0 runs everything in one process.
+workers=${EDGEBENCH_TEST_WORKERS:-2}
+if [ "$workers" = 0 ]; then
+  .venv/bin/python -m pytest "$@"
+else
+  .venv/bin/python -m pytest -n "$workers" --dist loadfile --no-loadscope-reorder "$@"
+  echo "tests/run.sh: the tests that measure time (marked serial), alone"
+  rc=0
+  .venv/bin/python -m pytest --serial-only "$@" || rc=$?
+  [ "$rc" -eq 0 ] || [ "$rc" -eq 5 ] || exit "$rc"
+fi
 # Then the tests that assert on a model they train (marked `trained`), again under kernel limits
 # that make this CPU compute like an older one (tests/kernels.py): float training differs between
 # CPU types, and CI runs on whatever CPU its machine has. EDGEBENCH_KERNELS picks the setting
@@ -69,6 +93,7 @@ kernels=${EDGEBENCH_KERNELS:-sse41}
 if [ "$kernels" != none ]; then
   echo "tests/run.sh: the trained-model tests again, as on another CPU ($kernels kernels)"
   rc=0
+  # One process: these train with both cores (on 2 workers this pass took 102 s, alone 99 s).
   .venv/bin/python tests/kernels.py "$kernels" -- .venv/bin/python -m pytest -m trained "$@" || rc=$?
   [ "$rc" -eq 0 ] || [ "$rc" -eq 5 ] || exit "$rc"
 fi

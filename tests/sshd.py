@@ -9,6 +9,7 @@ shell start-up here costs 270-430 ms per command. Keys are generated per session
 """
 from __future__ import annotations
 
+import fcntl
 import os
 import pwd
 import shutil
@@ -24,15 +25,11 @@ from typing import Optional
 
 import pytest
 
+from ports import free_port
+
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
 TEST_USER = "ebtest"
 SYSTEM_PYTHON = "/usr/bin/python3"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _need_root_and_sshd() -> None:
@@ -45,12 +42,15 @@ def _need_root_and_sshd() -> None:
 def ensure_test_user(name: str = TEST_USER) -> pwd.struct_passwd:
     """A plain user with /bin/sh (TEST_USER unless named); `useradd` leaves it locked ('!') and sshd with UsePAM no refuses
     locked accounts, so the password field is set to '*' (no password, but not locked)."""
-    try:
-        return pwd.getpwnam(name)
-    except KeyError:
-        subprocess.run(["useradd", "-m", "-s", "/bin/sh", name], check=True)
-        subprocess.run(["usermod", "-p", "*", name], check=True)
-        return pwd.getpwnam(name)
+    # pytest-xdist workers all come here at the start: one creates the user, the others wait.
+    with open("/run/edgebench-test-useradd.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            return pwd.getpwnam(name)
+        except KeyError:
+            subprocess.run(["useradd", "-m", "-s", "/bin/sh", name], check=True)
+            subprocess.run(["usermod", "-p", "*", name], check=True)
+            return pwd.getpwnam(name)
 
 
 def keygen(path: Path, kind: str = "ed25519") -> Path:
@@ -154,7 +154,7 @@ def make_server(env: SSHEnv, host_key: Optional[Path] = None, extra_config: str 
                 jump_only: bool = False) -> SSHServer:
     work = Path(tempfile.mkdtemp(prefix="sshd-", dir=env.root))
     key = host_key or keygen(work / "host_ed25519")
-    return SSHServer(env=env, port=_free_port(), host_key=key, workdir=work,
+    return SSHServer(env=env, port=free_port(), host_key=key, workdir=work,
                      extra_config=extra_config, jump_only=jump_only)
 
 

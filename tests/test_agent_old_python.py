@@ -11,6 +11,7 @@ import subprocess
 import pytest
 
 from agent_helpers import AGENT, REPO, by_model, events, read_rows, run_agent
+from build_lock import build_lock
 from tflite_factory import RECIPES, make_bundle
 
 pytestmark = pytest.mark.timeout(900)
@@ -29,6 +30,11 @@ def find_python(version: str) -> str | None:
 @pytest.fixture(scope="session", params=["3.9", "3.8"])
 def old_python(request) -> str:
     version = request.param
+    with build_lock(REPO / f".venv-py{version.replace('.', '')}"):
+        return _old_python(version)
+
+
+def _old_python(version: str) -> str:
     venv = REPO / f".venv-py{version.replace('.', '')}"
     python = venv / "bin" / "python"
     if python.exists() and subprocess.run([str(python), "-c", CHECK]).returncode == 0:

@@ -17,6 +17,7 @@ from types import SimpleNamespace
 import pytest
 
 from agent_helpers import REPO, events, read_rows, run_agent
+from build_lock import build_lock
 from delegates.build import SYSTEM_PYTHON, BuildError, litert23_python
 from onnx_factory import make_ort_bundle, ort_card
 from tflite_factory import ARCH, factory_dir, normalize, synthetic_images
@@ -38,6 +39,11 @@ TWINS = (f"{ARCH}.fp32", f"{ARCH}.int8")  # the .tflite of the same weights, on 
 def webgpu_python() -> str:
     """A Python with exactly PINS in VENV, rebuilt when the pins (its key, kept inside it)
     change; pytest.fail when it cannot be made."""
+    with build_lock(VENV):
+        return _webgpu_python()
+
+
+def _webgpu_python() -> str:
     python, key = VENV / "bin" / "python", VENV / "edgebench-pins.txt"
     wanted = "\n".join(PINS) + "\n"
     if key.is_file() and key.read_text() == wanted and subprocess.run(

@@ -22,7 +22,8 @@ from test_accelerators import litert23, software_gpu  # noqa: F401 (fixtures)
 from edgebench.device.agent import op_profile_litert
 from edgebench.device.schema import OP_PROFILE, RESULT_COLUMNS
 
-pytestmark = pytest.mark.timeout(600)
+# serial: ranks and sums measured times; tests/run.sh runs it alone, after the parallel pass
+pytestmark = [pytest.mark.timeout(600), pytest.mark.serial]
 
 HEAVY = f"{HEAVY_ARCH}.ort.fp32"
 LITERT_FP32, LITERT_INT8 = f"{HEAVY_ARCH}.fp32", f"{HEAVY_ARCH}.int8"

@@ -15,6 +15,7 @@ import pytest
 import postgres_server
 from cli_runner import run_bench_host, run_cli
 from compare_runs import all_correct, write_run
+from ports import free_port
 
 MODEL = "tiny.int8"
 
@@ -186,7 +187,7 @@ def postgres():
 
 def test_postgres_down_or_refusing_is_one_line_and_up_gives_the_same_site(steps, postgres,
                                                                           tmp_path):
-    down = f"postgresql://edgebench:pw@127.0.0.1:{postgres_server._free_port()}/postgres"
+    down = f"postgresql://edgebench:pw@127.0.0.1:{free_port()}/postgres"
     code, out, err = run_cli("publish", "--db", down, "--out", tmp_path / "s")
     line = _one_line_error(code, err)
     assert "Connection refused" in line and "pw@" not in line

@@ -125,8 +125,8 @@ def _one_line_warning(err: str) -> str:
 
 
 def test_a_database_that_is_down_costs_the_run_nothing(three_runs, tmp_path):
-    from postgres_server import _free_port
-    down = f"postgresql://edgebench:pw@127.0.0.1:{_free_port()}/postgres"  # nothing listens
+    from ports import free_port
+    down = f"postgresql://edgebench:pw@127.0.0.1:{free_port()}/postgres"  # nothing listens
     code, out, err = run_cli("report", three_runs[0], "--db", down)
     assert code == 0 and (three_runs[0] / "report.md").is_file()
     line = _one_line_warning(err)

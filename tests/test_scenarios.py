@@ -12,6 +12,8 @@ from agent_helpers import FAST, by_model, read_rows, run_agent
 from tflite_factory import make_slow_bundle
 
 SECONDS = "1"
+# serial: achieved frame rates within 5 % of the asked one; tests/run.sh runs it alone
+pytestmark = pytest.mark.serial
 
 
 @pytest.fixture(scope="module")

@@ -36,3 +36,41 @@ def test_sshd_fixtures_are_registered_once():
     for path in sorted(TESTS.glob("test_*.py")):
         again = imported_from(path, "sshd") & (fixtures | {"*"})
         assert not again, f"{path.name} imports {sorted(again)} from sshd; conftest.py has them"
+
+
+def test_each_test_process_draws_ports_from_its_own_block():
+    """tests/ports.py: the controller and xdist's workers get disjoint ports, all below Linux's
+    ephemeral range (where a bind(0) or an outgoing connection could take them meanwhile)."""
+    import os
+    import subprocess
+    import sys
+
+    drawn = {}
+    for worker in ("", "gw0", "gw1"):
+        env = dict(os.environ, PYTEST_XDIST_WORKER=worker)
+        done = subprocess.run([sys.executable, "-c", "from ports import free_port; "
+                               "print(*[free_port() for _ in range(50)])"], cwd=TESTS, env=env,
+                              capture_output=True, text=True, check=True)
+        drawn[worker] = [int(p) for p in done.stdout.split()]
+    for worker, ports in drawn.items():
+        assert len(set(ports)) == 50 and max(ports) < 32768, (worker, ports)
+    assert not set(drawn[""]) & set(drawn["gw0"]) and not set(drawn["gw0"]) & set(drawn["gw1"])
+
+
+def _collected(*args: str, worker: str = "") -> set:
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, PYTEST_XDIST_WORKER=worker)
+    done = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p",
+                           "no:cacheprovider", *args], cwd=TESTS.parent, env=env,
+                          capture_output=True, text=True)
+    return {line.split("::")[0] for line in done.stdout.splitlines() if "::" in line}
+
+
+def test_serial_tests_leave_the_parallel_pass_for_a_pass_of_their_own():
+    files = ["tests/test_scenarios.py", "tests/test_bundle.py"]  # serial, and not
+    assert _collected(*files) == set(files)
+    assert _collected(*files, worker="gw0") == {"tests/test_bundle.py"}
+    assert _collected("--serial-only", *files) == {"tests/test_scenarios.py"}

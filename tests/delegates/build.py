@@ -47,6 +47,13 @@ def build_delegates(out_dir: Path) -> dict[str, Path]:
 def litert23_python() -> str:
     """A Python with exactly LITERT23_PINS, made once in .venv-litert23 (git-ignored) and reused.
     Raises BuildError when it cannot be made (no silent skip)."""
+    from build_lock import build_lock
+
+    with build_lock(LITERT23_VENV):
+        return _litert23_python()
+
+
+def _litert23_python() -> str:
     python = LITERT23_VENV / "bin" / "python"
     if python.exists() and subprocess.run([str(python), "-c", LITERT23_CHECK],
                                           capture_output=True).returncode == 0:
