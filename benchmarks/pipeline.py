@@ -107,7 +107,8 @@ def main() -> int:
             f"do not add up to the total.\n\n{table}\n\n"
             f"Target: the default run in at most {TARGET_S} s on 2 cores: "
             f"{'met' if total <= TARGET_S else 'missed'}"
-            f"{' (other jobs shared the CPUs: load above 1.5)' if max(load_before, load_after) > 1.5 else ''}"
+            # the load after counts the run's own processes; only the load before tells of others
+            f"{' (other jobs shared the CPUs: load above 1.5 before)' if load_before > 1.5 else ''}"
             f".{ratio}\n")
         update_section(args.readme, "Pipeline", section)
     return 0

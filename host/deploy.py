@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import logging
+import os
 import re
 import sys
 import time
@@ -47,6 +48,12 @@ from edgebench.host.targets.progress import TargetProgress
 from edgebench.host.targets.transfer import TransferStats, sync
 
 DEFAULT_REMOTE_DIR = "~/.edgebench"
+
+
+def default_remote_dir() -> str:
+    """The device's working folder when neither --remote-dir nor the inventory names one:
+    $EDGEBENCH_REMOTE_DIR (relative: under the device user's home), else ~/.edgebench."""
+    return os.environ.get("EDGEBENCH_REMOTE_DIR") or DEFAULT_REMOTE_DIR
 DEFAULT_PYTHON = "python3"
 _LOG = logging.getLogger("edgebench.deploy")
 
@@ -200,7 +207,7 @@ def _attempt(target: Target, run: TargetRun, stats: TransferStats) -> None:
     outcome.error = None
     python = python_for(run.spec, run.settings.remote_python)
     root = target.expand(run.spec.remote_dir or run.settings.remote_dir
-                         or DEFAULT_REMOTE_DIR).rstrip("/")
+                         or default_remote_dir()).rstrip("/")
     run_dir = f"{root}/runs/{run.run_id}-{bundle.content_id}"
     bar.note("preflight")
     try:
@@ -249,5 +256,5 @@ def _run_agent(target: Target, lock: DeviceLock, python: str, run_dir: str,
     return events.exit_error(res.exit_code, run.results)
 
 
-__all__ = ["DeployOptions", "DeployOutcome", "DEFAULT_REMOTE_DIR", "deploy", "python_for",
+__all__ = ["DeployOptions", "DeployOutcome", "DEFAULT_REMOTE_DIR", "default_remote_dir", "deploy", "python_for",
            "target_dirname"]

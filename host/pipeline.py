@@ -133,13 +133,15 @@ def run_pipeline(profile: Profile, results_root: Path, run_id: str, targets: lis
                  device: str = "auto", amp: bool = False,
                  report_links=None,
                  converters: Sequence[str] = ("onnx2tf",),
-                 export_workers: int | None = None) -> PipelineResult:
+                 export_workers: int | None = None,
+                 remote_dir: str | None = None) -> PipelineResult:
     """`agent`: the user's agent options, over the profile's (warm-up, runs, threads). `debug`
     runs the layer debugger for the integer recipes; `mixed` (MixedOptions) chooses
     int8-mixed's float layers; `device`/`amp` are training's (--device, --amp); `converters`
     the routes every model is built by (export/converters). `export_workers`: processes that
     convert a model while the next one trains (export_pool; None: as this machine allows, 0:
-    each model converted here before the next one trains)."""
+    each model converted here before the next one trains). `remote_dir`: the devices' working
+    folder (None: deploy's default)."""
     from edgebench.host.deploy import deploy
     from edgebench.host.report import build_report
 
@@ -213,7 +215,8 @@ def run_pipeline(profile: Profile, results_root: Path, run_id: str, targets: lis
     outcomes = stages.progress.run(
         f"deploy + measure on {names}",
         lambda: deploy(bundle_dir, targets, results_root, agent, options=options,
-                       remote_python=remote_python, progress=not quiet, run_id=run_id,
+                       remote_python=remote_python, remote_dir=remote_dir,
+                       progress=not quiet, run_id=run_id,
                        resume_finished=True, fork=True))
     _check_measured(outcomes, run_dir)
     # report_links(run_dir) -> report blocks (the comparison with the previous run, if any)

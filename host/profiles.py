@@ -84,7 +84,7 @@ PROFILES: dict[str, Profile] = {
         name="quick",
         summary="default: synthetic phantom at 40 px; vgg16, googlenet, resnet18; recipes fp32, "
                 "dynamic, fp16, int8 (int16x8: --recipes all); 4 epochs (vgg16 3); a short measurement "
-                "(≤ 150 s on 2 cores)",
+                "(≤ 120 s on 2 cores)",
         data="phantom:480", img_size=40, models=("vgg16", "googlenet", "resnet18"), epochs=4,
         batch=32, lr=2e-3, per_model={"vgg16": {"epochs": 3}}, recipes=RECIPES_PAPER,
         calib=100, min_runs=20, min_seconds=0.3, max_seconds=3.0),

@@ -12,7 +12,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # test helper modules 
 
 # The real sshd fixtures, registered here once: a test module that imported them itself would get
 # its own copy of each session fixture (one more device venv and sshd server per module).
-from sshd import known_hosts, remote_dir, ssh_env, sshd, sshd_factory, tcp_proxy  # noqa: E402,F401
+from sshd import (TEST_USER, known_hosts, remote_dir, ssh_env, sshd,  # noqa: E402,F401
+                  sshd_factory, tcp_proxy)
 
 def pytest_addoption(parser):
     parser.addoption("--serial-only", action="store_true",
@@ -97,6 +98,25 @@ def test_delegates(tmp_path_factory) -> dict[str, Path]:
         return build_delegates(tmp_path_factory.mktemp("delegates"))
     except BuildError as e:
         pytest.fail(str(e))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def device_folder():
+    """The devices' default working folder (deploy/run without --remote-dir): one per test
+    process, not ~/.edgebench. A device holds one run at a time (its lock), so two pytest-xdist
+    workers measuring on this machine at once would refuse each other; and the suite leaves
+    nothing in the homes. Relative: under each device user's home (root's, the test user's)."""
+    name = f".edgebench-test-{os.environ.get('PYTEST_XDIST_WORKER') or 'main'}"
+    os.environ["EDGEBENCH_REMOTE_DIR"] = name
+    yield name
+    import pwd
+    import shutil
+
+    for user in ("root", TEST_USER):
+        try:
+            shutil.rmtree(Path(pwd.getpwnam(user).pw_dir) / name, ignore_errors=True)
+        except KeyError:
+            pass
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import ipaddress
 import json
+import os
 import shutil
 import sys
 import threading
@@ -321,7 +322,8 @@ def test_rebuilt_device_with_new_host_key_is_refused(pi_bookworm, tflite_bundle,
                              *AGENT_OPTIONS.to_argv())
     assert code == 1
     assert "REMOTE HOST IDENTIFICATION HAS CHANGED" in out and "ssh-keygen -R" in out
-    assert not (emulate.device_dir(dev.name) / "rootfs" / "home" / dev.user / ".edgebench"
+    workdir = os.environ["EDGEBENCH_REMOTE_DIR"]  # the suite's default (conftest.py)
+    assert not (emulate.device_dir(dev.name) / "rootfs" / "home" / dev.user / workdir
                 ).exists(), "nothing may reach a device whose host key changed"
 
 

@@ -216,7 +216,10 @@ def test_the_slower_int8_is_a_step_and_the_noisier_run_is_not(lab, browser):
     cells = steps.locator("td").all_inner_texts()
     change = float(re.match(r"([+-]\d+\.\d) %", cells[2]).group(1))
     low, high = map(float, re.match(r"([+-]\d+\.\d) to ([+-]\d+\.\d) %", cells[3]).groups())
-    assert 0 < low < change < high and 15 < change < 35, cells
+    # <=: the page shows one decimal, and int8-slower is base x 1.25 exactly while the run before
+    # it keeps base's medians, so the interval can be narrower than 0.1 % ("+25.0 to +25.0 %",
+    # seen when the base run was a steady one)
+    assert 0 < low <= change <= high and 15 < change < 35, cells
     assert "6.19.0-derived" in cells[-1]  # what changed in the environment
     assert page.locator(f'tr[data-run="{lab.slug("noisier")}"].eb-step').count() == 0
     # int8-slower's fp32 latencies are the base's own: no step there

@@ -22,7 +22,7 @@ def register(subparsers) -> None:
 
 def check(spec, options, remote_python, remote_dir) -> tuple:
     """(ok, text) for one target; never raises for a device problem."""
-    from edgebench.host.deploy import DEFAULT_REMOTE_DIR, python_for
+    from edgebench.host.deploy import default_remote_dir, python_for
     from edgebench.host.doctor import gather, sensor_checks
     from edgebench.host.doctor_accelerators import gather_accelerators
     from edgebench.host.errors import UserError
@@ -31,7 +31,7 @@ def check(spec, options, remote_python, remote_dir) -> tuple:
     try:
         with open_target(spec, options) as target:
             python = python_for(spec, remote_python)
-            root = target.expand(spec.remote_dir or remote_dir or DEFAULT_REMOTE_DIR)
+            root = target.expand(spec.remote_dir or remote_dir or default_remote_dir())
             report = gather(target, python, root, power=True)
             if report.facts:
                 report.checks += sensor_checks(report.facts)

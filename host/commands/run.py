@@ -97,7 +97,8 @@ def run(args) -> int:
     # The whole run's library and native lines (TensorFlow's during conversion) in host.log.
     with liblog.to_file(Path(args.results) / "host.log"):
         result = run_pipeline(profile, args.results, args.run_id or profile.name, targets,
-                              options, remote_python=args.remote_python, quiet=args.quiet,
+                              options, remote_python=args.remote_python,
+                              remote_dir=args.remote_dir, quiet=args.quiet,
                               agent=agent, robustness=robustness, debug=args.debug,
                               mixed=mixed if mixed != type(mixed)() else None,
                               device=args.device, amp=args.amp,

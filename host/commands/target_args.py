@@ -35,7 +35,8 @@ def add_target_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--remote-python", metavar="PATH",
                    help="python on the device, e.g. a venv's bin/python (default python3)")
     g.add_argument("--remote-dir", metavar="DIR",
-                   help="working folder on the device (default ~/.edgebench)")
+                   help="working folder on the device (default $EDGEBENCH_REMOTE_DIR, else "
+                        "~/.edgebench; a relative path is under the device user's home)")
     add_labgrid_args(p)
 
 
