@@ -36,6 +36,7 @@ SLOWEST_FIRST = (
     "test_accelerators.py",        # 49
     "test_publish.py",             # 44
     "test_power_scenarios.py",     # 42
+    "test_op_profile.py",          # 39
     "test_export_cli.py",          # 33
     "test_export.py",              # 29
     "test_agent_old_python.py",    # 27
