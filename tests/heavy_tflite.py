@@ -23,18 +23,20 @@ STEM = 16
 
 
 def _keras_model():
-    import tensorflow as tf
+    # Keras 3 itself, not tf.keras: importing onnx2tf sets TF_USE_LEGACY_KERAS=1, after which
+    # tf.keras in the same process is tf_keras (other weights, no export(verbose=))
+    import keras
 
-    tf.keras.utils.set_random_seed(0)
-    inp = tf.keras.Input((IMG, IMG, 1), batch_size=1)
-    stem = tf.keras.layers.Conv2D(STEM, 3, padding="same", activation="relu",
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((IMG, IMG, 1), batch_size=1)
+    stem = keras.layers.Conv2D(STEM, 3, padding="same", activation="relu",
                                   name="conv_stem")(inp)
-    pooled = [tf.keras.layers.GlobalAveragePooling2D(name="pool_" + name)(
-                  tf.keras.layers.Conv2D(width, kernel, padding="same", activation="relu",
+    pooled = [keras.layers.GlobalAveragePooling2D(name="pool_" + name)(
+                  keras.layers.Conv2D(width, kernel, padding="same", activation="relu",
                                          name=name)(stem))
               for name, width, kernel in HEAVY_BRANCHES]
-    out = tf.keras.layers.Dense(2, name="fc")(tf.keras.layers.Concatenate(name="concat")(pooled))
-    return tf.keras.Model(inp, out)
+    out = keras.layers.Dense(2, name="fc")(keras.layers.Concatenate(name="concat")(pooled))
+    return keras.Model(inp, out)
 
 
 def _build(dest: Path) -> None:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import numpy as np
+
 TESTS = Path(__file__).resolve().parent
 
 
@@ -74,3 +76,27 @@ def test_serial_tests_leave_the_parallel_pass_for_a_pass_of_their_own():
     assert _collected(*files) == set(files)
     assert _collected(*files, worker="gw0") == {"tests/test_bundle.py"}
     assert _collected("--serial-only", *files) == {"tests/test_scenarios.py"}
+
+
+def test_the_keras_test_models_do_not_depend_on_onnx2tf_being_imported_first(tmp_path):
+    """onnx2tf sets TF_USE_LEGACY_KERAS=1 when imported, which turns tf.keras into tf_keras in
+    that process; the cached test models are built in whatever process needs them first (under
+    pytest-xdist, after any other test file), so they must be the same Keras models either way."""
+    import subprocess
+    import sys
+
+    script = ("import sys, numpy as np\n"
+              "if sys.argv[1] == 'after': import onnx2tf  # noqa\n"
+              "from heavy_tflite import _keras_model\n"
+              "m = _keras_model(); m.export(sys.argv[2], verbose=False)\n"
+              "np.savez(sys.argv[2] + '.npz', *m.get_weights())\n")
+    weights = {}
+    for order in ("alone", "after"):
+        out = str(tmp_path / order)
+        done = subprocess.run([sys.executable, "-c", script, order, out], cwd=TESTS,
+                              capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr[-2000:]
+        weights[order] = np.load(out + ".npz")
+    assert len(weights["alone"].files) == len(weights["after"].files) > 0
+    for name in weights["alone"].files:
+        assert np.array_equal(weights["alone"][name], weights["after"][name]), name

@@ -62,27 +62,29 @@ def _cache_key() -> str:
 
 
 def _train_keras(seed: int = 0):
-    import tensorflow as tf
+    # Keras 3 itself, not tf.keras: importing onnx2tf sets TF_USE_LEGACY_KERAS=1, after which
+    # tf.keras in the same process is tf_keras (other weights, no export(verbose=))
+    import keras
 
-    tf.keras.utils.set_random_seed(seed)
+    keras.utils.set_random_seed(seed)
     images, labels = synthetic_images(256, seed=seed + 100)
     def build(batch_size):
-        return tf.keras.Sequential([
-            tf.keras.Input((IMG, IMG, 1), batch_size=batch_size),
-            tf.keras.layers.Conv2D(8, 3, padding="same", activation="relu"),
-            tf.keras.layers.MaxPooling2D(2),
-            tf.keras.layers.Conv2D(32, 3, padding="same", activation="relu"),
-            tf.keras.layers.GlobalMaxPooling2D(),
+        return keras.Sequential([
+            keras.Input((IMG, IMG, 1), batch_size=batch_size),
+            keras.layers.Conv2D(8, 3, padding="same", activation="relu"),
+            keras.layers.MaxPooling2D(2),
+            keras.layers.Conv2D(32, 3, padding="same", activation="relu"),
+            keras.layers.GlobalMaxPooling2D(),
             # 32x64 weights: above the 1024-element floor under which dynamic-range quantization
             # leaves a layer in float (the FULLY_CONNECTED that tflite-runtime 2.14 cannot run).
-            tf.keras.layers.Dense(64, activation="relu"),
-            tf.keras.layers.Dense(2),
+            keras.layers.Dense(64, activation="relu"),
+            keras.layers.Dense(2),
         ])
 
     # Trained with a free batch size, then copied into a batch-1 model: the shape the device runs.
     twin = build(None)
-    twin.compile(optimizer=tf.keras.optimizers.Adam(3e-3),
-                 loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    twin.compile(optimizer=keras.optimizers.Adam(3e-3),
+                 loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     twin.fit(normalize(images), labels, epochs=8, batch_size=32, verbose=0)
     model = build(1)
     model.set_weights(twin.get_weights())
@@ -229,15 +231,15 @@ SLOW_LAYERS, SLOW_FILTERS = 4, 64
 
 
 def _build_slow(dest: Path) -> None:
-    import tensorflow as tf
+    import keras  # Keras 3, as in _train_keras
 
-    tf.keras.utils.set_random_seed(0)
-    layers = [tf.keras.Input((IMG, IMG, 1), batch_size=1)]
-    layers += [tf.keras.layers.UpSampling2D(3)]
-    layers += [tf.keras.layers.Conv2D(SLOW_FILTERS, 3, padding="same", activation="relu")
+    keras.utils.set_random_seed(0)
+    layers = [keras.Input((IMG, IMG, 1), batch_size=1)]
+    layers += [keras.layers.UpSampling2D(3)]
+    layers += [keras.layers.Conv2D(SLOW_FILTERS, 3, padding="same", activation="relu")
                for _ in range(SLOW_LAYERS)]
-    layers += [tf.keras.layers.GlobalAveragePooling2D(), tf.keras.layers.Dense(2)]
-    model = tf.keras.Sequential(layers)
+    layers += [keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(2)]
+    model = keras.Sequential(layers)
     work = Path(tempfile.mkdtemp(prefix="tflite-factory-slow-"))
     try:
         model.export(str(work / "saved_model"), verbose=False)
