@@ -47,7 +47,7 @@ class _Collect(logging.Handler):
 # One thread each for TensorFlow's two pools and for OpenMP (torch's exporter and reference
 # logits) in a worker and in the converter children it starts: the workers already run beside
 # training and each other, and more threads only wait for one another. Measured on the 2-core
-# VM (benchmarks/README.md#pipeline): the default run 127 -> 120 s, 7 CPU-s less.
+# VM (benchmarks/README.md#pipeline): the default run 127 -> 120 s, 6 CPU-s less.
 _WORKER_THREADS = {"TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1",
                    "OMP_NUM_THREADS": "1"}
 

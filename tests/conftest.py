@@ -15,6 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # test helper modules 
 from sshd import (TEST_USER, known_hosts, remote_dir, ssh_env, sshd,  # noqa: E402,F401
                   sshd_factory, tcp_proxy)
 
+
 def pytest_addoption(parser):
     parser.addoption("--serial-only", action="store_true",
                      help="run only the tests marked `serial` (tests/run.sh's second pass)")
