@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -243,3 +245,6 @@ def test_run_measures_both_routes_and_reports_them(tmp_path):
     assert "# Converters: onnx2tf vs litert-torch" in (run_dir / "report.md").read_text()
     assert "converters (McNemar between routes)" in proc.stdout
     assert (run_dir / "models/resnet18/resnet18.litert-torch.int8.tflite").is_file()
+    # without --remote-dir the agent worked in $EDGEBENCH_REMOTE_DIR (the suite's, conftest.py)
+    device = Path.home() / os.environ["EDGEBENCH_REMOTE_DIR"] / "runs"
+    assert [p.name for p in device.iterdir() if p.name.startswith("c-")], device

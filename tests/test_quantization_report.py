@@ -17,8 +17,10 @@ def test_run_with_debug_and_int8_mixed_reports_census_layers_and_mixed(tmp_path)
     proc = run_bench_host("run", "--models", "resnet18", "--recipes", "fp32,int8,int8-mixed",
                           "--debug", "--keep-float", "2", "--img-size", "32", "--epochs", "1",
                           "--data", "phantom:120", "--results", tmp_path, "--run-id", "q",
-                          "--quiet")
+                          "--remote-dir", tmp_path / "device", "--quiet")
     assert proc.returncode == 0, proc.stderr[-2000:]
+    # --remote-dir reaches the deploy (run once parsed it and measured in the default folder)
+    assert [p.name for p in (tmp_path / "device" / "runs").iterdir() if p.name.startswith("q-")]
     run_dir = tmp_path / "q"
     models = run_dir / "models" / "resnet18"
     assert (models / "resnet18.int8.layers.csv").is_file()
